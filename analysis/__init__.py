@@ -1,0 +1,1 @@
+"""Analyses over polypipe programs (installed as ``polypipe.analysis``); they never mutate."""

@@ -1,0 +1,72 @@
+"""Prove that every access stays inside its array for concrete sizes, or show one that does not.
+
+The check is exact (isl): for each access relation, restricted to the statement's domain and
+the concrete parameter values, the set of touched elements must lie in the box
+``0 <= d_k < extent_k``. A violation is reported with one statement instance and the element it
+would touch, both computed by isl.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import islpy as isl
+
+from polypipe import ir
+from polypipe.errors import ArgumentError
+
+
+def fix_parameters(space_object, values: Mapping[str, int]) -> isl.Set:
+    """The parameter set ``{ : N = 5 and M = 3 }`` in the object's parameter space."""
+    context = isl.Set.universe(space_object.get_space().params())
+    for pos in range(context.dim(isl.dim_type.param)):
+        name = context.get_dim_name(isl.dim_type.param, pos)
+        context = context.fix_val(isl.dim_type.param, pos, isl.Val.int_from_si(
+            context.get_ctx(), values[name]))
+    return context
+
+
+def point_values(point: isl.Point, dim_type=isl.dim_type.set) -> list[int]:
+    space = point.get_space()
+    return [point.get_coordinate_val(dim_type, i).to_python() for i in range(space.dim(dim_type))]
+
+
+def describe_instance(stmt: ir.Statement, values: Sequence[int]) -> str:
+    inside = ", ".join(f"{name}={value}" for name, value in zip(stmt.iterators, values))
+    return f"{stmt.name}[{inside}]"
+
+
+def check_access_bounds(program: ir.Program, params: Mapping[str, int],
+                        extents: Mapping[str, Sequence[int]]) -> None:
+    """Raise :class:`ArgumentError` if any access falls outside its array for these sizes."""
+    for stmt in program.statements:
+        for access in stmt.accesses:
+            array = program.array(access.array)
+            if array.is_local:
+                continue
+            _check_one(stmt, access, fix_parameters(access.relation, params),
+                       tuple(extents[access.array]))
+
+
+def _check_one(stmt: ir.Statement, access: ir.Access, param_values: isl.Set,
+               shape: tuple[int, ...]) -> None:
+    relation = access.relation.intersect_params(param_values)
+    touched = relation.range()
+    box_text = " and ".join(f"0 <= d{k} < {extent}" for k, extent in enumerate(shape))
+    dims = ", ".join(f"d{k}" for k in range(len(shape)))
+    box = isl.Set(f"{{ {access.array}[{dims}] : {box_text or 'true'} }}")
+    box = box.align_params(touched.get_space()).intersect_params(param_values)
+    outside = touched.subtract(box)
+    if outside.is_empty():
+        return
+    element = outside.sample_point()
+    element_set = isl.Set.from_point(element)
+    instance = relation.intersect_range(element_set).domain().sample_point()
+    index = point_values(element)
+    where = f" (line {stmt.location.line}: {stmt.source})" if stmt.location else ""
+    verb = "writes" if access.is_write else "reads"
+    raise ArgumentError(
+        f"{describe_instance(stmt, point_values(instance))}{where} {verb} "
+        f"{access.array}[{', '.join(map(str, index))}], outside {access.array}'s shape "
+        f"{tuple(shape)}; the arrays are too small for these sizes",
+        stmt.location)

@@ -1,0 +1,1 @@
+"""Code generation (installed as ``polypipe.codegen``): isl AST, C printer, CPU runner."""

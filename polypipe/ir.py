@@ -1,0 +1,342 @@
+"""The polyhedral model of a loop nest: parameters, arrays, statements, schedule.
+
+All nodes are frozen dataclasses; polyhedral content lives in isl objects. Transformations build
+new objects instead of editing these. Dataclasses that hold isl objects compare by identity
+(``eq=False``): isl equality is a question for isl (``is_equal``), not for ``==``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterator, Union
+
+import islpy as isl
+
+from .errors import SourceLocation
+
+# --------------------------------------------------------------------------------------------
+# Value expressions (the right-hand side of a statement)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Access:
+    """One read or write of an array element (or of a local scalar, a rank-0 array).
+
+    ``indices`` are isl quasi-affine expressions (text) in the statement's iterators and the
+    parameters; ``relation`` is the exact access relation ``S[i, ..] -> A[..]`` restricted to the
+    statement's domain.
+    """
+
+    array: str
+    indices: tuple[str, ...]
+    relation: isl.Map
+    is_write: bool
+    location: SourceLocation | None = None
+
+    def __str__(self) -> str:
+        return f"{self.array}[{', '.join(self.indices)}]"
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Union[int, float, bool]
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    """A symbolic size parameter used as a value."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class IterRef:
+    """A loop variable used as a value."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ScalarArg:
+    """A scalar argument that is a value (not a size parameter), e.g. ``alpha``."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Read:
+    access: Access
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # '-', '+', 'not'
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # '+', '-', '*', '/', '//', '%', '**'
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str  # '<', '<=', '>', '>=', '==', '!='
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # 'and', 'or'
+    operands: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Select:
+    """``then if cond else otherwise``: a data-dependent choice."""
+
+    cond: "Expr"
+    then: "Expr"
+    otherwise: "Expr"
+
+
+@dataclass(frozen=True)
+class Call:
+    """A pure function: ``func`` is canonical (``sqrt``, ``min``, ``float``, ...).
+
+    ``origin`` is ``'math'``, ``'numpy'`` or ``'builtin'``; it decides the result type the way
+    Python does (``math.sqrt`` returns a Python float, ``np.sqrt`` keeps float32).
+    """
+
+    func: str
+    args: tuple["Expr", ...]
+    origin: str
+
+
+Expr = Union[Const, ParamRef, IterRef, ScalarArg, Read, Unary, Binary, Compare, BoolOp, Select, Call]
+
+
+def walk_expr(expr: Expr) -> Iterator[Expr]:
+    """Every node of an expression tree, parents before children, left to right."""
+    yield expr
+    children: tuple = ()
+    if isinstance(expr, Unary):
+        children = (expr.operand,)
+    elif isinstance(expr, (Binary, Compare)):
+        children = (expr.left, expr.right)
+    elif isinstance(expr, BoolOp):
+        children = expr.operands
+    elif isinstance(expr, Select):
+        children = (expr.cond, expr.then, expr.otherwise)
+    elif isinstance(expr, Call):
+        children = expr.args
+    for child in children:
+        yield from walk_expr(child)
+
+
+_PRECEDENCE = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "//": 6,
+               "%": 6, "neg": 7, "**": 8}
+
+
+def format_expr(expr: Expr, parent: int = 0) -> str:
+    """Python-like text of an expression, parenthesised only where needed."""
+    if isinstance(expr, Const):
+        return repr(expr.value)
+    if isinstance(expr, (ParamRef, IterRef, ScalarArg)):
+        return expr.name
+    if isinstance(expr, Read):
+        return str(expr.access)
+    if isinstance(expr, Call):
+        prefix = {"math": "math.", "numpy": "np."}.get(expr.origin, "")
+        return f"{prefix}{expr.func}({', '.join(format_expr(a) for a in expr.args)})"
+    if isinstance(expr, Select):
+        text = f"{format_expr(expr.then, 1)} if {format_expr(expr.cond, 1)} else {format_expr(expr.otherwise)}"
+        return f"({text})" if parent else text
+    if isinstance(expr, Unary):
+        prec = _PRECEDENCE["not" if expr.op == "not" else "neg"]
+        op = "not " if expr.op == "not" else expr.op
+        text = f"{op}{format_expr(expr.operand, prec)}"
+    elif isinstance(expr, BoolOp):
+        prec = _PRECEDENCE[expr.op]
+        text = f" {expr.op} ".join(format_expr(o, prec + 1) for o in expr.operands)
+    elif isinstance(expr, Compare):
+        prec = _PRECEDENCE["cmp"]
+        text = f"{format_expr(expr.left, prec + 1)} {expr.op} {format_expr(expr.right, prec + 1)}"
+    else:
+        assert isinstance(expr, Binary)
+        prec = _PRECEDENCE[expr.op]
+        right_prec = prec + 1 if expr.op != "**" else prec
+        left_prec = prec if expr.op != "**" else prec + 1
+        text = f"{format_expr(expr.left, left_prec)} {expr.op} {format_expr(expr.right, right_prec)}"
+    return f"({text})" if prec < parent else text
+
+
+# --------------------------------------------------------------------------------------------
+# Program structure
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A symbolic size. ``source`` is ``("shape", array, dim)`` or ``("argument", name)``."""
+
+    name: str
+    source: tuple
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A function argument: ``kind`` is ``'array'``, ``'param'`` (int size) or ``'scalar'``."""
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Array:
+    """An array of the program. Local scalars are rank-0 arrays with ``is_local``.
+
+    ``shape`` names the parameter bound to each dimension, or ``None`` where no binding exists
+    (the extent is then only known from the argument at run time). ``dtype`` is a NumPy dtype
+    name once the program is specialised for concrete arguments.
+    """
+
+    name: str
+    rank: int
+    shape: tuple[str | None, ...]
+    is_local: bool = False
+    dtype: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Statement:
+    """One assignment: ``target op= value`` (``op`` is ``None`` for a plain assignment).
+
+    ``domain`` is the iteration domain, tuple name = ``name``, one dimension per enclosing loop
+    named after the loop variable and holding its value. ``reads`` lists every read in
+    evaluation order (for an augmented assignment the target's read comes first).
+    """
+
+    name: str
+    iterators: tuple[str, ...]
+    domain: isl.Set
+    target: Access
+    op: str | None
+    value: Expr
+    reads: tuple[Access, ...]
+    location: SourceLocation | None = None
+    source: str = ""
+
+    @property
+    def accesses(self) -> tuple[Access, ...]:
+        return self.reads + (self.target,)
+
+    def __str__(self) -> str:
+        op = f"{self.op}=" if self.op else "="
+        return f"{self.name}: {self.target} {op} {format_expr(self.value)}"
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A loop nest as a polyhedral program.
+
+    ``schedule`` is an isl schedule tree over the statements' domains; ``context`` constrains
+    the parameters (sizes are non-negative). ``transforms`` records the transformations applied,
+    in order.
+    """
+
+    name: str
+    arguments: tuple[Argument, ...]
+    parameters: tuple[Parameter, ...]
+    arrays: tuple[Array, ...]
+    statements: tuple[Statement, ...]
+    schedule: isl.Schedule
+    context: isl.Set
+    filename: str = "<unknown>"
+    transforms: tuple[str, ...] = field(default=())
+
+    # -- lookup -------------------------------------------------------------------------------
+    def array(self, name: str) -> Array:
+        for array in self.arrays:
+            if array.name == name:
+                return array
+        raise KeyError(name)
+
+    def statement(self, name: str) -> Statement:
+        for stmt in self.statements:
+            if stmt.name == name:
+                return stmt
+        raise KeyError(name)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    # -- union views --------------------------------------------------------------------------
+    @property
+    def domain(self) -> isl.UnionSet:
+        result = isl.UnionSet.empty(self.context.get_space())
+        for stmt in self.statements:
+            result = result.union(isl.UnionSet.from_set(stmt.domain))
+        return result
+
+    def _union_of(self, maps) -> isl.UnionMap:
+        result = isl.UnionMap.empty(self.context.get_space())
+        for relation in maps:
+            result = result.union(isl.UnionMap.from_map(relation))
+        return result
+
+    @property
+    def reads(self) -> isl.UnionMap:
+        """Every read access relation, statement instance -> array element."""
+        return self._union_of(a.relation for s in self.statements for a in s.reads)
+
+    @property
+    def writes(self) -> isl.UnionMap:
+        """Every write access relation, statement instance -> array element."""
+        return self._union_of(s.target.relation for s in self.statements)
+
+    @property
+    def schedule_map(self) -> isl.UnionMap:
+        """The schedule as a flat map from statement instances to time vectors."""
+        return self.schedule.get_map()
+
+    def with_dtypes(self, dtypes: dict[str, str]) -> "Program":
+        """The same program with array dtypes fixed (local scalars keep theirs)."""
+        arrays = tuple(replace(a, dtype=dtypes.get(a.name, a.dtype)) for a in self.arrays)
+        return replace(self, arrays=arrays)
+
+    # -- display ------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        lines = [f"program {self.name}({', '.join(a.name for a in self.arguments)})"]
+        params = ", ".join(_describe_parameter(p) for p in self.parameters) or "none"
+        lines.append(f"  parameters: {params}")
+        lines.append(f"  context: {self.context}")
+        lines.append("  arrays:")
+        for array in self.arrays:
+            dims = ", ".join(d if d is not None else "?" for d in array.shape)
+            kind = "local scalar" if array.is_local else f"[{dims}]"
+            dtype = f" {array.dtype}" if array.dtype else ""
+            lines.append(f"    {array.name}: {kind}{dtype}")
+        lines.append("  statements:")
+        for stmt in self.statements:
+            where = f"  (line {stmt.location.line})" if stmt.location else ""
+            lines.append(f"    {stmt}{where}")
+            lines.append(f"      domain: {stmt.domain}")
+            for access in stmt.reads:
+                lines.append(f"      read:   {access.relation}")
+            lines.append(f"      write:  {stmt.target.relation}")
+        lines.append(f"  schedule: {self.schedule_map}")
+        if self.transforms:
+            lines.append("  transforms: " + "; ".join(self.transforms))
+        return "\n".join(lines)
+
+
+def _describe_parameter(param: Parameter) -> str:
+    if param.source[0] == "shape":
+        return f"{param.name} = {param.source[1]}.shape[{param.source[2]}]"
+    return f"{param.name} (argument)"
