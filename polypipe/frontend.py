@@ -155,13 +155,16 @@ class _NameClassifier:
         in_affine: set[str] = set()
         assigned: dict[str, ast.AST] = {}
         self._collect_shape_bindings()
+        # In `A[i][j]` the inner `A[i]` is part of one access, not an access of its own.
+        inner = {id(n.value) for n in ast.walk(self.func) if isinstance(n, ast.Subscript)}
         for node in ast.walk(self.func):
             if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
                 self.names.loop_vars.add(node.target.id)
-            if isinstance(node, ast.Subscript) and not self._is_shape_subscript(node):
+            if isinstance(node, ast.Subscript) and id(node) not in inner \
+                    and not _is_shape_attribute(node.value):
                 base, indices = flatten_subscript(node)
                 if isinstance(base, ast.Name):
-                    rank = _subscript_rank(indices)
+                    rank = len(indices)
                     previous = subscripted.get(base.id)
                     if previous is not None and previous[0] != rank:
                         raise self.error(node, f"array `{base.id}` is indexed with {rank} "
@@ -180,6 +183,11 @@ class _NameClassifier:
                 for target in targets:
                     if isinstance(target, ast.Name) and not is_shape_binding(node):
                         assigned.setdefault(target.id, target)
+        for name, node in assigned.items():
+            if name in subscripted and name not in self.names.arguments:
+                raise self.error(node, f"`{name}` is created inside the kernel and subscripted; "
+                                       "local arrays are not supported: create work arrays "
+                                       "outside and pass them in as arguments")
         self._classify_arrays(subscripted)
         for name in self.names.arguments:
             if name in self.names.arrays:
@@ -287,9 +295,6 @@ class _NameClassifier:
             return node.value.value.id, node.slice.value
         raise self.error(node, "expected `A.shape`, `A.shape[d]` or `len(A)`")
 
-    def _is_shape_subscript(self, node: ast.Subscript) -> bool:
-        return _is_shape_attribute(node.value)
-
 
 def is_shape_binding(node: ast.AST) -> bool:
     """``N, M = A.shape``, ``N = A.shape[0]``, ``n = len(x)`` or a tuple of those."""
@@ -334,10 +339,6 @@ def flatten_subscript(node: ast.Subscript) -> tuple[ast.AST, list[ast.AST]]:
         indices = part + indices
         node = node.value
     return node, indices
-
-
-def _subscript_rank(indices: list[ast.AST]) -> int:
-    return len(indices)
 
 
 # --------------------------------------------------------------------------------------------

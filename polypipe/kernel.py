@@ -120,6 +120,7 @@ class Kernel:
         self.program: ir.Program = build_program(func)
         self._executables: dict[tuple, Any] = {}
         self._checked_sizes: set[tuple] = set()
+        self._seen: dict[tuple, Any] = {}
         functools.update_wrapper(self, func)
 
     def __repr__(self) -> str:
@@ -131,7 +132,16 @@ class Kernel:
             return
         if backend != "c":
             raise PolypipeError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-        executable = self._prepare(args)
+        # Fast path: arguments that look exactly like an earlier call's (dtypes, shapes,
+        # layout flags, scalar types, integer values) reuse its checks and executable.
+        key = tuple([(a.dtype, a.shape, a.flags.num) if type(a) is np.ndarray
+                     else (type(a), a if isinstance(a, int) else None) for a in args])
+        executable = self._seen.get(key)
+        if executable is None:
+            executable = self._prepare(args)
+            if len(self._seen) >= 256:  # varying int scalars must not grow this forever
+                self._seen.clear()
+            self._seen[key] = executable
         executable.run(args)
 
     def reference(self, *args) -> Any:
@@ -169,6 +179,9 @@ class CpuExecutable:
         self._array_slots = [names.index(n) for n in abi.arrays]
         self._int_getters = self._int_layout(program, abi, names)
         self._float_slots = [names.index(n) for n in abi.float_scalars]
+        self._pointer_type = ctypes.c_void_p * max(len(self._array_slots), 1)
+        self._int_type = ctypes.c_int64 * max(len(self._int_getters), 1)
+        self._float_type = ctypes.c_double * max(len(self._float_slots), 1)
 
     @staticmethod
     def _int_layout(program: ir.Program, abi, names: list[str]):
@@ -196,13 +209,11 @@ class CpuExecutable:
         return cls(typed, source, abi, load_kernel(source))
 
     def run(self, args: tuple) -> None:
-        pointers = (ctypes.c_void_p * max(len(self._array_slots), 1))(
-            *[args[slot].ctypes.data for slot in self._array_slots])
-        ints = (ctypes.c_int64 * max(len(self._int_getters), 1))(
-            *[(args[slot].shape[dim] if dim is not None else int(args[slot]))
-              for slot, dim in self._int_getters])
-        floats = (ctypes.c_double * max(len(self._float_slots), 1))(
-            *[float(args[slot]) for slot in self._float_slots])
+        pointers = self._pointer_type(
+            *[args[slot].__array_interface__["data"][0] for slot in self._array_slots])
+        ints = self._int_type(*[(args[slot].shape[dim] if dim is not None else int(args[slot]))
+                                for slot, dim in self._int_getters])
+        floats = self._float_type(*[float(args[slot]) for slot in self._float_slots])
         self.function(pointers, ints, floats)
 
 

@@ -1,0 +1,39 @@
+"""Shared test helpers: run a kernel compiled and as plain Python on copies of the same inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import polypipe as pp
+
+
+def copy_args(args):
+    return [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+
+
+def max_relative_error(got, want) -> float:
+    """Largest |got - want| over max(1, |want|max), NaNs required in the same places."""
+    if want.size == 0:
+        return 0.0
+    assert np.array_equal(np.isnan(got), np.isnan(want)), "NaNs differ"
+    scale = max(1.0, float(np.nanmax(np.abs(want))) if not np.all(np.isnan(want)) else 1.0)
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    return float(np.nanmax(diff)) / scale if not np.all(np.isnan(diff)) else 0.0
+
+
+def tolerance(dtype) -> float:
+    return 1e-4 if np.dtype(dtype) == np.float32 else 1e-9
+
+
+def assert_matches_python(k: pp.Kernel, args, dtype=np.float64, backend: str = "c") -> None:
+    """Run ``k`` compiled and ``k.python`` on equal inputs; every array must agree."""
+    compiled = copy_args(args)
+    reference = copy_args(args)
+    k(*compiled, backend=backend)
+    with np.errstate(all="ignore"):
+        k.python(*reference)
+    for index, (got, want) in enumerate(zip(compiled, reference)):
+        if isinstance(want, np.ndarray):
+            error = max_relative_error(got, want)
+            assert error <= tolerance(dtype), (
+                f"argument {index} ({k.program.arguments[index].name}) differs: {error:.3e}")
