@@ -350,6 +350,7 @@ def flatten_subscript(node: ast.Subscript) -> tuple[ast.AST, list[ast.AST]]:
 class _Loop:
     var: str
     step: int
+    ident: str = ""
 
 
 @dataclass
@@ -387,6 +388,7 @@ class _Builder:
         self.params = names.parameters
         self.param_prefix = f"[{', '.join(self.params)}] -> " if self.params else ""
         self.statements: list[ir.Statement] = []
+        self.loop_count = 0
 
     def error(self, node: ast.AST, message: str) -> FrontendError:
         return FrontendError(message, self.source.location(node))
@@ -492,12 +494,14 @@ class _Builder:
         loop_set = self._isl_set(inner, constraint, call)
         extended = scope.condition.add_dims(isl.dim_type.set, 1).set_dim_name(
             isl.dim_type.set, len(outer), var)
-        inner_scope = _Scope(loops=scope.loops + [_Loop(var, step)],
+        loop = _Loop(var, step, f"L{self.loop_count}")
+        self.loop_count += 1
+        inner_scope = _Scope(loops=scope.loops + [loop],
                              condition=extended.intersect(loop_set))
         children = self._body(node.body, inner_scope)
         if not children:
             return []
-        return [_ScheduleNode(loop=_Loop(var, step), children=children)]
+        return [_ScheduleNode(loop=loop, children=children)]
 
     def _constant_int(self, node: ast.AST, what: str) -> int:
         value = self._constant_value(node)
@@ -693,7 +697,8 @@ class _Builder:
         statement = ir.Statement(name=name, iterators=tuple(iterators), domain=domain,
                                  target=target, op=op, value=value, reads=tuple(reads),
                                  location=self.source.location(node),
-                                 source=self.source.segment(node))
+                                 source=self.source.segment(node),
+                                 loop_ids=tuple(loop.ident for loop in scope.loops))
         self.statements.append(statement)
         return statement
 

@@ -35,6 +35,8 @@ class Access:
     location: SourceLocation | None = None
 
     def __str__(self) -> str:
+        if not self.indices:
+            return self.array
         return f"{self.array}[{', '.join(self.indices)}]"
 
 
@@ -203,6 +205,11 @@ class Array:
     ``shape`` names the parameter bound to each dimension, or ``None`` where no binding exists
     (the extent is then only known from the argument at run time). ``dtype`` is a NumPy dtype
     name once the program is specialised for concrete arguments.
+
+    Buffers created by promotion have ``memory`` ``"shared"`` (one per block) or ``"register"``
+    (one per thread), constant ``extents``, and for register buffers ``thread_dims`` leading
+    dimensions indexed by the thread coordinates: the CPU emulation keeps every thread's
+    registers side by side, the CUDA printer drops those dimensions.
     """
 
     name: str
@@ -210,6 +217,14 @@ class Array:
     shape: tuple[str | None, ...]
     is_local: bool = False
     dtype: str | None = None
+    memory: str = "global"
+    extents: tuple[int, ...] | None = None
+    thread_dims: int = 0
+
+    @property
+    def is_buffer(self) -> bool:
+        """A staging buffer made by promotion (constant ``extents``), not a user array."""
+        return self.memory in ("shared", "register")
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,6 +234,11 @@ class Statement:
     ``domain`` is the iteration domain, tuple name = ``name``, one dimension per enclosing loop
     named after the loop variable and holding its value. ``reads`` lists every read in
     evaluation order (for an augmented assignment the target's read comes first).
+
+    ``kind`` is ``"compute"`` for user statements, ``"copy"`` for a copy into or out of a
+    buffer and ``"async_copy"`` for a global -> shared copy that completes at a later wait.
+    ``loop_ids`` names the enclosing loops (unique per loop of the source), outer to inner, so
+    analyses can tell whether two statements share a loop.
     """
 
     name: str
@@ -230,6 +250,8 @@ class Statement:
     reads: tuple[Access, ...]
     location: SourceLocation | None = None
     source: str = ""
+    kind: str = "compute"
+    loop_ids: tuple[str, ...] = ()
 
     @property
     def accesses(self) -> tuple[Access, ...]:
@@ -238,6 +260,36 @@ class Statement:
     def __str__(self) -> str:
         op = f"{self.op}=" if self.op else "="
         return f"{self.name}: {self.target} {op} {format_expr(self.value)}"
+
+
+@dataclass(frozen=True, eq=False)
+class Sync:
+    """A synchronisation statement of a GPU program: ``barrier`` (all threads of a block),
+    ``commit`` (close this thread's group of asynchronous copies) or ``wait`` (block until at
+    most ``pending`` of this thread's committed groups are still in flight)."""
+
+    name: str
+    domain: isl.Set
+    kind: str
+    pending: int = 0
+
+    def __str__(self) -> str:
+        suffix = f"({self.pending})" if self.kind == "wait" else ""
+        return f"{self.name}: {self.kind}{suffix}"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a GPU program is launched: the thread block shape (outer to inner)."""
+
+    threads: tuple[int, ...]
+
+    @property
+    def thread_count(self) -> int:
+        count = 1
+        for extent in self.threads:
+            count *= extent
+        return count
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,6 +310,8 @@ class Program:
     context: isl.Set
     filename: str = "<unknown>"
     transforms: tuple[str, ...] = field(default=())
+    syncs: tuple[Sync, ...] = field(default=())
+    launch: Launch | None = None
 
     # -- lookup -------------------------------------------------------------------------------
     def array(self, name: str) -> Array:
@@ -277,10 +331,17 @@ class Program:
         return tuple(p.name for p in self.parameters)
 
     # -- union views --------------------------------------------------------------------------
+    def sync(self, name: str) -> Sync:
+        for sync in self.syncs:
+            if sync.name == name:
+                return sync
+        raise KeyError(name)
+
     @property
     def domain(self) -> isl.UnionSet:
+        """Every statement instance (synchronisation statements included)."""
         result = isl.UnionSet.empty(self.context.get_space())
-        for stmt in self.statements:
+        for stmt in (*self.statements, *self.syncs):
             result = result.union(isl.UnionSet.from_set(stmt.domain))
         return result
 
@@ -320,6 +381,8 @@ class Program:
         for array in self.arrays:
             dims = ", ".join(d if d is not None else "?" for d in array.shape)
             kind = "local scalar" if array.is_local else f"[{dims}]"
+            if array.is_buffer:
+                kind = f"{array.memory} buffer {list(array.extents or ())}"
             dtype = f" {array.dtype}" if array.dtype else ""
             lines.append(f"    {array.name}: {kind}{dtype}")
         lines.append("  statements:")
@@ -330,6 +393,9 @@ class Program:
             for access in stmt.reads:
                 lines.append(f"      read:   {access.relation}")
             lines.append(f"      write:  {stmt.target.relation}")
+        for sync in self.syncs:
+            lines.append(f"    {sync}")
+            lines.append(f"      domain: {sync.domain}")
         lines.append(f"  schedule: {self.schedule_map}")
         if self.transforms:
             lines.append("  transforms: " + "; ".join(self.transforms))
