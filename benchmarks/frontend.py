@@ -56,18 +56,9 @@ def measure(case):
     first = time.perf_counter() - start
     cached = median_call(lambda: k(*args))
     executable = next(iter(k._seen.values()))
-    raw_args = _raw_arguments(executable, args)
+    raw_args = executable.packer.pack(tuple(args))
     loop = median_call(lambda: executable.function(*raw_args))
     return model, first, cached, loop
-
-
-def _raw_arguments(executable, args):
-    pointers = executable._pointer_type(
-        *[args[s].__array_interface__["data"][0] for s in executable._array_slots])
-    ints = executable._int_type(*[(args[s].shape[d] if d is not None else int(args[s]))
-                                  for s, d in executable._int_getters])
-    floats = executable._float_type(*[float(args[s]) for s in executable._float_slots])
-    return pointers, ints, floats
 
 
 def main(names):

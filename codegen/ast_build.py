@@ -26,7 +26,7 @@ class StatementInstance:
     ``iterator_exprs`` maps a statement iterator name to its value as an ``isl.AstExpr``.
     """
 
-    statement: ir.Statement
+    statement: "ir.Statement | ir.Sync"
     access_exprs: dict[int, isl.AstExpr]
     iterator_exprs: dict[str, isl.AstExpr]
 
@@ -39,7 +39,7 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
     """
     schedule = schedule if schedule is not None else program.schedule
     context = context if context is not None else program.context
-    by_name = {s.name: s for s in program.statements}
+    by_name = {s.name: s for s in (*program.statements, *program.syncs)}
     ctx = context.get_ctx()
 
     def at_each_domain(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:
@@ -48,11 +48,14 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
         to_domain = isl.PwMultiAff.from_map(
             isl.Map.from_union_map(build.get_schedule()).reverse())
         accesses = {}
-        for access in stmt.accesses:
+        for access in getattr(stmt, "accesses", ()):
             index = isl.PwMultiAff.from_map(access.relation).pullback_pw_multi_aff(to_domain)
             accesses[id(access)] = build.access_from_pw_multi_aff(index)
+        names = stmt.iterators if isinstance(stmt, ir.Statement) else [
+            stmt.domain.get_dim_name(isl.dim_type.set, pos)
+            for pos in range(stmt.domain.dim(isl.dim_type.set))]
         iterators = {name: build.expr_from_pw_aff(to_domain.get_pw_aff(pos))
-                     for pos, name in enumerate(stmt.iterators)}
+                     for pos, name in enumerate(names)}
         instance = StatementInstance(stmt, accesses, iterators)
         return node.set_annotation(isl.Id(f"pp_{stmt.name}", user=instance, context=ctx))
 

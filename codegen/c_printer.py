@@ -75,8 +75,9 @@ class KernelABI:
 
 
 def kernel_abi(program: ir.Program, scalar_types: dict[str, VType]) -> KernelABI:
-    arrays = tuple(a.name for a in program.arrays if not a.is_local)
-    extents = tuple((a.name, d) for a in program.arrays if not a.is_local for d in range(a.rank))
+    user_arrays = [a for a in program.arrays if not a.is_local and a.memory == "global"]
+    arrays = tuple(a.name for a in user_arrays)
+    extents = tuple((a.name, d) for a in user_arrays for d in range(a.rank))
     scalars = [arg.name for arg in program.arguments if arg.kind == "scalar"]
     return KernelABI(arrays, extents, program.parameter_names,
                      tuple(s for s in scalars if not scalar_types[s].is_float),
@@ -229,12 +230,18 @@ class CPrinter:
         info = self.program.array(array)
         if info.is_local:
             return c_name("local", array)
+        return f"{c_name('array', array)}[{self.linear_index(info, indices)}]"
+
+    def linear_index(self, info: ir.Array, indices: list[str]) -> str:
+        """Row-major offset; buffers have constant extents, user arrays run-time ones."""
         if not indices:
-            return f"{c_name('array', array)}[0]"
+            return "0"
         linear = indices[0]
         for dim, index in enumerate(indices[1:], start=1):
-            linear = f"({linear} * {self.extent(array, dim)} + {index})"
-        return f"{c_name('array', array)}[{linear}]"
+            extent = (str(info.extents[dim]) if info.extents is not None
+                      else self.extent(info.name, dim))
+            linear = f"({linear} * {extent} + {index})"
+        return linear
 
     # -- statements and their values -----------------------------------------------------------
     def statement(self, instance: StatementInstance) -> str:

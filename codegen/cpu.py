@@ -61,7 +61,12 @@ def compile_shared_library(source: str, flags: tuple[str, ...] = C_FLAGS) -> Pat
     return library
 
 
-def load_kernel(source: str, symbol: str = "pp_kernel"):
+KERNEL_ARGTYPES = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+EMULATION_ARGTYPES = KERNEL_ARGTYPES + (ctypes.c_char_p,)
+
+
+def load_kernel(source: str, symbol: str = "pp_kernel", argtypes=KERNEL_ARGTYPES,
+                restype=None):
     """The ctypes function for ``symbol`` in ``source``, compiled once per process and source."""
     library = compile_shared_library(source)
     handle = _loaded.get(str(library))
@@ -69,6 +74,6 @@ def load_kernel(source: str, symbol: str = "pp_kernel"):
         handle = ctypes.CDLL(str(library))
         _loaded[str(library)] = handle
     function = getattr(handle, symbol)
-    function.restype = None
-    function.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+    function.restype = restype
+    function.argtypes = argtypes
     return function

@@ -167,6 +167,33 @@ class Kernel:
         return self._prepare(args).source
 
 
+class ArgumentPacker:
+    """Packs call arguments into the generated function's three arrays (see KernelABI)."""
+
+    def __init__(self, program: ir.Program, abi):
+        names = [a.name for a in program.arguments]
+        self._array_slots = [names.index(n) for n in abi.arrays]
+        layout = [(names.index(a), d) for a, d in abi.extents]
+        for name in abi.params:
+            source = program.parameters[program.parameter_names.index(name)].source
+            layout.append((names.index(source[1]), source[2]) if source[0] == "shape"
+                          else (names.index(name), None))
+        layout += [(names.index(n), None) for n in abi.int_scalars]
+        self._int_getters = layout
+        self._float_slots = [names.index(n) for n in abi.float_scalars]
+        self._pointer_type = ctypes.c_void_p * max(len(self._array_slots), 1)
+        self._int_type = ctypes.c_int64 * max(len(self._int_getters), 1)
+        self._float_type = ctypes.c_double * max(len(self._float_slots), 1)
+
+    def pack(self, args: tuple):
+        pointers = self._pointer_type(
+            *[args[slot].__array_interface__["data"][0] for slot in self._array_slots])
+        ints = self._int_type(*[(args[slot].shape[dim] if dim is not None else int(args[slot]))
+                                for slot, dim in self._int_getters])
+        floats = self._float_type(*[float(args[slot]) for slot in self._float_slots])
+        return pointers, ints, floats
+
+
 class CpuExecutable:
     """A program compiled for one dtype signature, callable with matching arguments."""
 
@@ -175,24 +202,7 @@ class CpuExecutable:
         self.source = source
         self.abi = abi
         self.function = function
-        names = [a.name for a in program.arguments]
-        self._array_slots = [names.index(n) for n in abi.arrays]
-        self._int_getters = self._int_layout(program, abi, names)
-        self._float_slots = [names.index(n) for n in abi.float_scalars]
-        self._pointer_type = ctypes.c_void_p * max(len(self._array_slots), 1)
-        self._int_type = ctypes.c_int64 * max(len(self._int_getters), 1)
-        self._float_type = ctypes.c_double * max(len(self._float_slots), 1)
-
-    @staticmethod
-    def _int_layout(program: ir.Program, abi, names: list[str]):
-        """How to fill pp_ints from the arguments: (argument slot, dimension or None)."""
-        layout = [(names.index(a), d) for a, d in abi.extents]
-        for name in abi.params:
-            source = program.parameters[program.parameter_names.index(name)].source
-            layout.append((names.index(source[1]), source[2]) if source[0] == "shape"
-                          else (names.index(name), None))
-        layout += [(names.index(n), None) for n in abi.int_scalars]
-        return layout
+        self.packer = ArgumentPacker(program, abi)
 
     @classmethod
     def build(cls, program: ir.Program, binding: Binding) -> "CpuExecutable":
@@ -209,12 +219,7 @@ class CpuExecutable:
         return cls(typed, source, abi, load_kernel(source))
 
     def run(self, args: tuple) -> None:
-        pointers = self._pointer_type(
-            *[args[slot].__array_interface__["data"][0] for slot in self._array_slots])
-        ints = self._int_type(*[(args[slot].shape[dim] if dim is not None else int(args[slot]))
-                                for slot, dim in self._int_getters])
-        floats = self._float_type(*[float(args[slot]) for slot in self._float_slots])
-        self.function(pointers, ints, floats)
+        self.function(*self.packer.pack(args))
 
 
 def kernel(func: Callable) -> Kernel:

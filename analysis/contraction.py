@@ -1,0 +1,247 @@
+"""Recognise contraction loop nests: outputs indexed by some loops, reduced over the others.
+
+A top-level loop nest is a contraction when exactly one statement (the *update*) reads and
+writes the same element of an accumulator and has loops that do not index that element (the
+reduction loops), and every other statement of the nest touches exactly one accumulator element
+per instance (initialisations before the update, epilogues after it). Matrix multiply, batched
+matrix multiply, convolutions and each nest of 2mm/3mm have this shape. A local scalar
+accumulator (``acc = 0; for k: acc += ...; C[i, j] = acc``) is expanded over the loops that
+enclose all its uses.
+
+Everything here is read off the model with isl; a nest of another shape gets a
+:class:`~polypipe.errors.ScheduleError` that says which condition failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import islpy as isl
+
+from polypipe import ir
+from polypipe.errors import ScheduleError
+
+
+@dataclass(frozen=True, eq=False)
+class Contraction:
+    """One contraction nest, with the accumulator element of every statement instance.
+
+    ``output_iterators[d]`` is the update's iterator that indexes accumulator dimension ``d``
+    (the element is ``iterator + output_offsets[d]``); ``reduction_iterators`` are the update's
+    other iterators in loop order: the last one is streamed (tiled by the reduction tile), the
+    others run as sequential loops around the pipeline. ``element_of`` maps each statement of
+    the nest to its accumulator element relation.
+    """
+
+    program: ir.Program              # the program, with a local accumulator expanded
+    statements: tuple[str, ...]      # the nest's statements, in source order
+    update: str
+    accumulator: str
+    output_iterators: tuple[str, ...]
+    output_offsets: tuple[int, ...]
+    reduction_iterators: tuple[str, ...]
+    element_of: dict[str, isl.Map]
+    expanded_local: str | None = None   # the local scalar accumulator that was expanded
+    expanded_array: str | None = None   # ... and the array it became
+
+    @property
+    def rank(self) -> int:
+        return len(self.output_iterators)
+
+    @property
+    def inits(self) -> tuple[str, ...]:
+        index = self.statements.index(self.update)
+        return self.statements[:index]
+
+    @property
+    def epilogues(self) -> tuple[str, ...]:
+        index = self.statements.index(self.update)
+        return self.statements[index + 1:]
+
+
+def top_level_nests(program: ir.Program) -> list[list[ir.Statement]]:
+    """Statements grouped by their outermost loop, in source order."""
+    groups: list[list[ir.Statement]] = []
+    current: str | None = None
+    for stmt in program.statements:
+        if not stmt.loop_ids:
+            raise ScheduleError(
+                f"{stmt.name} (line {stmt.location.line if stmt.location else '?'}: "
+                f"{stmt.source}) is outside every loop; a GPU program is made of loop nests "
+                "only: compute it before calling the kernel or move it into a nest",
+                stmt.location)
+        if stmt.loop_ids[0] != current:
+            groups.append([])
+            current = stmt.loop_ids[0]
+        groups[-1].append(stmt)
+    return groups
+
+
+def _where(stmt: ir.Statement) -> str:
+    line = f"line {stmt.location.line}: " if stmt.location else ""
+    return f"{stmt.name} ({line}{stmt.source})"
+
+
+def _unit_index(access: ir.Access, stmt: ir.Statement) -> tuple[list[str], list[int]]:
+    """For ``C[i, j + 1]``: (["i", "j"], [0, 1]); refuses anything but iterator + constant."""
+    pma = isl.PwMultiAff.from_map(access.relation)
+    iterators, offsets = [], []
+    for dim in range(pma.dim(isl.dim_type.out)):
+        pieces = pma.get_pw_aff(dim).get_pieces()
+        affs = {str(aff) for _, aff in pieces}
+        if len(affs) != 1:
+            raise ScheduleError(f"{_where(stmt)}: accumulator index {dim} is piecewise")
+        aff = pieces[0][1]
+        used = [k for k in range(aff.dim(isl.dim_type.in_))
+                if not aff.get_coefficient_val(isl.dim_type.in_, k).is_zero()]
+        params = [k for k in range(aff.dim(isl.dim_type.param))
+                  if not aff.get_coefficient_val(isl.dim_type.param, k).is_zero()]
+        if (len(used) != 1 or params or aff.dim(isl.dim_type.div)
+                or not aff.get_coefficient_val(isl.dim_type.in_, used[0]).is_one()):
+            raise ScheduleError(
+                f"{_where(stmt)}: accumulator subscript {dim} of {access} must be a loop "
+                "variable plus a constant, so that each output element belongs to one thread")
+        iterators.append(stmt.iterators[used[0]])
+        offsets.append(aff.get_constant_val().to_python())
+    if len(set(iterators)) != len(iterators):
+        raise ScheduleError(f"{_where(stmt)}: {access} uses one loop variable twice")
+    return iterators, offsets
+
+
+def _expand_local(program: ir.Program, nest: list[ir.Statement], local: str
+                  ) -> tuple[ir.Program, list[ir.Statement]]:
+    """Give a local scalar accumulator one element per iteration of its enclosing loops.
+
+    The loops that enclose every use of the local become its dimensions; each use indexes it
+    with its own iterators of those loops. Whether that keeps the program's meaning is not
+    assumed here: the GPU proof compares the dataflow with the original program's.
+    """
+    users = [s for s in program.statements if any(a.array == local for a in s.accesses)]
+    outside = [s for s in users if s not in nest]
+    if outside:
+        raise ScheduleError(f"local `{local}` is also used by {_where(outside[0])}, outside "
+                            "this loop nest; it cannot become a per-output accumulator")
+    common = list(users[0].loop_ids)
+    for stmt in users[1:]:
+        prefix = 0
+        while (prefix < min(len(common), len(stmt.loop_ids))
+               and common[prefix] == stmt.loop_ids[prefix]):
+            prefix += 1
+        common = common[:prefix]
+    if not common:
+        raise ScheduleError(f"the uses of local `{local}` share no loop; it is not a "
+                            "per-output accumulator")
+    depth = len(common)
+    expanded_name = f"{local}_x"
+    new_statements = []
+    for stmt in program.statements:
+        if stmt not in users:
+            new_statements.append(stmt)
+            continue
+        iterators = stmt.iterators[:depth]
+
+        def expand(access: ir.Access) -> ir.Access:
+            if access.array != local:
+                return access
+            text = (f"{{ {stmt.name}[{', '.join(stmt.iterators)}] -> "
+                    f"{expanded_name}[{', '.join(iterators)}] }}")
+            relation = isl.Map(text).align_params(stmt.domain.get_space()).intersect_domain(
+                stmt.domain)
+            return replace(access, array=expanded_name, indices=tuple(iterators),
+                           relation=relation)
+
+        reads = tuple(expand(a) for a in stmt.reads)
+        mapping = {id(old): new for old, new in zip(stmt.reads, reads)}
+        new_statements.append(replace(stmt, target=expand(stmt.target), reads=reads,
+                                      value=_rewrite_reads(stmt.value, mapping)))
+    arrays = tuple(a for a in program.arrays if a.name != local) + (
+        ir.Array(expanded_name, depth, (None,) * depth, is_local=False, memory="local"),)
+    expanded = replace(program, statements=tuple(new_statements), arrays=arrays)
+    names = {s.name for s in nest}
+    return expanded, [s for s in expanded.statements if s.name in names]
+
+
+def _rewrite_reads(expr: ir.Expr, mapping: dict[int, ir.Access]) -> ir.Expr:
+    """The expression with each read replaced as ``mapping`` (keyed by old access id) says."""
+    if isinstance(expr, ir.Read):
+        return ir.Read(mapping.get(id(expr.access), expr.access))
+    if isinstance(expr, ir.Unary):
+        return ir.Unary(expr.op, _rewrite_reads(expr.operand, mapping))
+    if isinstance(expr, ir.Binary):
+        return ir.Binary(expr.op, _rewrite_reads(expr.left, mapping),
+                         _rewrite_reads(expr.right, mapping))
+    if isinstance(expr, ir.Compare):
+        return ir.Compare(expr.op, _rewrite_reads(expr.left, mapping),
+                          _rewrite_reads(expr.right, mapping))
+    if isinstance(expr, ir.BoolOp):
+        return ir.BoolOp(expr.op, tuple(_rewrite_reads(o, mapping) for o in expr.operands))
+    if isinstance(expr, ir.Select):
+        return ir.Select(_rewrite_reads(expr.cond, mapping), _rewrite_reads(expr.then, mapping),
+                         _rewrite_reads(expr.otherwise, mapping))
+    if isinstance(expr, ir.Call):
+        return ir.Call(expr.func, tuple(_rewrite_reads(a, mapping) for a in expr.args),
+                       expr.origin)
+    return expr
+
+
+rewrite_reads = _rewrite_reads
+
+
+def recognise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:
+    """The contraction structure of one top-level nest, or a ScheduleError saying why not."""
+    updates = []
+    for stmt in nest:
+        target = stmt.target
+        rereads = [a for a in stmt.reads if a.array == target.array
+                   and a.relation.is_equal(target.relation)]
+        if rereads and len(stmt.iterators) > 0:
+            updates.append(stmt)
+    reducing = []
+    for stmt in updates:
+        if stmt.target.indices == () and program.array(stmt.target.array).is_local:
+            reducing.append(stmt)
+            continue
+        iterators, _ = _unit_index(stmt.target, stmt)
+        if len(iterators) < len(stmt.iterators):
+            reducing.append(stmt)
+    if len(reducing) != 1:
+        first = nest[0]
+        if not reducing:
+            raise ScheduleError(
+                f"the loop nest starting at {_where(first)} has no reduction statement "
+                "(`acc[...] += ...` over loops that do not index acc); polypipe.optimize maps "
+                "contractions (matrix multiply, convolution, ...) to the GPU")
+        names = ", ".join(s.name for s in reducing)
+        raise ScheduleError(f"the loop nest starting at {_where(first)} has several reduction "
+                            f"statements ({names}); write one contraction per loop nest")
+    update = reducing[0]
+    expanded_local = None
+    if program.array(update.target.array).is_local:
+        expanded_local = update.target.array
+        program, nest = _expand_local(program, nest, expanded_local)
+        update = next(s for s in nest if s.name == update.name)
+    accumulator = update.target.array
+    output_iterators, offsets = _unit_index(update.target, update)
+    if len(output_iterators) < 2:
+        raise ScheduleError(f"{_where(update)}: the accumulator {update.target} has "
+                            f"{len(output_iterators)} dimension(s); GPU tiling needs at least "
+                            "two output dimensions (rows and columns)")
+    reduction = tuple(i for i in update.iterators if i not in output_iterators)
+    element_of: dict[str, isl.Map] = {}
+    for stmt in nest:
+        touching = [a for a in stmt.accesses if a.array == accumulator]
+        if not touching:
+            raise ScheduleError(f"{_where(stmt)} does not touch the accumulator "
+                                f"`{accumulator}` of {_where(update)}; a GPU kernel holds one "
+                                "contraction: split the nest")
+        relation = touching[0].relation
+        if any(not a.relation.is_equal(relation) for a in touching[1:]):
+            raise ScheduleError(f"{_where(stmt)} touches several elements of `{accumulator}`")
+        if stmt is not update and not relation.is_injective():
+            raise ScheduleError(f"{_where(stmt)} touches each element of `{accumulator}` more "
+                                "than once; only the update statement may loop over a "
+                                "reduction")
+        element_of[stmt.name] = relation
+    return Contraction(program, tuple(s.name for s in nest), update.name, accumulator,
+                       tuple(output_iterators), tuple(offsets), reduction, element_of,
+                       expanded_local, accumulator if expanded_local else None)

@@ -1,0 +1,80 @@
+"""GPU mapping configurations and target limits, validated before any schedule is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ScheduleError
+
+
+@dataclass(frozen=True)
+class GpuTarget:
+    """Limits of the GPU the schedule is built for (defaults: an H100, sm_90)."""
+
+    name: str = "sm_90"
+    shared_bytes: int = 227 * 1024     # per block, opt-in maximum
+    registers_per_thread: int = 255
+    max_threads: int = 1024
+
+
+H100 = GpuTarget()
+A100 = GpuTarget(name="sm_80", shared_bytes=163 * 1024)
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    """How a contraction is mapped to the GPU.
+
+    ``block`` = (BM, BN): the output tile of one thread block (rows, columns of the two
+    innermost output dimensions; outer output dimensions get one block each). ``threads`` =
+    (TM, TN): the thread block shape; each thread computes (BM/TM) x (BN/TN) outputs.
+    ``reduction`` = BK: the tile of the innermost reduction loop streamed through shared memory.
+    ``shared_stages``: buffers in flight in shared memory (1 = no pipelining).
+    ``register_stages``: fragment buffers in flight in registers (1 = no prefetch).
+    """
+
+    block: tuple[int, int] = (64, 64)
+    threads: tuple[int, int] = (16, 16)
+    reduction: int = 16
+    shared_stages: int = 3
+    register_stages: int = 2
+    target: GpuTarget = H100
+
+    @property
+    def thread_tile(self) -> tuple[int, int]:
+        return (self.block[0] // self.threads[0], self.block[1] // self.threads[1])
+
+    @property
+    def thread_count(self) -> int:
+        return self.threads[0] * self.threads[1]
+
+    def validate(self) -> None:
+        """Refuse configurations that cannot be honoured, saying why."""
+        problems = []
+        for label, values in (("block", self.block), ("threads", self.threads)):
+            if len(values) != 2 or any(not isinstance(v, int) or v < 1 for v in values):
+                problems.append(f"{label}={values!r} must be two positive integers")
+        if not isinstance(self.reduction, int) or self.reduction < 1:
+            problems.append(f"reduction={self.reduction!r} must be a positive integer")
+        for label, value in (("shared_stages", self.shared_stages),
+                             ("register_stages", self.register_stages)):
+            if not isinstance(value, int) or value < 1:
+                problems.append(f"{label}={value!r} must be at least 1 (1 = no pipelining)")
+        if problems:
+            raise ScheduleError("invalid GpuConfig: " + "; ".join(problems))
+        for axis, (tile, count) in enumerate(zip(self.block, self.threads)):
+            if tile % count:
+                raise ScheduleError(
+                    f"invalid GpuConfig: block[{axis}]={tile} is not a multiple of "
+                    f"threads[{axis}]={count}; each thread must own a whole number of outputs")
+        if self.thread_count > self.target.max_threads:
+            raise ScheduleError(f"invalid GpuConfig: {self.thread_count} threads per block "
+                                f"exceed the {self.target.max_threads} of {self.target.name}")
+        if self.register_stages > self.reduction:
+            raise ScheduleError(
+                f"invalid GpuConfig: register_stages={self.register_stages} exceeds the "
+                f"{self.reduction} reduction steps of a shared tile (reduction={self.reduction})")
+
+    def describe(self) -> str:
+        return (f"block={self.block} threads={self.threads} reduction={self.reduction} "
+                f"shared_stages={self.shared_stages} register_stages={self.register_stages}")

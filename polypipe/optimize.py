@@ -1,0 +1,201 @@
+"""``polypipe.optimize``: a program -> GPU kernels with proved multi-level pipelining.
+
+Before::
+
+    for i in range(NI):                      # gemm, source order
+        for j in range(NJ):  C[i, j] *= beta
+        for k in range(NK):
+            for j in range(NJ):  C[i, j] += alpha * A[i, k] * B[k, j]
+
+After ``optimize(gemm.program, GpuConfig(block=(64, 64), threads=(16, 16), reduction=16,
+shared_stages=3, register_stages=2))``: one kernel whose blocks own 64x64 tiles of C, whose
+256 threads each accumulate a 4x4 sub-tile in registers, with tiles of A and B streamed through
+3 shared-memory buffers by asynchronous copies and through 2 register fragments, every
+transformation proved (see :mod:`polypipe.analysis.gpu_proof`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import ir
+from .errors import PolypipeError, ScheduleError
+from .gpu_config import GpuConfig
+from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
+
+OPTIMIZED_BACKENDS = ("emulate",)
+
+
+def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict[str, str]:
+    """dtype of every buffer: its source array's (or the local accumulator's inferred type)."""
+    from polypipe.codegen.value_types import TypeEnv
+
+    dtypes = dict(binding.dtypes)
+    for op in kernel.operands:
+        dtypes[op.shared] = dtypes[op.array]
+        dtypes[op.register] = dtypes[op.array]
+    contraction = kernel.contraction
+    if contraction.expanded_local:
+        env = TypeEnv(typed_original, dict(binding.scalar_types))
+        vtype = env.storage_type(contraction.expanded_local)
+        dtypes[kernel.accumulator_buffer] = {("f", 32): "float32", ("f", 64): "float64",
+                                             ("i", 32): "int32", ("i", 64): "int64",
+                                             ("b", 8): "int32"}[(vtype.kind, vtype.bits)]
+    else:
+        dtypes[kernel.accumulator_buffer] = dtypes[contraction.accumulator]
+    return dtypes
+
+
+@dataclass(eq=False)
+class _Emulated:
+    kernels: list[tuple[Any, Any, Any]]   # (function, packer, source)
+
+
+@dataclass(eq=False)
+class OptimizedProgram:
+    """The GPU kernels of a program, one per top-level loop nest, in order."""
+
+    original: ir.Program
+    config: GpuConfig
+    kernels: tuple
+    proofs: tuple = field(default=())
+    _compiled: dict = field(default_factory=dict)
+    _checked: set = field(default_factory=set)
+
+    def describe(self) -> str:
+        lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), "
+                 f"{self.config.describe()}"]
+        for kernel in self.kernels:
+            c = kernel.contraction
+            lines.append(f"  {kernel.name}: accumulator {c.accumulator} over "
+                         f"({', '.join(c.output_iterators)}), reduction "
+                         f"({', '.join(c.reduction_iterators)}); registers hold "
+                         f"{kernel.accumulator_buffer}")
+            for op in kernel.operands:
+                lines.append(f"    {op.array}: shared {op.shared} x{self.config.shared_stages} "
+                             f"stages, registers {op.register} x{self.config.register_stages}")
+            for read, reason in kernel.unpromoted:
+                lines.append(f"    {read}: stays in global memory ({reason})")
+        for proof in self.proofs:
+            lines.append(f"  proof: {proof}")
+        return "\n".join(lines)
+
+    def run(self, *args, backend: str = "emulate", thread_order: str = "scrambled",
+            seed: int = 0) -> None:
+        """Run every kernel in order on ``args`` (in place, like the Python function)."""
+        if backend not in OPTIMIZED_BACKENDS:
+            raise PolypipeError(f"unknown backend {backend!r} for an optimized program; "
+                                f"available: {', '.join(OPTIMIZED_BACKENDS)}")
+        from polypipe.analysis.bounds import check_access_bounds
+        from polypipe.codegen.emulate import run_emulated
+
+        binding = bind_arguments(self.original, args)
+        sizes = (tuple(binding.params.items()), tuple(binding.extents.items()))
+        if sizes not in self._checked:
+            check_access_bounds(self.original, binding.params, binding.extents)
+            self._check_sizes(binding)
+            self._checked.add(sizes)
+        key = (binding.signature, thread_order, seed)
+        emulated = self._compiled.get(key)
+        if emulated is None:
+            emulated = self._build_emulation(binding, thread_order, seed)
+            self._compiled[key] = emulated
+        for function, packer, _ in emulated.kernels:
+            run_emulated(function, *packer.pack(args))
+
+    def emulation_source(self, *args, thread_order: str = "scrambled", seed: int = 0) -> str:
+        """The C of every kernel's emulation for these arguments' dtypes."""
+        binding = bind_arguments(self.original, args)
+        emulated = self._build_emulation(binding, thread_order, seed)
+        return "\n\n".join(source for _, _, source in emulated.kernels)
+
+    def _check_sizes(self, binding: Binding) -> None:
+        """Refuse what the concrete sizes make impossible (too many stages, shared memory)."""
+        from polypipe.analysis.bounds import fix_parameters
+
+        for kernel in self.kernels:
+            itemsize = max(np.dtype(d).itemsize for a, d in binding.dtypes)
+            needed = kernel.shared_bytes(itemsize)
+            if needed > self.config.target.shared_bytes:
+                raise ScheduleError(
+                    f"{kernel.name}: {self.config.shared_stages} shared stages need {needed} "
+                    f"bytes of shared memory per block, more than the "
+                    f"{self.config.target.shared_bytes} of {self.config.target.name}; at most "
+                    f"{max_shared_stages(kernel, itemsize)} stages fit")
+            update = kernel.program.statement(kernel.contraction.update)
+            rk = kernel.contraction.reduction_iterators[-1]
+            domain = update.domain.intersect_params(fix_parameters(update.domain,
+                                                                   binding.params))
+            if domain.is_empty():
+                continue
+            position = update.iterators.index(rk)
+            low = domain.dim_min_val(position).to_python()
+            high = domain.dim_max_val(position).to_python()
+            trips = high // self.config.reduction - low // self.config.reduction + 1
+            if self.config.shared_stages > max(trips, 1) + 1:
+                raise ScheduleError(
+                    f"{kernel.name}: shared_stages={self.config.shared_stages} exceeds what the "
+                    f"reduction loop {rk} can fill: it has {trips} tile(s) of "
+                    f"{self.config.reduction} at these sizes, so at most {trips + 1} stages "
+                    "can ever be in flight")
+
+    def _build_emulation(self, binding: Binding, thread_order: str, seed: int) -> _Emulated:
+        from polypipe.codegen.ast_build import build_ast
+        from polypipe.codegen.c_printer import kernel_abi
+        from polypipe.codegen.cpu import EMULATION_ARGTYPES, load_kernel
+        from polypipe.codegen.emulate import EmulationPrinter
+        from polypipe.codegen.value_types import TypeEnv
+        import ctypes
+
+        typed_original = self.original.with_dtypes(dict(binding.dtypes))
+        scalar_types = dict(binding.scalar_types)
+        compiled = []
+        for kernel in self.kernels:
+            typed = kernel.program.with_dtypes(_buffer_dtypes(kernel, typed_original, binding))
+            types = TypeEnv(typed, scalar_types)
+            abi = kernel_abi(typed, scalar_types)
+            printer = EmulationPrinter(typed, types, abi, thread_order=thread_order, seed=seed,
+                                       block_dims=kernel.contraction.rank)
+            source = printer.translation_unit(build_ast(typed))
+            function = load_kernel(source, argtypes=EMULATION_ARGTYPES, restype=ctypes.c_int)
+            compiled.append((function, ArgumentPacker(typed, abi), source))
+        return _Emulated(compiled)
+
+
+def max_shared_stages(kernel, itemsize: int) -> int:
+    per_stage = kernel.shared_bytes(itemsize) // max(kernel.config.shared_stages, 1)
+    if per_stage == 0:
+        return kernel.config.shared_stages
+    return kernel.config.target.shared_bytes // per_stage
+
+
+def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
+             prove: bool = True) -> OptimizedProgram:
+    """Map every top-level loop nest of ``program`` to a pipelined GPU kernel.
+
+    Each nest must be a contraction (see :mod:`polypipe.analysis.contraction`); a nest of
+    another shape, or a configuration that cannot be honoured, raises ScheduleError with the
+    reason. With ``prove`` (the default) every kernel is proved equivalent to the source
+    before it is returned (LegalityError with a counterexample otherwise).
+    """
+    from polypipe.analysis.contraction import recognise, top_level_nests
+    from .gpu_schedule import build_gpu_kernel
+
+    if isinstance(program, Kernel):
+        program = program.program
+    config = config or GpuConfig()
+    config.validate()
+    kernels = []
+    for index, nest in enumerate(top_level_nests(program)):
+        contraction = recognise(program, nest)
+        kernels.append(build_gpu_kernel(contraction, config, f"{program.name}_k{index}"))
+    proofs = []
+    if prove:
+        from polypipe.analysis.gpu_proof import prove_kernel
+
+        for kernel in kernels:
+            proofs.append(prove_kernel(program, kernel))
+    return OptimizedProgram(program, config, tuple(kernels), tuple(proofs))
