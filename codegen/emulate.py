@@ -107,9 +107,12 @@ static void pp_check_write(pp_state *st, int64_t tid, int32_t buf, int64_t idx) 
   pp_shadow *sh = &st->shadow[buf][idx];
   char text[512];
   if (sh->r_epoch == st->epoch && sh->r_tid != tid) {
+    char reader[32];
+    if (sh->r_tid < 0) snprintf(reader, sizeof reader, "several threads");
+    else snprintf(reader, sizeof reader, "thread %d", sh->r_tid);
     snprintf(text, sizeof text, "missing barrier: thread %lld overwrites %s[%lld], read by "
-             "thread %d with no barrier in between", (long long)tid, st->names[buf],
-             (long long)idx, sh->r_tid);
+             "%s with no barrier in between", (long long)tid, st->names[buf],
+             (long long)idx, reader);
     pp_fail(st, text);
   } else if ((sh->w_epoch == st->epoch && sh->w_tid != tid) || (sh->pending && sh->pending_tid != tid)) {
     snprintf(text, sizeof text, "missing barrier: threads %lld and %d both write %s[%lld] "

@@ -65,6 +65,12 @@ class GpuKernel:
     copy_in: bool
     copy_out: bool
     unpromoted: tuple[tuple[str, str], ...] = field(default=())  # (read, reason)
+    # Instance -> coordinates, for the proofs: block, thread, and (outer reduction, pipeline
+    # iteration T) of the main-loop statements.
+    block_of: isl.UnionMap | None = None
+    thread_of: isl.UnionMap | None = None
+    iteration_of: isl.UnionMap | None = None
+    waits_after_commit: frozenset = frozenset()
 
     @property
     def name(self) -> str:
@@ -477,8 +483,23 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
         transforms=program.transforms + (f"gpu_map({config.describe()})",))
     schedule = _schedule_tree(gpu_program, tx, schedule_pieces, c)
     gpu_program = replace(gpu_program, schedule=schedule)
+    waits_after_commit = frozenset(
+        sync.name for sync in syncs if sync.kind == "wait" and sync_phases[sync.name] == PHASE_COPY)
     return GpuKernel(gpu_program, c, config, tuple(operands), acc_buffer, copy_in, copy_out,
-                     tuple(unpromoted))
+                     tuple(unpromoted),
+                     block_of=_coordinates(schedule_pieces, tx.prefix, lambda p: p["block"]),
+                     thread_of=_coordinates(schedule_pieces, tx.prefix, lambda p: p["thread"]),
+                     iteration_of=_coordinates(
+                         schedule_pieces, tx.prefix,
+                         lambda p: (p["outer"] + p["T"]) if "T" in p else None),
+                     waits_after_commit=waits_after_commit)
+
+
+def _coordinates(pieces: dict[str, dict], prefix: str, pick) -> isl.UnionMap:
+    """``{ instance -> [coordinates] }`` over every statement ``pick`` gives coordinates for."""
+    parts = [f"{piece['instance']} -> [{', '.join(pick(piece))}]"
+             for piece in pieces.values() if pick(piece)]
+    return isl.UnionMap(prefix + "{ " + "; ".join(parts) + " }")
 
 
 def _name_dims(s: isl.Set, names: list[str]) -> isl.Set:
