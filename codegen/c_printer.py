@@ -75,7 +75,8 @@ class KernelABI:
 
 
 def kernel_abi(program: ir.Program, scalar_types: dict[str, VType]) -> KernelABI:
-    user_arrays = [a for a in program.arrays if not a.is_local and a.memory == "global"]
+    user_arrays = [a for a in program.arrays
+                   if not a.is_local and a.memory == "global" and a.accessed]
     arrays = tuple(a.name for a in user_arrays)
     extents = tuple((a.name, d) for a in user_arrays for d in range(a.rank))
     scalars = [arg.name for arg in program.arguments if arg.kind == "scalar"]

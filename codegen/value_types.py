@@ -90,7 +90,7 @@ class TypeEnv:
         self.scalars = scalar_types
         self.arrays: dict[str, VType] = {}
         for array in program.arrays:
-            if not array.is_local:
+            if not array.is_local and array.accessed:
                 assert array.dtype is not None, f"array {array.name} has no dtype yet"
                 self.arrays[array.name] = from_dtype(array.dtype)
         self._infer_locals()

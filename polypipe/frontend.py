@@ -122,6 +122,8 @@ class _Names:
     shape_params: dict[str, tuple] = field(default_factory=dict)  # param -> ("shape", A, dim)
     int_params: list[str] = field(default_factory=list)
     scalars: list[str] = field(default_factory=list)             # value arguments
+    unused: list[str] = field(default_factory=list)              # never referenced
+    shape_only: set[str] = field(default_factory=set)            # arrays never subscripted
     locals: list[str] = field(default_factory=list)              # local scalar names
     loop_vars: set[str] = field(default_factory=set)
     constants: dict[str, object] = field(default_factory=dict)   # module-level numbers
@@ -189,8 +191,12 @@ class _NameClassifier:
                                        "local arrays are not supported: create work arrays "
                                        "outside and pass them in as arguments")
         self._classify_arrays(subscripted)
+        used = {n.id for n in ast.walk(self.func) if isinstance(n, ast.Name)}
         for name in self.names.arguments:
             if name in self.names.arrays:
+                continue
+            if name not in used:
+                self.names.unused.append(name)
                 continue
             if name in assigned:
                 raise self.error(assigned[name], f"argument `{name}` is reassigned; a kernel may "
@@ -230,12 +236,18 @@ class _NameClassifier:
                                        "only index arrays passed as arguments (create work "
                                        "arrays outside and pass them in)")
             self.names.arrays[name] = rank
+        # Arrays only used for their shape: the rank is what the bindings show (exact when
+        # `.shape` is unpacked, a lower bound otherwise).
         for param, (_, array, dim) in self.names.shape_params.items():
-            if array not in self.names.arrays:
-                if array not in self.names.arguments:
-                    raise self.error(self.func, f"`{param}` takes its value from the shape of "
-                                                f"`{array}`, which is not an argument")
-                self.names.arrays[array] = self._binding_ranks.get(array, dim + 1)
+            if array in subscripted:
+                continue
+            if array not in self.names.arguments:
+                raise self.error(self.func, f"`{param}` takes its value from the shape of "
+                                            f"`{array}`, which is not an argument")
+            self.names.shape_only.add(array)
+            self.names.arrays[array] = max(self.names.arrays.get(array, 0),
+                                           self._binding_ranks.get(array, dim + 1))
+        for param, (_, array, dim) in self.names.shape_params.items():
             rank = self.names.arrays[array]
             declared = self._binding_ranks.get(array)
             if declared is not None and declared != rank:
@@ -947,11 +959,13 @@ def build_program(func: Callable) -> ir.Program:
         for param, (_, array, dim) in names.shape_params.items():
             if array == name:
                 shape[dim] = param
-        arrays.append(ir.Array(name, names.arrays[name], tuple(shape)))
+        arrays.append(ir.Array(name, names.arrays[name], tuple(shape),
+                               accessed=name not in names.shape_only))
     arrays.extend(ir.Array(name, 0, (), is_local=True) for name in names.locals)
     arguments = tuple(
         ir.Argument(n, "array" if n in names.arrays else
-                    "param" if n in names.int_params else "scalar")
+                    "param" if n in names.int_params else
+                    "unused" if n in names.unused else "scalar")
         for n in names.arguments)
     return ir.Program(name=tree.name, arguments=arguments, parameters=parameters,
                       arrays=tuple(arrays), statements=statements, schedule=schedule,

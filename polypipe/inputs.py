@@ -89,13 +89,17 @@ def random_arguments(program: ir.Program, sizes: Mapping[str, int], dtype="float
     args = []
     for arg in program.arguments:
         if arg.kind == "array":
-            shape = extents[arg.name]
+            shape = tuple(1 if extent == 0 and not program.array(arg.name).accessed and
+                          program.array(arg.name).shape[dim] is None else extent
+                          for dim, extent in enumerate(extents[arg.name]))
             if np.dtype(dtype).kind == "f":
                 args.append(rng.random(shape).astype(dtype))
             else:
                 args.append(rng.integers(0, 10, size=shape).astype(dtype))
         elif arg.kind == "param":
             args.append(params[arg.name])
+        elif arg.kind == "unused":
+            args.append(None)
         else:
             args.append(float(scalars.get(arg.name, rng.uniform(0.5, 1.5))))
     return args

@@ -192,7 +192,8 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Argument:
-    """A function argument: ``kind`` is ``'array'``, ``'param'`` (int size) or ``'scalar'``."""
+    """A function argument: ``kind`` is ``'array'``, ``'param'`` (int size), ``'scalar'`` (a
+    value) or ``'unused'`` (never referenced by the body: accepted and ignored)."""
 
     name: str
     kind: str
@@ -210,6 +211,9 @@ class Array:
     (one per thread), constant ``extents``, and for register buffers ``thread_dims`` leading
     dimensions indexed by the thread coordinates: the CPU emulation keeps every thread's
     registers side by side, the CUDA printer drops those dimensions.
+
+    An argument array that is never subscripted (only its shape is used) has ``accessed``
+    False: any array-like with enough dimensions is accepted for it, and ``rank`` is a minimum.
     """
 
     name: str
@@ -220,6 +224,7 @@ class Array:
     memory: str = "global"
     extents: tuple[int, ...] | None = None
     thread_dims: int = 0
+    accessed: bool = True
 
     @property
     def is_buffer(self) -> bool:

@@ -71,6 +71,13 @@ def bind_arguments(program: ir.Program, args: tuple) -> Binding:
         if array.is_local:
             continue
         value = by_name[array.name]
+        if not array.accessed:
+            shape = getattr(value, "shape", None)
+            if shape is None or len(shape) < array.rank:
+                raise ArgumentError(f"argument `{array.name}` must be an array with at least "
+                                    f"{array.rank} dimension(s) (its shape gives sizes)")
+            extents[array.name] = tuple(shape)
+            continue
         if not isinstance(value, np.ndarray):
             raise ArgumentError(f"argument `{array.name}` must be a NumPy array (it is "
                                 f"subscripted in {program.name}), got {type(value).__name__}")
