@@ -15,13 +15,20 @@ builds its polyhedral model (``kernel.program``) and runs it as compiled code::
 from .errors import (ArgumentError, CodegenError, FrontendError, KernelRuntimeError,
                      LegalityError, PolypipeError, ScheduleError, SourceLocation)
 from .frontend import build_program
+from .gpu_config import A100, H100, GpuConfig, GpuTarget
 from .ir import Program
 from .kernel import Kernel, kernel
+from .optimize import OptimizedProgram, optimize
+from .analysis.dependences import Dependence, Dependences, dependences
+from .analysis.legality import DependenceViolation, check_schedule
+from .analysis.pipelinable import PipelineCandidate, pipelinable_reads
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArgumentError", "CodegenError", "FrontendError", "Kernel", "KernelRuntimeError",
-    "LegalityError", "PolypipeError", "Program", "ScheduleError", "SourceLocation",
-    "build_program", "kernel",
+    "A100", "ArgumentError", "CodegenError", "Dependence", "DependenceViolation", "Dependences",
+    "FrontendError", "GpuConfig", "GpuTarget", "H100", "Kernel", "KernelRuntimeError",
+    "LegalityError", "OptimizedProgram", "PipelineCandidate", "PolypipeError", "Program",
+    "ScheduleError", "SourceLocation", "build_program", "check_schedule", "dependences",
+    "kernel", "optimize", "pipelinable_reads",
 ]

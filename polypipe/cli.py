@@ -1,7 +1,11 @@
 """The ``polypipe`` command line.
 
     polypipe show FILE.py[:KERNEL]                      print the polyhedral model
-    polypipe run FILE.py[:KERNEL] --size N=64 --check   run on random inputs, compare, time
+    polypipe deps FILE.py[:KERNEL] [--format text|dot|svg|png] [-o OUT]   dependences
+    polypipe pipeline FILE.py[:KERNEL] [--config ...] [--timeline OUT.svg]
+                                                        pipelinable reads, GPU buffers, timeline
+    polypipe run FILE.py[:KERNEL] --size N=64 --check [--backend emulate --config ...]
+                                                        run on random inputs, compare, time
     polypipe demo                                       walk through the embedded GEMM example
 """
 
@@ -108,7 +112,7 @@ def _fmt_time(seconds: float) -> str:
 
 def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = "float64", seed: int = 0,
                   check: bool = True, repeat: int = 3, backend: str = "c",
-                  out=None) -> bool:
+                  out=None, config=None) -> bool:
     """Run ``k`` on seeded random inputs; with ``check`` compare with the Python function.
 
     Prints the time of the Python function, of the first compiled call (code generation and
@@ -125,10 +129,19 @@ def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = "float64", seed
     names = [a.name for a in program.arguments]
     print(f"{program.name}: sizes {', '.join(f'{n}={v}' for n, v in sizes.items()) or 'none'}, "
           f"dtype {dtype}, backend {backend}", file=out)
-    first = _timed(lambda: k(*args, backend=backend))
+    if backend == "emulate":
+        from .optimize import optimize
+
+        optimized = optimize(program, config)
+        print(f"  {optimized.describe()}".replace("\n", "\n  "), file=out)
+        call = optimized.run
+    else:
+        def call(*arguments, backend=backend):
+            k(*arguments, backend=backend)
+    first = _timed(lambda: call(*args, backend=backend))
     result = [args[names.index(n)].copy() for n in outputs]
-    cached = min(_timed(lambda: k(*[a.copy() if isinstance(a, np.ndarray) else a
-                                    for a in fresh], backend=backend))
+    cached = min(_timed(lambda: call(*[a.copy() if isinstance(a, np.ndarray) else a
+                                       for a in fresh], backend=backend))
                  for _ in range(max(repeat, 1)))
     print(f"  {backend:6} first call  {_fmt_time(first)}  (model -> C -> compile -> run)",
           file=out)
@@ -176,9 +189,70 @@ def cmd_run(options) -> int:
 
     k = single_kernel(options.target)
     sizes = parse_sizes(options.size or "")
+    if options.config is not None and options.backend != "emulate":
+        raise CommandError("--config maps the kernel to the GPU: use it with --backend emulate")
     ok = run_and_check(k, sizes, dtype=options.dtype, seed=options.seed, check=options.check,
-                       repeat=options.repeat, backend=options.backend)
+                       repeat=options.repeat, backend=options.backend,
+                       config=_config(options) if options.backend == "emulate" else None)
     return 0 if ok else 1
+
+
+def _config(options):
+    from .gpu_config import parse_config
+
+    return parse_config(options.config or "")
+
+
+def cmd_deps(options) -> int:
+    from .analysis.dependences import dependences
+    from .analysis.render import export_dependences
+
+    text = export_dependences(dependences(single_kernel(options.target).program),
+                              options.format, options.output)
+    if text is not None:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_pipeline(options) -> int:
+    """Pipelinable reads of the source, and with --config the GPU kernels' buffers."""
+    from .inputs import parse_sizes
+    from .optimize import optimize
+    from .timeline import format_timeline, pipeline_timeline, write_timeline
+    from polypipe.analysis.pipeline_check import check_buffers, max_stages
+
+    from polypipe.analysis.pipelinable import format_table, pipelinable_reads
+
+    k = single_kernel(options.target)
+    print(f"{k.program.name}: reads that can be streamed along a loop")
+    print(format_table(pipelinable_reads(k.program)))
+    if options.config is None and not options.timeline:
+        return 0
+    config = _config(options)
+    optimized = optimize(k.program, config)
+    sizes = parse_sizes(options.size) if options.size else {
+        name: 256 for name in k.program.parameter_names}
+    print(f"\nGPU mapping: {config.describe()}")
+    print(optimized.describe())
+    itemsize = 8 if options.dtype == "float64" else 4
+    for kernel in optimized.kernels:
+        print(f"\n{kernel.name}: promoted buffers")
+        for verdict in check_buffers(kernel, itemsize):
+            print("  " + verdict.line())
+        limit, why = max_stages(kernel, itemsize, sizes)
+        print(f"  largest legal shared_stages at {', '.join(f'{n}={v}' for n, v in sizes.items())}"
+              f": {limit} (limited by {why})")
+        rows = pipeline_timeline(kernel, sizes)
+        print()
+        print(format_timeline(kernel, rows))
+        if options.timeline:
+            path = options.timeline
+            if len(optimized.kernels) > 1:
+                stem, dot, ext = path.rpartition(".")
+                path = f"{stem}_{kernel.name}.{ext}"
+            write_timeline(kernel, rows, path)
+            print(f"timeline written to {path}")
+    return 0
 
 
 def cmd_demo(options) -> int:
@@ -204,10 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compare with the plain Python function")
     run.add_argument("--dtype", default="float64",
                      choices=("float64", "float32", "int64", "int32"))
-    run.add_argument("--backend", default="c", choices=("c",))
+    run.add_argument("--backend", default="c", choices=("c", "emulate"),
+                     help="c: compiled C; emulate: the GPU kernels run on the CPU with GPU "
+                          "semantics (needs a contraction; see --config)")
+    run.add_argument("--config", default=None,
+                     help="GPU mapping, e.g. block=64x64,threads=16x16,reduction=16,"
+                          "shared_stages=3,register_stages=2 (defaults for the rest)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--repeat", type=int, default=3, help="cached calls to time (best kept)")
     run.set_defaults(handler=cmd_run)
+
+    deps = sub.add_parser("deps", help="show the dependences of a kernel")
+    deps.add_argument("target", help="FILE.py or FILE.py:KERNEL")
+    deps.add_argument("--format", default="text", choices=("text", "dot", "svg", "png"))
+    deps.add_argument("-o", "--output", default=None, help="output file (required for png)")
+    deps.set_defaults(handler=cmd_deps)
+
+    pipe = sub.add_parser("pipeline", help="pipelinable reads; with --config the GPU "
+                                           "buffers, stages and timeline")
+    pipe.add_argument("target", help="FILE.py or FILE.py:KERNEL")
+    pipe.add_argument("--config", default=None, help="GPU mapping (see `run --config`)")
+    pipe.add_argument("--size", default="", help="sizes for trip counts and the timeline "
+                                                 "(default: 256 for every size)")
+    pipe.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    pipe.add_argument("--timeline", default=None, help="write the timeline (.svg or .png)")
+    pipe.set_defaults(handler=cmd_pipeline)
 
     demo = sub.add_parser("demo", help="walk through the embedded GEMM example")
     demo.add_argument("--size", type=int, default=96, help="matrix size (default 96)")

@@ -78,3 +78,35 @@ class GpuConfig:
     def describe(self) -> str:
         return (f"block={self.block} threads={self.threads} reduction={self.reduction} "
                 f"shared_stages={self.shared_stages} register_stages={self.register_stages}")
+
+
+def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
+    """``"block=64x64,threads=16x16,reduction=16,shared_stages=3,register_stages=2"``.
+
+    Unnamed fields keep ``base``'s values (the default configuration when not given).
+    """
+    from dataclasses import replace
+
+    config = base or GpuConfig()
+    values: dict = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ScheduleError(f"config item {part!r} must look like NAME=VALUE")
+        try:
+            if key in ("block", "threads"):
+                pieces = value.lower().replace("*", "x").split("x")
+                values[key] = tuple(int(p) for p in pieces)
+            elif key in ("reduction", "shared_stages", "register_stages"):
+                values[key] = int(value)
+            elif key == "target":
+                targets = {"sm_90": H100, "h100": H100, "sm_80": A100, "a100": A100}
+                values[key] = targets[value.lower()]
+            else:
+                raise ScheduleError(
+                    f"unknown config item {key!r}; known: block, threads, reduction, "
+                    "shared_stages, register_stages, target")
+        except (ValueError, KeyError):
+            raise ScheduleError(f"config item {part!r} has a bad value") from None
+    return replace(config, **values)

@@ -70,6 +70,7 @@ class GpuKernel:
     block_of: isl.UnionMap | None = None
     thread_of: isl.UnionMap | None = None
     iteration_of: isl.UnionMap | None = None
+    phase_of: isl.UnionMap | None = None
     waits_after_commit: frozenset = frozenset()
 
     @property
@@ -492,6 +493,9 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                      iteration_of=_coordinates(
                          schedule_pieces, tx.prefix,
                          lambda p: (p["outer"] + p["T"]) if "T" in p else None),
+                     phase_of=_coordinates(
+                         schedule_pieces, tx.prefix,
+                         lambda p: [str(p["phase"])] if "phase" in p else None),
                      waits_after_commit=waits_after_commit)
 
 

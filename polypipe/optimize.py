@@ -114,33 +114,13 @@ class OptimizedProgram:
 
     def _check_sizes(self, binding: Binding) -> None:
         """Refuse what the concrete sizes make impossible (too many stages, shared memory)."""
-        from polypipe.analysis.bounds import fix_parameters
+        from polypipe.analysis.pipeline_check import require_stages_fit
 
+        dtypes = dict(binding.dtypes)
         for kernel in self.kernels:
-            itemsize = max(np.dtype(d).itemsize for a, d in binding.dtypes)
-            needed = kernel.shared_bytes(itemsize)
-            if needed > self.config.target.shared_bytes:
-                raise ScheduleError(
-                    f"{kernel.name}: {self.config.shared_stages} shared stages need {needed} "
-                    f"bytes of shared memory per block, more than the "
-                    f"{self.config.target.shared_bytes} of {self.config.target.name}; at most "
-                    f"{max_shared_stages(kernel, itemsize)} stages fit")
-            update = kernel.program.statement(kernel.contraction.update)
-            rk = kernel.contraction.reduction_iterators[-1]
-            domain = update.domain.intersect_params(fix_parameters(update.domain,
-                                                                   binding.params))
-            if domain.is_empty():
-                continue
-            position = update.iterators.index(rk)
-            low = domain.dim_min_val(position).to_python()
-            high = domain.dim_max_val(position).to_python()
-            trips = high // self.config.reduction - low // self.config.reduction + 1
-            if self.config.shared_stages > max(trips, 1) + 1:
-                raise ScheduleError(
-                    f"{kernel.name}: shared_stages={self.config.shared_stages} exceeds what the "
-                    f"reduction loop {rk} can fill: it has {trips} tile(s) of "
-                    f"{self.config.reduction} at these sizes, so at most {trips + 1} stages "
-                    "can ever be in flight")
+            itemsize = max(np.dtype(dtypes[op.array]).itemsize for op in kernel.operands) \
+                if kernel.operands else 4
+            require_stages_fit(kernel, itemsize, binding.params)
 
     def _build_emulation(self, binding: Binding, thread_order: str, seed: int) -> _Emulated:
         from polypipe.codegen.ast_build import build_ast
@@ -165,13 +145,6 @@ class OptimizedProgram:
         return _Emulated(compiled)
 
 
-def max_shared_stages(kernel, itemsize: int) -> int:
-    per_stage = kernel.shared_bytes(itemsize) // max(kernel.config.shared_stages, 1)
-    if per_stage == 0:
-        return kernel.config.shared_stages
-    return kernel.config.target.shared_bytes // per_stage
-
-
 def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
              prove: bool = True) -> OptimizedProgram:
     """Map every top-level loop nest of ``program`` to a pipelined GPU kernel.
@@ -192,6 +165,10 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
     for index, nest in enumerate(top_level_nests(program)):
         contraction = recognise(program, nest)
         kernels.append(build_gpu_kernel(contraction, config, f"{program.name}_k{index}"))
+    from polypipe.analysis.pipeline_check import require_stages_fit
+
+    for kernel in kernels:  # float32, the smallest element: refuse what can never fit
+        require_stages_fit(kernel, 4)
     proofs = []
     if prove:
         from polypipe.analysis.gpu_proof import prove_kernel

@@ -1,0 +1,221 @@
+"""GPU schedules run on the CPU with GPU semantics: numerics, refusals, and sync mutations."""
+
+from dataclasses import replace
+
+import islpy as isl
+import numpy as np
+import pytest
+
+import polypipe as pp
+from polypipe import GpuConfig, KernelRuntimeError, LegalityError, ScheduleError
+from polypipe.analysis.gpu_proof import prove_kernel
+from polypipe.analysis.pipeline_check import check_buffers
+from polypipe.optimize import OptimizedProgram
+from tests.kernels.contractions import CASES
+
+SIZES = dict(M=100, N=72, K=53)   # divisible by no tile
+DEFAULT = dict(block=(64, 64), threads=(16, 16), reduction=16)
+
+_optimized: dict = {}
+
+
+def optimized(name: str, config: GpuConfig) -> OptimizedProgram:
+    key = (name, config)
+    if key not in _optimized:
+        _optimized[key] = pp.optimize(pp.kernel(CASES[name].func), config)
+    return _optimized[key]
+
+
+def check_against_numpy(name: str, config: GpuConfig, dtype=np.float64, sizes=SIZES,
+                        **run_options):
+    case = CASES[name]
+    args = case.make(np.random.default_rng(0), sizes["M"], sizes["N"], sizes["K"], dtype)
+    want = case.expect([a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    optimized(name, config).run(*args, **run_options)
+    tolerance = 2e-4 if dtype == np.float32 else 1e-10
+    for index, expected in want.items():
+        scale = max(1.0, float(np.abs(expected).max()))
+        error = float(np.abs(args[index] - expected).max()) / scale
+        assert error <= tolerance, f"{name}: argument {index} off by {error:.2e}"
+
+
+@pytest.mark.parametrize("register_stages", [1, 2])
+@pytest.mark.parametrize("shared_stages", [1, 2, 3, 4])
+@pytest.mark.parametrize("name", ["gemm", "batched_gemm", "conv2d_s1", "conv2d_s2",
+                                  "gemm_tt_local", "2mm"])
+def test_pipeline_matches_numpy(name, shared_stages, register_stages):
+    config = GpuConfig(**DEFAULT, shared_stages=shared_stages, register_stages=register_stages)
+    check_against_numpy(name, config)
+
+
+@pytest.mark.parametrize("name", ["gemm", "syrk", "conv2d_s2"])
+def test_pipeline_matches_numpy_float32_small_tiles(name):
+    config = GpuConfig(block=(16, 8), threads=(4, 2), reduction=4, shared_stages=3,
+                       register_stages=2)
+    check_against_numpy(name, config, dtype=np.float32)
+
+
+@pytest.mark.parametrize("order, seed", [("forward", 0), ("reverse", 0), ("scrambled", 1),
+                                         ("scrambled", 7)])
+def test_pipeline_result_independent_of_thread_order(order, seed):
+    config = GpuConfig(block=(16, 16), threads=(4, 4), reduction=8, shared_stages=3)
+    check_against_numpy("gemm", config, thread_order=order, seed=seed)
+
+
+def test_pipeline_describe_names_buffers_and_proof():
+    text = optimized("gemm", GpuConfig(**DEFAULT)).describe()
+    assert "A: shared A_s x3 stages, registers A_r x2" in text
+    assert "B: shared B_s x3 stages" in text and "proof:" in text
+
+
+def test_pipeline_buffers_are_pipelinable():
+    kernel = optimized("gemm", GpuConfig(**DEFAULT)).kernels[0]
+    verdicts = check_buffers(kernel)
+    assert [(v.buffer, v.source, v.pipelinable) for v in verdicts] == [
+        ("A_s", "A", True), ("B_s", "B", True)]
+    assert verdicts[0].bytes_per_stage == 64 * 16 * 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals
+# ---------------------------------------------------------------------------------------------
+
+
+def writes_operand(C, A, B):
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(K):
+                C[i, j] += A[i, k] * B[k, j]
+            A[i, 0] = C[i, j]
+
+
+def stencil(A, B):
+    N = A.shape[0]
+    for i in range(1, N - 1):
+        B[i] = A[i - 1] + A[i + 1]
+
+
+def two_reductions(C, D, A, B):
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            for k in range(K):
+                C[i, j] += A[i, k] * B[k, j]
+                D[i, j] += A[i, k]
+
+
+def test_pipeline_rejects_source_written_inside_loop():
+    k = pp.kernel(writes_operand)
+    unproved = pp.optimize(k, GpuConfig(block=(8, 8), threads=(2, 2), reduction=4),
+                           prove=False)
+    assert ("A[i, k]", "A is written inside the loop nest") in unproved.kernels[0].unpromoted
+    # A[i, 0] is written by every column of outputs and read by the next: no GPU order of
+    # those instances keeps the source's dataflow, and the proof refuses with a pair.
+    with pytest.raises(LegalityError, match=r"changes where S1's read of A\[i, k\]"):
+        pp.optimize(k, GpuConfig(block=(8, 8), threads=(2, 2), reduction=4))
+
+
+def test_pipeline_rejects_non_contraction():
+    with pytest.raises(ScheduleError, match="has no reduction statement"):
+        pp.optimize(pp.kernel(stencil))
+
+
+def test_pipeline_rejects_two_reductions_in_one_nest():
+    with pytest.raises(ScheduleError, match="several reduction statements"):
+        pp.optimize(pp.kernel(two_reductions))
+
+
+def test_pipeline_rejects_too_many_stages_for_trip_count():
+    opt = pp.optimize(pp.kernel(CASES["gemm"].func), GpuConfig(**DEFAULT, shared_stages=4))
+    args = CASES["gemm"].make(np.random.default_rng(0), 30, 20, 20, np.float64)
+    with pytest.raises(ScheduleError, match=r"limited by trip count: 2 reduction tile"):
+        opt.run(*args)
+
+
+def test_pipeline_rejects_too_many_stages_for_shared_memory():
+    config = GpuConfig(block=(256, 256), threads=(16, 16), reduction=64, shared_stages=4)
+    with pytest.raises(ScheduleError, match="limited by shared memory"):
+        pp.optimize(pp.kernel(CASES["gemm"].func), config)
+
+
+def test_pipeline_rejects_float64_that_only_fits_as_float32():
+    config = GpuConfig(block=(128, 128), threads=(16, 16), reduction=32, shared_stages=3)
+    opt = pp.optimize(pp.kernel(CASES["gemm"].func), config)  # 96 KiB in float32: fits
+    args = CASES["gemm"].make(np.random.default_rng(0), 8, 8, 200, np.float64)
+    with pytest.raises(ScheduleError, match="limited by shared memory"):
+        opt.run(*args)
+
+
+@pytest.mark.parametrize("config, phrase", [
+    (dict(block=(64, 64), threads=(16, 24)), "not a multiple of threads"),
+    (dict(block=(128, 128), threads=(64, 32)), "exceed the 1024"),
+    (dict(reduction=1, register_stages=2), "exceeds the 1 reduction steps"),
+    (dict(shared_stages=0), "must be at least 1"),
+    (dict(block=(64,)), "must be two positive integers"),
+])
+def test_pipeline_rejects_invalid_config(config, phrase):
+    with pytest.raises(ScheduleError, match=phrase):
+        pp.optimize(pp.kernel(CASES["gemm"].func), GpuConfig(**config))
+
+
+def test_pipeline_rejects_buffer_read_across_iterations():
+    """A consumer reading the previous tile's slot is found and named."""
+    kernel = optimized("gemm", GpuConfig(**DEFAULT, shared_stages=3)).kernels[0]
+    program = kernel.program
+    load = program.statement("load_A")
+    read = load.reads[0]
+    wrong_slot = isl.Map(str(read.relation).replace("floor((pp_kk)/16)",
+                                                    "floor((pp_kk)/16) + 2"))
+    assert not wrong_slot.is_equal(read.relation)
+    bad_read = replace(read, relation=wrong_slot)
+    bad_load = replace(load, reads=(bad_read,), value=pp.ir.Read(bad_read))
+    statements = tuple(bad_load if s is load else s for s in program.statements)
+    mutated = replace(kernel, program=replace(program, statements=statements))
+    verdict = {v.buffer: v for v in check_buffers(mutated)}["A_s"]
+    assert not verdict.pipelinable and "read across iterations" in verdict.reason
+    with pytest.raises(LegalityError, match="changes where"):
+        prove_kernel(mutated.contraction.program, mutated)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deleting one barrier or one wait: the proof refuses and the emulation fails
+# ---------------------------------------------------------------------------------------------
+
+
+def _without(kernel, sync):
+    program = kernel.program
+    keep = program.domain.subtract(isl.UnionSet.from_set(sync.domain))
+    mutated = replace(program, syncs=tuple(s for s in program.syncs if s is not sync),
+                      schedule=program.schedule.intersect_domain(keep))
+    return replace(kernel, program=mutated)
+
+
+def _mutations():
+    for stages in (1, 2, 3):
+        config = GpuConfig(block=(16, 16), threads=(4, 4), reduction=4, shared_stages=stages)
+        opt = optimized("gemm", config)
+        for sync in opt.kernels[0].program.syncs:
+            if sync.kind in ("barrier", "wait"):
+                yield pytest.param(config, sync.name, id=f"S{stages}-{sync.name}")
+
+
+@pytest.mark.parametrize("config, sync_name", list(_mutations()))
+def test_pipeline_mutation_is_caught(config, sync_name):
+    opt = optimized("gemm", config)
+    kernel = opt.kernels[0]
+    sync = kernel.program.sync(sync_name)
+    mutated = _without(kernel, sync)
+    with pytest.raises(LegalityError, match="missing (barrier|wait)"):
+        prove_kernel(opt.original, mutated)
+    broken = OptimizedProgram(opt.original, config, (mutated,))
+    case = CASES["gemm"]
+    args = case.make(np.random.default_rng(0), 37, 29, 23, np.float64)
+    want = case.expect([a.copy() if isinstance(a, np.ndarray) else a for a in args])[2]
+    with pytest.raises(KernelRuntimeError, match=f"missing {sync.kind}"):
+        broken.run(*args)
+    if sync.kind == "wait":  # copies never landed: the numbers are wrong too
+        assert not np.allclose(args[2], want, equal_nan=False)
