@@ -61,9 +61,12 @@ def run_demo(size: int = 96, out=None) -> int:
     body = source[source.index("  for ("):source.rindex("}")]
     print(body, file=out)
 
-    config = GpuConfig(block=(32, 32), threads=(8, 8), reduction=16, shared_stages=3,
-                       register_stages=2)
-    _section("5. GPU mapping with a 3-stage shared / 2-stage register pipeline, proved", out)
+    # Three shared stages, or fewer when the reduction has too few tiles to fill them.
+    tiles = -(-sizes["NK"] // 16)
+    config = GpuConfig(block=(32, 32), threads=(8, 8), reduction=16,
+                       shared_stages=min(3, tiles + 1), register_stages=2)
+    _section(f"5. GPU mapping with a {config.shared_stages}-stage shared / 2-stage register "
+             "pipeline, proved", out)
     print(f"polypipe.optimize(gemm, GpuConfig({config.describe()})):", file=out)
     optimized = optimize(gemm.program, config)
     print(optimized.describe(), file=out)

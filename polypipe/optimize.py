@@ -109,8 +109,8 @@ class OptimizedProgram:
     def emulation_source(self, *args, thread_order: str = "scrambled", seed: int = 0) -> str:
         """The C of every kernel's emulation for these arguments' dtypes."""
         binding = bind_arguments(self.original, args)
-        emulated = self._build_emulation(binding, thread_order, seed)
-        return "\n\n".join(source for _, _, source in emulated.kernels)
+        units = self._emulation_units(binding, thread_order, seed)
+        return "\n\n".join(source for _, _, source in units)
 
     def _check_sizes(self, binding: Binding) -> None:
         """Refuse what the concrete sizes make impossible (too many stages, shared memory)."""
@@ -122,24 +122,32 @@ class OptimizedProgram:
                 if kernel.operands else 4
             require_stages_fit(kernel, itemsize, binding.params)
 
-    def _build_emulation(self, binding: Binding, thread_order: str, seed: int) -> _Emulated:
+    def _emulation_units(self, binding: Binding, thread_order: str, seed: int) -> list:
+        """(typed program, ABI, C source) of every kernel, specialised to the dtypes."""
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.c_printer import kernel_abi
-        from polypipe.codegen.cpu import EMULATION_ARGTYPES, load_kernel
         from polypipe.codegen.emulate import EmulationPrinter
         from polypipe.codegen.value_types import TypeEnv
-        import ctypes
 
         typed_original = self.original.with_dtypes(dict(binding.dtypes))
         scalar_types = dict(binding.scalar_types)
-        compiled = []
+        units = []
         for kernel in self.kernels:
             typed = kernel.program.with_dtypes(_buffer_dtypes(kernel, typed_original, binding))
-            types = TypeEnv(typed, scalar_types)
             abi = kernel_abi(typed, scalar_types)
-            printer = EmulationPrinter(typed, types, abi, thread_order=thread_order, seed=seed,
+            printer = EmulationPrinter(typed, TypeEnv(typed, scalar_types), abi,
+                                       thread_order=thread_order, seed=seed,
                                        block_dims=kernel.contraction.rank)
-            source = printer.translation_unit(build_ast(typed))
+            units.append((typed, abi, printer.translation_unit(build_ast(typed))))
+        return units
+
+    def _build_emulation(self, binding: Binding, thread_order: str, seed: int) -> _Emulated:
+        import ctypes
+
+        from polypipe.codegen.cpu import EMULATION_ARGTYPES, load_kernel
+
+        compiled = []
+        for typed, abi, source in self._emulation_units(binding, thread_order, seed):
             function = load_kernel(source, argtypes=EMULATION_ARGTYPES, restype=ctypes.c_int)
             compiled.append((function, ArgumentPacker(typed, abi), source))
         return _Emulated(compiled)
