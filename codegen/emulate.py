@@ -30,7 +30,7 @@ import islpy as isl
 from polypipe import ir
 from polypipe.errors import KernelRuntimeError
 
-from .ast_build import StatementInstance
+from .ast_build import ITERATOR_PREFIX, StatementInstance
 from .c_printer import C_PRELUDE, CPrinter, c_name
 from .value_types import statement_value
 
@@ -257,7 +257,8 @@ class EmulationPrinter(CPrinter):
                 self._block_depth = None
             self.node(node.mark_get_node(), depth)
             return
-        if name == "thread":
+        if name.startswith("thread:"):
+            self._thread_depth = int(name.split(":")[1])
             self._thread_loop_depth = len(self._threads)
             self.node(node.mark_get_node(), depth)
             self._thread_loop_depth = 0
@@ -297,14 +298,20 @@ class EmulationPrinter(CPrinter):
         All thread coordinates are enumerated through one permutation of the block's thread
         ids; each loop's own bounds and stride become guards.
         """
-        loops = []
+        # The thread loops are the loops over iterators pp_c<depth>, pp_c<depth+1>, ...; isl
+        # emits no loop for a thread dimension whose coordinate is always 0 (extent 1).
+        names = {f"{ITERATOR_PREFIX}{self._thread_depth + d}": d
+                 for d in range(len(self._threads))}
+        loops: list[tuple[isl.AstNode, int]] = []
         current = node
-        while len(loops) < len(self._threads):
-            if current.get_type() != isl.ast_node_type.for_:
+        while current.get_type() == isl.ast_node_type.for_:
+            dim = names.get(current.for_get_iterator().get_id().get_name())
+            if dim is None:
                 break
-            loops.append(current)
+            loops.append((current, dim))
             current = current.for_get_body()
-        if len(loops) != len(self._threads):
+        missing = set(range(len(self._threads))) - {dim for _, dim in loops}
+        if any(self._threads[dim] > 1 for dim in missing):
             raise AssertionError("a thread band did not become one loop per thread dimension")
         body = current
         self._thread_loop_depth = 0
@@ -316,7 +323,8 @@ class EmulationPrinter(CPrinter):
         for extent in reversed(self._threads):
             strides.insert(0, stride)
             stride *= extent
-        for loop, extent, step in zip(loops, self._threads, strides):
+        for loop, dim in loops:
+            extent, step = self._threads[dim], strides[dim]
             iterator = self.expr(loop.for_get_iterator())
             init = self.expr(loop.for_get_init())
             self._emit(depth + 1, f"const int64_t {iterator} = (pp_tid / {step}) % {extent};")

@@ -619,9 +619,13 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
         inner = _sequence(children)
         band = _band([(pieces[n]["instance"], pieces[n]["thread"]) for n in order], prefix,
                      inner, "{ atomic[0]; atomic[1] }")
-        return _mark("thread", band)
+        return _mark(f"thread:{len(tx.block_dims)}", band)
 
-    # Main loop: [outer reduction band] -> T band (separate) -> sequence of phases.
+    # Main loop: [outer reduction band] -> T band (separate) -> sequence of phases. Thread
+    # marks carry the schedule depth of their band, which is the index isl gives the loop
+    # iterators (pp_c<depth>): printers find the thread loops by name, even when isl omits
+    # the loop of a thread dimension of extent 1.
+    main_depth = len(tx.block_dims) + len(tx.r_outer) + 1
     by_phase: dict[int, list[str]] = {}
     for name in main:
         by_phase.setdefault(pieces[name]["phase"], []).append(name)
@@ -650,7 +654,7 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
         band = _band([(pieces[n]["instance"], pieces[n]["thread"]) for n in names], prefix,
                      inner, "{ atomic[0]; atomic[1] }")
         phase_children.append(_filter([pieces[n]["instance"] for n in names], prefix,
-                                      _mark("thread", band)))
+                                      _mark(f"thread:{main_depth}", band)))
     loop = _band([(pieces[n]["instance"], pieces[n]["T"]) for n in main], prefix,
                  _sequence(phase_children), "{ separate[0] }")
     if tx.r_outer:

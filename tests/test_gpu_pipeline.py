@@ -219,3 +219,37 @@ def test_pipeline_mutation_is_caught(config, sync_name):
         broken.run(*args)
     if sync.kind == "wait":  # copies never landed: the numbers are wrong too
         assert not np.allclose(args[2], want, equal_nan=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hypothesis: random contraction shapes and configurations
+# ---------------------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def shapes_and_configs(draw):
+    name = draw(st.sampled_from(["gemm", "batched_gemm", "gemm_tt_local", "syrk"]))
+    tm, tn = draw(st.sampled_from([1, 2, 4])), draw(st.sampled_from([1, 2, 4]))
+    bm, bn = tm * draw(st.sampled_from([1, 2, 4])), tn * draw(st.sampled_from([1, 2, 4]))
+    reduction = draw(st.integers(1, 8))
+    config = GpuConfig(block=(bm, bn), threads=(tm, tn), reduction=reduction,
+                       shared_stages=draw(st.integers(1, 4)),
+                       register_stages=draw(st.integers(1, min(2, reduction))))
+    sizes = dict(M=draw(st.integers(1, 40)), N=draw(st.integers(1, 40)),
+                 K=draw(st.integers(1, 40)))
+    return name, config, sizes
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=shapes_and_configs())
+def test_pipeline_random_shapes_and_configs(case):
+    name, config, sizes = case
+    tiles = -(-sizes["K"] // config.reduction)
+    if config.shared_stages > tiles + 1:
+        with pytest.raises(ScheduleError, match="limited by trip count"):
+            check_against_numpy(name, config, sizes=sizes)
+        return
+    check_against_numpy(name, config, sizes=sizes)

@@ -1,0 +1,1105 @@
+"""Schedule transformations for experts: tile, interchange, skew, split and fuse bands, fuse
+sibling loops, mark bands as GPU blocks or threads.
+
+Each transformation is one function ``Program -> Program``. It rewrites the program's schedule
+tree (``Program.schedule``, an ``isl.Schedule``), proves the new schedule legal with
+:func:`polypipe.analysis.legality.check_schedule` (every flow, anti and output dependence still
+runs forward; every band marked ``block`` or ``thread`` still carries no dependence) and returns
+a new program whose transform log ``Program.transforms`` ends with the call that made it, e.g.
+``"tile(loops=('i', 'j'), sizes=(32, 32), statement='S1')"``. The log replays with
+:func:`replay_transforms`. A refusal raises
+:class:`~polypipe.analysis.legality.DependenceViolation` (a ``LegalityError``) that quotes the
+transformation and names both statement instances, the array element they conflict on and the
+sizes it fails for; a malformed request raises :class:`~polypipe.errors.ScheduleError`.
+
+**Addressing loops.** A loop is a *band member* of the schedule tree, named after the loop
+variable it iterates for the statement (``"i"``), found on the path from the root to the
+statement's leaf. ``statement=`` chooses the statement; without it a name must mean the same
+band member for every statement that has a loop of that name (gemm's ``"k"`` does; its ``"j"``
+names two different loops, around ``S0`` and around ``S1``). Members keep their names through
+the transformations and polypipe names the members it creates:
+
+- after ``interchange``, ``split_band``, ``fuse_bands``: unchanged names;
+- after ``tile``: the tile loops are ``"<loop>_tile"`` (or ``tile_names=``), the point loops
+  keep the loop's name;
+- after ``skew(loop="i", by="t")``: the skewed loop ``i + t`` is still called ``"i"``;
+- after ``fuse_loops``: the fused loop takes the first loop's name.
+
+:func:`statement_loops` lists the names around a statement, outer to inner.
+
+**Schedule coordinates.** Transformations act on the band's schedule coordinates. For a loop
+that runs downwards (``range(n, 0, -1)``) the coordinate is ``-i`` (so that time runs
+forward), so ``skew`` adds ``factor * by`` to ``-i`` and tiles of a reverse loop are
+``floor(-i / size)``.
+
+**Tile loops.** ``tile`` makes tile loops ``floor(i / size)`` (the tile's index, not its first
+iteration: a GPU block index is a tile loop value) and point loops ``i`` (the original
+coordinate), so generated code reads ``for (c0 = 0; c0 <= floord(N - 1, 32); c0++) for (c1 =
+32 * c0; c1 <= min(N - 1, 32 * c0 + 31); c1++)``. Sizes need not divide the extents, and the
+tree does not depend on isl's global tiling options.
+
+The isl work is done by small pure helpers on band members (:class:`_Dim`: a name, a partial
+schedule ``isl.UnionPwAff``, a coincidence flag): a transformation reads the chain of nested
+bands it acts on, computes new members, and rebuilds that chain in place; the rest of the tree
+(sequences, filters, marks, other statements) is untouched.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Sequence
+
+import islpy as isl
+
+from . import ir
+from .analysis.legality import DependenceViolation, check_schedule
+from .errors import LegalityError, ScheduleError
+
+__all__ = ["MARK_KINDS", "TRANSFORMATIONS", "describe_schedule", "fuse_bands", "fuse_loops",
+           "interchange", "mark_band", "replay_transforms", "skew", "split_band",
+           "statement_loops", "tile"]
+
+MARK_KINDS = ("block", "thread")
+"""The mark names :func:`mark_band` inserts; the GPU printers map them to blockIdx/threadIdx."""
+
+_NodeType = isl.schedule_node_type
+
+
+# --------------------------------------------------------------------------------------------
+# Band members: reading and building bands (pure isl helpers)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Dim:
+    """One band member: its name (None if it has none), its partial schedule (one time
+    coordinate per statement instance) and whether it is known to carry no dependence."""
+
+    name: str | None
+    schedule: isl.UnionPwAff
+    coincident: bool = False
+
+
+def _statement_names(uset: isl.UnionSet) -> list[str]:
+    names = []
+    sets = uset.get_set_list()
+    for k in range(sets.n_set()):
+        names.append(sets.get_at(k).get_tuple_name())
+    return names
+
+
+def _pieces(upa: isl.UnionPwAff) -> dict[str, isl.Map]:
+    """Per statement, its piece of a one-dimensional partial schedule, as a map."""
+    maps = isl.UnionMap.from_union_pw_aff(upa).get_map_list()
+    pieces = {}
+    for k in range(maps.n_map()):
+        piece = maps.get_at(k)
+        pieces[piece.get_tuple_name(isl.dim_type.in_)] = piece
+    return pieces
+
+
+def _plain_variable(piece: isl.Map) -> str | None:
+    """``"i"`` if the piece is ``S[.., i, ..] -> [i]`` or ``[-i]``, else None (tiled, skewed)."""
+    space = piece.get_space()
+    piece = piece.reset_tuple_id(isl.dim_type.out)
+    for pos in range(space.dim(isl.dim_type.in_)):
+        for sign in (1, -1):
+            local = isl.LocalSpace.from_space(piece.get_space())
+            equality = (isl.Constraint.equality_alloc(local)
+                        .set_coefficient_val(isl.dim_type.out, 0, 1)
+                        .set_coefficient_val(isl.dim_type.in_, pos, -sign))
+            candidate = isl.Map.universe(piece.get_space()).add_constraint(equality)
+            if candidate.intersect_domain(piece.domain()).is_equal(piece):
+                return space.get_dim_name(isl.dim_type.in_, pos)
+    return None
+
+
+def _member_name(mupa: isl.MultiUnionPwAff, pos: int, statement: str | None) -> str | None:
+    """The name of a band member for ``statement`` (for every statement of the band if None):
+    the isl dimension name polypipe gave it, else the loop variable it iterates."""
+    name = mupa.get_space().get_dim_name(isl.dim_type.set, pos)
+    if name:
+        return name
+    pieces = _pieces(mupa.get_union_pw_aff(pos))
+    if statement is not None:
+        return _plain_variable(pieces[statement]) if statement in pieces else None
+    variables = {_plain_variable(piece) for piece in pieces.values()}
+    return variables.pop() if len(variables) == 1 else None
+
+
+def _read_band(node: isl.ScheduleNode) -> list[_Dim]:
+    """The members of a band node, each named (where a name exists)."""
+    mupa = node.band_get_partial_schedule()
+    return [_Dim(_member_name(mupa, pos, None), mupa.get_union_pw_aff(pos),
+                 bool(node.band_member_get_coincident(pos)))
+            for pos in range(node.band_n_member())]
+
+
+def _band_schedule(dims: Sequence[_Dim]) -> isl.MultiUnionPwAff:
+    """The partial schedule of a band made of ``dims``, every dimension named."""
+    mupa = isl.MultiUnionPwAff.from_union_pw_aff(dims[0].schedule)
+    for dim in dims[1:]:
+        mupa = mupa.flat_range_product(isl.MultiUnionPwAff.from_union_pw_aff(dim.schedule))
+    for pos, dim in enumerate(dims):
+        if dim.name:
+            mupa = mupa.set_dim_name(isl.dim_type.set, pos, dim.name)
+    return mupa
+
+
+def _val(like, value: int) -> isl.Val:
+    return isl.Val.int_from_si(like.get_ctx(), value)
+
+
+def _tile_dim(dim: _Dim, size: int, name: str | None) -> _Dim:
+    """The tile loop of a member: ``floor(coordinate / size)``."""
+    return _Dim(name, dim.schedule.scale_down_val(_val(dim.schedule, size)).floor(),
+                dim.coincident)
+
+
+def _skewed_dim(dim: _Dim, by: _Dim, factor: int) -> _Dim:
+    """``dim + factor * by`` on the statements of ``dim`` (``by`` covers at least those)."""
+    skewed = dim.schedule.add(by.schedule.scale_val(_val(by.schedule, factor)))
+    return _Dim(dim.name, skewed, False)
+
+
+def _node_at(schedule: isl.Schedule, path: Sequence[int]) -> isl.ScheduleNode:
+    node = schedule.get_root()
+    for position in path:
+        node = node.child(position)
+    return node
+
+
+def _rebuild_chain(schedule: isl.Schedule, top: Sequence[int], count: int,
+                   bands: Sequence[Sequence[_Dim]]) -> isl.Schedule:
+    """Replace the ``count`` nested band nodes starting at ``top`` by ``bands`` (outer to
+    inner; empty ones are left out). Everything below and around the chain is kept."""
+    node = _node_at(schedule, top)
+    for _ in range(count):
+        assert node.get_type() == _NodeType.band, "a chain holds only band nodes"
+        node = node.delete()
+    for dims in reversed([b for b in bands if b]):
+        node = node.insert_partial_schedule(_band_schedule(dims))
+        for pos, dim in enumerate(dims):
+            if dim.coincident:
+                node = node.band_member_set_coincident(pos, 1)
+    return node.get_schedule()
+
+
+def _insert_mark(schedule: isl.Schedule, path: Sequence[int], kind: str) -> isl.Schedule:
+    node = _node_at(schedule, path)
+    return node.insert_mark(isl.Id(kind, context=node.get_ctx())).get_schedule()
+
+
+# --------------------------------------------------------------------------------------------
+# Finding loops in the tree
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """A band member on one statement's path from the root to its leaf."""
+
+    path: tuple[int, ...]      # child positions from the root to the band node
+    position: int              # the member's index in the band
+    time_dim: int              # its dimension in the flat time vector (as schedule_layout)
+    name: str | None
+    marks: tuple[str, ...]     # the marks on the path above the band, outer to inner
+
+    @property
+    def key(self) -> tuple:
+        return (self.path, self.position)
+
+    @property
+    def label(self) -> str:
+        return f"loop {self.name}" if self.name else f"the loop at time dimension {self.time_dim}"
+
+
+def _loops_of(schedule: isl.Schedule, statement: str) -> list[_Loop]:
+    """The band members around ``statement``, outer to inner."""
+    node, path, depth, marks = schedule.get_root(), (), 0, ()
+    loops: list[_Loop] = []
+    while True:
+        kind = node.get_type()
+        if kind == _NodeType.band:
+            mupa = node.band_get_partial_schedule()
+            n_members = node.band_n_member()
+            loops.extend(_Loop(path, pos, depth + pos, _member_name(mupa, pos, statement),
+                               marks) for pos in range(n_members))
+            depth += n_members
+        elif kind in (_NodeType.sequence, _NodeType.set):
+            for position in range(node.n_children()):
+                if statement in _statement_names(node.child(position).filter_get_filter()):
+                    break
+            else:  # not under this node (an extension introduced it): stop here
+                return loops
+            node, path, depth = node.child(position), path + (position,), depth + 1
+            continue
+        elif kind == _NodeType.mark:
+            marks = marks + (node.mark_get_id().get_name(),)
+        if kind == _NodeType.leaf or node.n_children() == 0:
+            return loops
+        node, path = node.child(0), path + (0,)
+
+
+def _program_statements(program: ir.Program) -> list[str]:
+    return [s.name for s in program.statements]
+
+
+def _describe_loops(loops: Sequence[_Loop]) -> str:
+    return ", ".join(l.name or f"t{l.time_dim}" for l in loops) or "none"
+
+
+def _find(program: ir.Program, schedule: isl.Schedule, names: Sequence[str],
+          statement: str | None) -> tuple[str, list[_Loop]]:
+    """The statement and the band members that ``names`` address (in the order given)."""
+    statements = _program_statements(program)
+    if statement is not None:
+        if not isinstance(statement, str) or statement not in statements:
+            raise ScheduleError(f"no statement {statement!r} in {program.name} (statements: "
+                                f"{', '.join(statements)})")
+        candidates = [statement]
+    else:
+        candidates = statements
+    found: dict[str, list[_Loop]] = {}
+    loops_of = {}
+    for stmt in candidates:
+        loops = loops_of[stmt] = _loops_of(schedule, stmt)
+        by_name: dict[str, list[_Loop]] = {}
+        for loop in loops:
+            if loop.name:
+                by_name.setdefault(loop.name, []).append(loop)
+        if not all(name in by_name for name in names):
+            continue
+        for name in names:
+            if len(by_name[name]) > 1:
+                raise ScheduleError(f"{len(by_name[name])} loops around {stmt} are named "
+                                    f"{name!r}; its loops, outer to inner: "
+                                    f"{_describe_loops(loops)}")
+        found[stmt] = [by_name[name][0] for name in names]
+    wanted = ", ".join(repr(n) for n in names)
+    if not found:
+        if statement is not None:
+            missing = [n for n in names if n not in {l.name for l in loops_of[statement]}]
+            raise ScheduleError(f"statement {statement} is not inside a loop named "
+                                f"{missing[0]!r}; its loops, outer to inner: "
+                                f"{_describe_loops(loops_of[statement])}")
+        around = "; ".join(f"{s}: {_describe_loops(loops_of[s])}" for s in candidates)
+        raise ScheduleError(f"no statement of {program.name} is inside loops named {wanted}; "
+                            f"loops around each statement, outer to inner: {around}")
+    keys = {tuple(l.key for l in loops) for loops in found.values()}
+    if len(keys) > 1:
+        options = " or ".join(f"statement={s!r}" for s in found)
+        raise ScheduleError(f"the loop name(s) {wanted} mean different loops around "
+                            f"{', '.join(found)}; say which with {options}")
+    first = next(iter(found))
+    return first, found[first]
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """Perfectly nested band nodes (each the only child of the previous one)."""
+
+    top: tuple[int, ...]
+    bands: tuple[tuple[_Dim, ...], ...]
+    first_dim: int             # time dimension of the first member of the top band
+
+    @property
+    def members(self) -> list[_Dim]:
+        return [dim for band in self.bands for dim in band]
+
+
+def _chain(schedule: isl.Schedule, outer: _Loop, inner: _Loop, statement: str) -> _Chain:
+    """The bands from the one holding ``outer`` to the one holding ``inner``, which must be
+    perfectly nested (only band nodes in between)."""
+    assert inner.path[:len(outer.path)] == outer.path
+    node = _node_at(schedule, outer.path)
+    bands = [tuple(_read_band(node))]
+    for position in inner.path[len(outer.path):]:
+        node = node.child(position)
+        kind = node.get_type()
+        if kind in (_NodeType.sequence, _NodeType.set):
+            others = sorted(set(_statement_names(node.get_domain())) - {statement},
+                            key=lambda name: (len(name), name))
+            between = (f"{', '.join(others)} {'runs' if len(others) == 1 else 'run'}"
+                       if others else "other statements run")
+            raise ScheduleError(
+                f"{outer.label} and {inner.label} are not perfectly nested around {statement}: "
+                f"{between} between them (a sequence node); only loops with nothing but loops "
+                f"between them can be transformed together")
+        if kind == _NodeType.mark:
+            raise ScheduleError(
+                f"a {node.mark_get_id().get_name()!r} mark sits between {outer.label} and "
+                f"{inner.label}; transform loops before marking them as blocks or threads")
+        if kind != _NodeType.band:
+            raise ScheduleError(f"a {kind} node sits between {outer.label} and {inner.label}; "
+                                "only nested loops (band nodes) can be transformed together")
+        bands.append(tuple(_read_band(node)))
+    return _Chain(outer.path, tuple(bands), outer.time_dim - outer.position)
+
+
+def _select(program: ir.Program, schedule: isl.Schedule, names: Sequence[str],
+            statement: str | None) -> tuple[str, list[_Loop], _Chain, int]:
+    """Adjacent nested loops, outer to inner: (statement, loops, their chain, index of the
+    first selected member among the chain's members)."""
+    stmt, loops = _find(program, schedule, names, statement)
+    order = sorted(loops, key=lambda l: l.time_dim)
+    if order != loops:
+        raise ScheduleError(f"give the loops outer to inner: around {stmt} they nest as "
+                            f"{_describe_loops(order)}")
+    chain = _chain(schedule, loops[0], loops[-1], stmt)
+    start = loops[0].position
+    for offset, loop in enumerate(loops):
+        if loop.time_dim != loops[0].time_dim + offset:
+            skipped = [l for l in _loops_of(schedule, stmt)
+                       if loops[offset - 1].time_dim < l.time_dim < loop.time_dim]
+            raise ScheduleError(f"loops {loops[offset - 1].name!r} and {loop.name!r} are not "
+                                f"adjacent around {stmt}: {_describe_loops(skipped)} runs "
+                                f"between them; list it too or move it with interchange first")
+    return stmt, loops, chain, start
+
+
+def _regroup(members: Sequence[_Dim], like: Sequence[Sequence[_Dim]]) -> list[list[_Dim]]:
+    """``members`` cut into bands of the sizes of ``like``."""
+    bands, start = [], 0
+    for band in like:
+        bands.append(list(members[start:start + len(band)]))
+        start += len(band)
+    return bands
+
+
+def _names_in_use(schedule: isl.Schedule, statements: Sequence[str]) -> set[str]:
+    return {loop.name for s in statements for loop in _loops_of(schedule, s) if loop.name}
+
+
+@dataclass(frozen=True)
+class _Marked:
+    """A member of a band marked block or thread: its time dimension, name and statements."""
+
+    time_dim: int
+    name: str
+    statements: frozenset[str]
+
+
+def _marked_members(schedule: isl.Schedule) -> list[_Marked]:
+    """Every member of a band directly below a ``block`` or ``thread`` mark."""
+    marked: list[_Marked] = []
+
+    def walk(node: isl.ScheduleNode, depth: int) -> None:
+        kind = node.get_type()
+        if kind == _NodeType.mark and node.mark_get_id().get_name() in MARK_KINDS:
+            child = node.child(0)
+            if child.get_type() == _NodeType.band:
+                mupa = child.band_get_partial_schedule()
+                statements = frozenset(_statement_names(child.get_domain()))
+                for pos in range(child.band_n_member()):
+                    name = _member_name(mupa, pos, None) or f"t{depth + pos}"
+                    marked.append(_Marked(depth + pos, name, statements))
+        if kind == _NodeType.band:
+            depth += node.band_n_member()
+        elif kind in (_NodeType.sequence, _NodeType.set):
+            depth += 1
+        for position in range(node.n_children()):
+            walk(node.child(position), depth)
+
+    walk(schedule.get_root(), 0)
+    return marked
+
+
+def _with_parallel_names(schedule: isl.Schedule,
+                         marked: Sequence[_Marked]) -> isl.UnionMap:
+    """The flat schedule with each marked member's time dimension named after the member,
+    for the statements below it only (other dimensions stay unnamed), so that
+    ``check_schedule(.., parallel=[names])`` requires exactly those loops to be parallel: a
+    position alone would also bind a sequential loop at the same depth in another nest."""
+    flat = schedule.get_map()
+    maps = flat.get_map_list()
+    result = isl.UnionMap.empty(flat.get_space())
+    for k in range(maps.n_map()):
+        relation = maps.get_at(k)
+        statement = relation.get_tuple_name(isl.dim_type.in_)
+        for member in marked:
+            if statement in member.statements:
+                relation = relation.set_dim_name(isl.dim_type.out, member.time_dim, member.name)
+        result = result.union(isl.UnionMap.from_map(relation))
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Accepting a new schedule; quoting the transformation in errors
+# --------------------------------------------------------------------------------------------
+
+
+def _call_text(function: str, **options) -> str:
+    """``tile(loops=('i', 'j'), sizes=(32, 32), statement='S1')``: the log entry (options that
+    are None are left out)."""
+    shown = ", ".join(f"{k}={v!r}" for k, v in options.items() if v is not None)
+    return f"{function}({shown})"
+
+
+@contextmanager
+def _quoted(entry: str, program: ir.Program) -> Iterator[None]:
+    """Errors raised inside name the transformation (and what was applied before it)."""
+    history = f" (after {'; '.join(program.transforms)})" if program.transforms else ""
+    try:
+        yield
+    except DependenceViolation as exc:
+        raise DependenceViolation(
+            f"{entry} is illegal for {program.name}{history}: {exc.message}", kind=exc.kind,
+            array=exc.array, source=exc.source, sink=exc.sink, element=exc.element,
+            parameters=exc.parameters, parallel_dim=exc.parallel_dim) from None
+    except LegalityError as exc:
+        raise LegalityError(f"{entry} is illegal for {program.name}{history}: "
+                            f"{exc.message}") from None
+    except ScheduleError as exc:
+        raise ScheduleError(f"{entry} on {program.name}{history}: {exc.message}") from None
+    except isl.Error as exc:
+        raise ScheduleError(f"{entry} on {program.name}{history}: isl failed ({exc})") \
+            from None
+
+
+def _accept(program: ir.Program, schedule: isl.Schedule, entry: str) -> ir.Program:
+    """The program with ``schedule``, after proving it legal: every dependence runs forward
+    and every member of a band marked block or thread carries none."""
+    marked = _marked_members(schedule)
+    if not marked:
+        check_schedule(program, schedule)
+    else:
+        try:
+            check_schedule(program, _with_parallel_names(schedule, marked),
+                           parallel=sorted({member.name for member in marked}))
+        except DependenceViolation as exc:
+            if exc.parallel_dim is None:
+                raise
+            raise _relabelled(exc, marked) from None
+    return replace(program, schedule=schedule, transforms=program.transforms + (entry,))
+
+
+def _relabelled(exc: DependenceViolation, marked: Sequence[_Marked]) -> DependenceViolation:
+    """The violation naming the marked loop of the violating statements: check_schedule labels
+    a time dimension with one name even when loops of several nests share that depth."""
+    statement = exc.source.split("[", 1)[0]
+    names = [m.name for m in marked
+             if m.time_dim == exc.parallel_dim and statement in m.statements]
+    if not names:
+        return exc
+    message = re.sub(rf"loop \S+ \(time dimension {exc.parallel_dim}\)",
+                     f"loop {names[0]} (time dimension {exc.parallel_dim})", exc.message)
+    return DependenceViolation(message, kind=exc.kind, array=exc.array, source=exc.source,
+                               sink=exc.sink, element=exc.element, parameters=exc.parameters,
+                               parallel_dim=exc.parallel_dim)
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------------
+
+
+def _loop_names(loops, what: str = "loops") -> tuple[str, ...]:
+    if isinstance(loops, str):
+        loops = (loops,)
+    try:
+        names = tuple(loops)
+    except TypeError:
+        raise ScheduleError(f"{what} must be a loop name or a sequence of loop names, got "
+                            f"{loops!r}") from None
+    if not names:
+        raise ScheduleError(f"{what} must name at least one loop")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ScheduleError(f"{what} must be loop names (strings), got {name!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ScheduleError(f"{what} names loop {repeated[0]!r} more than once")
+    return names
+
+
+def _loops_text(names: Sequence[str]) -> str:
+    """``loop 'k'`` or ``loops 'i', 'j'``."""
+    return ("loop " if len(names) == 1 else "loops ") + ", ".join(repr(n) for n in names)
+
+
+def _loop_name(loop, what: str) -> str:
+    if not isinstance(loop, str) or not loop:
+        raise ScheduleError(f"{what} must be a loop name (a string), got {loop!r}")
+    return loop
+
+
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ScheduleError(f"{what} must be an integer, got {value!r}")
+    return int(value.__index__())
+
+
+# --------------------------------------------------------------------------------------------
+# The transformations
+# --------------------------------------------------------------------------------------------
+
+
+def interchange(program: ir.Program, outer: str, inner: str, *,
+                statement: str | None = None) -> ir.Program:
+    """Swap two loops of a perfect nest: ``outer`` takes ``inner``'s place and vice versa.
+
+    The loops need not be adjacent, but nothing other than loops may sit between them (no
+    statement of another loop body, no mark). The bands keep their shapes; only the two members
+    trade places.
+
+    Before (matmul)::
+
+        for i in range(N):
+            for j in range(M):
+                for k in range(K):
+                    C[i, j] += A[i, k] * B[k, j]        # S0[i, j, k] -> [i, j, k]
+
+    After ``interchange(p, "j", "k")``::
+
+        for i in range(N):
+            for k in range(K):
+                for j in range(M):
+                    C[i, j] += A[i, k] * B[k, j]        # S0[i, j, k] -> [i, k, j]
+
+    Refused (``DependenceViolation``) when a dependence would run backwards, e.g. for
+    ``A[i, j] = A[i - 1, j + 1]`` (distance ``(1, -1)`` becomes ``(-1, 1)``).
+    """
+    entry = _call_text("interchange", outer=outer, inner=inner, statement=statement)
+    with _quoted(entry, program):
+        names = (_loop_name(outer, "outer"), _loop_name(inner, "inner"))
+        if outer == inner:
+            raise ScheduleError(f"outer and inner are both {outer!r}; name two different loops")
+        schedule = program.schedule
+        stmt, (first, second) = _find(program, schedule, names, statement)
+        if first.time_dim > second.time_dim:
+            raise ScheduleError(f"loop {outer!r} runs inside loop {inner!r} around {stmt}; "
+                                f"pass outer={inner!r}, inner={outer!r}")
+        chain = _chain(schedule, first, second, stmt)
+        members = chain.members
+        a = first.position
+        b = second.time_dim - chain.first_dim
+        members[a], members[b] = members[b], members[a]
+        new = _rebuild_chain(schedule, chain.top, len(chain.bands),
+                             _regroup(members, chain.bands))
+        return _accept(program, new, entry)
+
+
+def tile(program: ir.Program, loops: Sequence[str] | str, sizes: Sequence[int] | int, *,
+         statement: str | None = None,
+         tile_names: Sequence[str] | None = None) -> ir.Program:
+    """Rectangular tiling of adjacent nested loops: tile loops outside, point loops inside.
+
+    ``loops`` are adjacent loops of a perfect nest, outer to inner (they may sit in one band or
+    in nested bands); ``sizes`` are positive tile sizes, one per loop. The tile loops
+    ``floor(i / size)`` form one band and the point loops (the original coordinates) the band
+    below it; other loops of the same bands stay where they were, outside or inside. Sizes need
+    not divide the extents: the last tile is partial. Tile loops are named ``"<loop>_tile"``
+    (``tile_names=`` overrides); point loops keep their names.
+
+    Before (matmul, N = 37)::
+
+        for i in range(N):
+            for j in range(M):
+                for k in range(K):
+                    C[i, j] += A[i, k] * B[k, j]
+
+    After ``tile(p, ("i", "j"), (8, 8))`` (schedule ``S0[i, j, k] -> [floor(i/8), floor(j/8),
+    i, j, k]``)::
+
+        for i_tile in range((N + 7) // 8):
+            for j_tile in range((M + 7) // 8):
+                for i in range(8 * i_tile, min(N, 8 * i_tile + 8)):
+                    for j in range(8 * j_tile, min(M, 8 * j_tile + 8)):
+                        for k in range(K):
+                            C[i, j] += A[i, k] * B[k, j]
+
+    Refused (``DependenceViolation``) when the band is not permutable, e.g. an in-place
+    Gauss-Seidel sweep ``A[i] = A[i - 1] + A[i + 1]`` over ``(t, i)`` (distance ``(1, -1)``):
+    at ``t + 1`` the first tile of ``i`` reads ``A[4]``, which the second tile writes at ``t``
+    and only runs after it. Skew first (:func:`skew`).
+    """
+    entry = _call_text("tile", loops=_shown(loops), sizes=_shown(sizes), statement=statement,
+                       tile_names=_shown(tile_names))
+    with _quoted(entry, program):
+        names = _loop_names(loops)
+        size_list = tuple(sizes) if hasattr(sizes, "__iter__") else (sizes,)
+        if len(size_list) != len(names):
+            raise ScheduleError(f"give one tile size per loop: {len(names)} loop(s) "
+                                f"{names} but {len(size_list)} size(s) {size_list}")
+        size_list = tuple(_int(s, "a tile size") for s in size_list)
+        if any(s <= 0 for s in size_list):
+            raise ScheduleError(f"tile sizes must be positive integers, got {size_list}")
+        schedule = program.schedule
+        stmt, found, chain, start = _select(program, schedule, names, statement)
+        covered = _statement_names(_node_at(schedule, chain.top).get_domain())
+        in_use = _names_in_use(schedule, covered)
+        if tile_names is None:
+            chosen = [_fresh(f"{n}_tile", in_use) for n in names]
+        else:
+            chosen = list(_loop_names(tile_names, "tile_names"))
+            if len(chosen) != len(names):
+                raise ScheduleError(f"give one tile name per loop: {len(names)} loop(s), "
+                                    f"{len(chosen)} name(s)")
+            for name in chosen:
+                if not name.isidentifier() or keyword.iskeyword(name):
+                    raise ScheduleError(f"tile name {name!r} is not a valid identifier")
+                if name in in_use:
+                    raise ScheduleError(f"tile name {name!r} is already the name of a loop "
+                                        f"around {', '.join(covered)}")
+        members = chain.members
+        points = members[start:start + len(names)]
+        tiles = [_tile_dim(dim, size, name)
+                 for dim, size, name in zip(points, size_list, chosen)]
+        before = members[:start]
+        after = members[start + len(names):]
+        new = _rebuild_chain(schedule, chain.top, len(chain.bands),
+                             [before, tiles, points, after])
+        return _accept(program, new, entry)
+
+
+def _fresh(name: str, in_use: set[str]) -> str:
+    candidate, count = name, 1
+    while candidate in in_use:
+        count += 1
+        candidate = f"{name}{count}"
+    in_use.add(candidate)
+    return candidate
+
+
+def _shown(value):
+    """An argument as the log shows it: sequences as tuples and integers as Python ints, so an
+    entry reads the same however it was passed (a list, NumPy integers) and replays."""
+    def plain(item):
+        if hasattr(item, "__index__") and not isinstance(item, bool):
+            return int(item.__index__())
+        return item
+
+    if isinstance(value, str) or value is None:
+        return value
+    if hasattr(value, "__iter__"):
+        return tuple(plain(item) for item in value)
+    return plain(value)
+
+
+def skew(program: ir.Program, loop: str, by: str, *, factor: int = 1,
+         statement: str | None = None) -> ir.Program:
+    """Skew ``loop`` by ``by``: ``loop := loop + factor * by`` (schedule coordinates).
+
+    ``by`` must run around every statement that ``loop`` runs around (an enclosing loop, or a
+    loop of the same perfect nest). The skewed loop keeps the name ``loop``; its bounds now
+    depend on ``by``. Skewing alone never breaks a dependence carried by an outer loop; it
+    turns a dependence distance ``(1, -1)`` on ``(t, i)`` into ``(1, factor - 1)``, which makes
+    the nest permutable (tileable) and, followed by an interchange, can make the inner loop
+    parallel (a wavefront).
+
+    Before (in-place Gauss-Seidel 1-d; distances on ``(t, i)``: ``(0, 1), (1, 0), (1, -1)``)::
+
+        for t in range(T):
+            for i in range(1, N - 1):
+                A[i] = (A[i - 1] + A[i] + A[i + 1]) / 3        # S0[t, i] -> [t, i]
+
+    After ``skew(p, "i", "t", factor=2)`` (``S0[t, i] -> [t, i + 2t]``, distances ``(0, 1),
+    (1, 2), (1, 1)``)::
+
+        for t in range(T):
+            for i2 in range(2 * t + 1, 2 * t + N - 1):       # the loop still called "i"
+                A[i2 - 2 * t] = ...
+
+    and then ``interchange(p, "t", "i")`` gives distances ``(1, 0), (2, 1), (1, 1)``: every
+    dependence is carried by the outer loop, the inner ``t`` loop is parallel.
+    """
+    entry = _call_text("skew", loop=loop, by=by, factor=_shown(factor), statement=statement)
+    with _quoted(entry, program):
+        names = (_loop_name(loop, "loop"), _loop_name(by, "by"))
+        factor_value = _int(factor, "the skew factor")
+        if factor_value == 0:
+            raise ScheduleError("the skew factor must not be zero (that would change nothing)")
+        if loop == by:
+            raise ScheduleError(f"cannot skew loop {loop!r} by itself; that is a scaling, not "
+                                "a skew")
+        schedule = program.schedule
+        stmt, (target, source) = _find(program, schedule, names, statement)
+        target_node = _node_at(schedule, target.path)
+        source_node = _node_at(schedule, source.path)
+        inside = set(_statement_names(target_node.get_domain()))
+        around = set(_statement_names(source_node.get_domain()))
+        if not inside <= around:
+            raise ScheduleError(f"loop {by!r} does not run around "
+                                f"{', '.join(sorted(inside - around))}, which loop {loop!r} "
+                                f"runs around; skew only by a loop that encloses every "
+                                f"statement of the skewed loop")
+        dims = _read_band(target_node)
+        by_dim = _read_band(source_node)[source.position]
+        dims[target.position] = _skewed_dim(dims[target.position], by_dim, factor_value)
+        new = _rebuild_chain(schedule, target.path, 1, [dims])
+        return _accept(program, new, entry)
+
+
+def split_band(program: ir.Program, loop: str, *, statement: str | None = None) -> ir.Program:
+    """Split the band holding ``loop`` in two: the members before ``loop`` stay in the outer
+    band, ``loop`` and the members after it form a new band nested inside.
+
+    The loop nest (and the flat schedule) does not change; the tree does: a band is the unit
+    that ``mark_band`` marks and that isl treats as permutable. Inverse of :func:`fuse_bands`.
+
+    Before (one band ``[i, j]`` over ``S0``)::
+
+        for i in range(N):           # band [i, j]
+            for j in range(M):
+                S0
+
+    After ``split_band(p, "j")``::
+
+        for i in range(N):           # band [i]
+            for j in range(M):       # band [j]
+                S0
+    """
+    entry = _call_text("split_band", loop=loop, statement=statement)
+    with _quoted(entry, program):
+        schedule = program.schedule
+        stmt, (member,) = _find(program, schedule, (_loop_name(loop, "loop"),), statement)
+        if member.position == 0:
+            raise ScheduleError(f"loop {loop!r} is already the outermost member of its band "
+                                f"around {stmt}; split at a later member (band: "
+                                f"{_band_text(schedule, member.path)})")
+        node = _node_at(schedule, member.path).band_split(member.position)
+        return _accept(program, node.get_schedule(), entry)
+
+
+def _band_text(schedule: isl.Schedule, path: Sequence[int]) -> str:
+    dims = _read_band(_node_at(schedule, path))
+    return "[" + ", ".join(d.name or "?" for d in dims) + "]"
+
+
+def fuse_bands(program: ir.Program, loops: Sequence[str], *,
+               statement: str | None = None) -> ir.Program:
+    """Make adjacent nested loops one band (merge nested bands; not loop fusion, see
+    :func:`fuse_loops`). Members of the same bands outside ``loops`` stay in bands of their
+    own, outside or inside.
+
+    The loop nest does not change; the tree does. The frontend gives every loop its own band,
+    so a band to mark as a 2-d thread block is made with ``fuse_bands``.
+
+    Before (the frontend's tree for a 2-d loop nest)::
+
+        for i in range(N):           # band [i]
+            for j in range(M):       # band [j]
+                S0
+
+    After ``fuse_bands(p, ("i", "j"))``::
+
+        for i in range(N):           # band [i, j]
+            for j in range(M):
+                S0
+    """
+    entry = _call_text("fuse_bands", loops=_shown(loops), statement=statement)
+    with _quoted(entry, program):
+        names = _loop_names(loops)
+        if len(names) < 2:
+            raise ScheduleError("fuse_bands needs at least two loops (to split a band, use "
+                                "split_band)")
+        schedule = program.schedule
+        stmt, found, chain, start = _select(program, schedule, names, statement)
+        if len(chain.bands) == 1 and len(chain.bands[0]) == len(names):
+            raise ScheduleError(f"{_loops_text(names)} already form one band around {stmt}; "
+                                "nothing to fuse")
+        members = chain.members
+        new = _rebuild_chain(schedule, chain.top, len(chain.bands),
+                             [members[:start], members[start:start + len(names)],
+                              members[start + len(names):]])
+        return _accept(program, new, entry)
+
+
+def mark_band(program: ir.Program, loops: Sequence[str] | str, kind: str, *,
+              statement: str | None = None) -> ir.Program:
+    """Mark adjacent nested loops as GPU blocks (``kind="block"``) or threads (``"thread"``).
+
+    The loops become one band (like :func:`fuse_bands`) with a mark node named ``kind`` above
+    it. Every marked loop must be parallel: it may carry no dependence (its iterations run
+    concurrently on the GPU), which is proved here and again by every later transformation.
+    The C backend prints marked bands as ordinary loops. A thread band may not enclose a block
+    band, and marks of one kind do not nest.
+
+    Before (matmul after ``tile(p, ("i", "j"), (32, 32))``)::
+
+        for i_tile in ...:           # band [i_tile, j_tile]
+            for j_tile in ...:
+                for i in ...:        # band [i, j]
+                    for j in ...:
+                        for k in range(K):
+                            S0
+
+    After ``mark_band(p, ("i_tile", "j_tile"), "block")`` and
+    ``mark_band(p, ("i", "j"), "thread")``::
+
+        mark "block"
+        for i_tile, j_tile:          # blockIdx
+            mark "thread"
+            for i, j:                # threadIdx
+                for k in range(K):
+                    S0
+
+    Refused (``DependenceViolation``) for a loop that carries a dependence, e.g. ``k`` above
+    (every ``k`` adds into the same ``C[i, j]``).
+    """
+    entry = _call_text("mark_band", loops=_shown(loops), kind=kind, statement=statement)
+    with _quoted(entry, program):
+        names = _loop_names(loops)
+        if kind not in MARK_KINDS:
+            raise ScheduleError(f"kind must be one of {', '.join(map(repr, MARK_KINDS))}, got "
+                                f"{kind!r}")
+        schedule = program.schedule
+        stmt, found, chain, start = _select(program, schedule, names, statement)
+        above = _node_at(schedule, chain.top).parent()
+        if above.get_type() == _NodeType.mark and above.mark_get_id().get_name() in MARK_KINDS:
+            raise ScheduleError(f"{_loops_text(names)} {'is' if len(names) == 1 else 'are'} "
+                                f"in a band already marked {above.mark_get_id().get_name()!r}")
+        marks = found[0].marks
+        if kind in marks:
+            raise ScheduleError(f"{_loops_text(names)} {'runs' if len(names) == 1 else 'run'} "
+                                f"inside a {kind!r} band around {stmt}; marks of one kind do "
+                                "not nest")
+        if kind == "block" and "thread" in marks:
+            raise ScheduleError(f"{_loops_text(names)} {'runs' if len(names) == 1 else 'run'} "
+                                f"inside a 'thread' band around {stmt}; block bands must "
+                                "enclose thread bands")
+        members = chain.members
+        before = members[:start]
+        marked = [replace(d, coincident=True) for d in members[start:start + len(names)]]
+        after = members[start + len(names):]
+        new = _rebuild_chain(schedule, chain.top, len(chain.bands), [before, marked, after])
+        marked_path = chain.top + ((0,) if before else ())
+        new = _insert_mark(new, marked_path, kind)
+        return _accept(program, new, entry)
+
+
+def fuse_loops(program: ir.Program, first: str, second: str) -> ir.Program:
+    """Fuse two sibling loops: the outermost loop around statement ``first`` and the one around
+    statement ``second``, which must be consecutive children of one sequence (adjacent loop
+    nests at the same level, nothing between them). The fused loop iterates the union of both
+    ranges; in each iteration the first body runs before the second. It takes the first loop's
+    name.
+
+    Before::
+
+        for i in range(N):
+            B[i] = A[i] * 2              # S0
+        for j in range(N):
+            C[j] = B[j] + 1              # S1
+
+    After ``fuse_loops(p, "S0", "S1")``::
+
+        for i in range(N):
+            B[i] = A[i] * 2              # S0
+            C[i] = B[i] + 1              # S1
+
+    Refused (``DependenceViolation``) when an iteration of the second loop reads what a later
+    iteration of the first writes, e.g. ``C[j] = B[j + 1]``.
+    """
+    entry = _call_text("fuse_loops", first=first, second=second)
+    with _quoted(entry, program):
+        schedule = program.schedule
+        statements = _program_statements(program)
+        for name, what in ((first, "first"), (second, "second")):
+            if not isinstance(name, str) or name not in statements:
+                raise ScheduleError(f"{what} must name a statement of {program.name} "
+                                    f"({', '.join(statements)}), got {name!r}")
+        if first == second:
+            raise ScheduleError("first and second are the same statement")
+        sequence, (a, b) = _sibling_positions(schedule, first, second)
+        if b != a + 1:
+            raise ScheduleError(f"the loops around {first} and {second} are not consecutive "
+                                f"children of one sequence (positions {a} and {b}); only "
+                                f"adjacent loop nests can be fused")
+        seq_node = _node_at(schedule, sequence)
+        bands = []
+        for position in (a, b):
+            band = seq_node.child(position).child(0)
+            if band.get_type() != _NodeType.band:
+                stmt = first if position == a else second
+                raise ScheduleError(f"{stmt} is not inside a loop below the sequence it shares "
+                                    f"with the other statement; there is no loop to fuse")
+            bands.append(_read_band(band))
+        new = _fuse_children(schedule, sequence, a, bands[0][0], bands[1][0])
+        return _accept(program, new, entry)
+
+
+def _sibling_positions(schedule: isl.Schedule, first: str,
+                       second: str) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """The deepest sequence node both statements are under, and their child positions."""
+    node, path, found = schedule.get_root(), (), None
+    while True:
+        kind = node.get_type()
+        if kind in (_NodeType.sequence, _NodeType.set):
+            positions = []
+            for stmt in (first, second):
+                positions.append(next(
+                    (p for p in range(node.n_children())
+                     if stmt in _statement_names(node.child(p).filter_get_filter())), None))
+            if None in positions:
+                break
+            if positions[0] != positions[1]:
+                if kind == _NodeType.set:
+                    raise ScheduleError(f"{first} and {second} are under a set node (no order "
+                                        "between them); fusion needs a sequence")
+                found = (path, (positions[0], positions[1]))
+                break
+            node, path = node.child(positions[0]), path + (positions[0],)
+            continue
+        if node.n_children() != 1:
+            break
+        node, path = node.child(0), path + (0,)
+    if found is None:
+        raise ScheduleError(f"{first} and {second} are in the same loop body already, or in "
+                            f"no common sequence; nothing to fuse")
+    if found[1][0] > found[1][1]:
+        raise ScheduleError(f"{first} runs after {second}; pass first={second!r}, "
+                            f"second={first!r}")
+    return found
+
+
+def _fuse_children(schedule: isl.Schedule, sequence: tuple[int, ...], a: int,
+                   first: _Dim, second: _Dim) -> isl.Schedule:
+    """Children ``a`` and ``a + 1`` of the sequence at ``sequence``, each a filter over a band
+    whose outermost member is ``first`` / ``second``, become one child: a filter over both,
+    holding the band ``first ∪ second`` over a sequence of the two (outer members removed)."""
+    node = _node_at(schedule, sequence)
+    for position in (a + 1, a):
+        band = node.child(position).child(0)
+        if band.band_n_member() > 1:
+            band = band.band_split(1)
+        node = band.delete().parent().parent()
+    fused = _band_schedule([_Dim(first.name, first.schedule.union_add(second.schedule))])
+    n_children = node.n_children()
+    if n_children == 2:  # the two loops are the whole sequence: the band goes above it
+        return _splice_sequences(node.insert_partial_schedule(fused).child(0))
+    # isl has no operation that groups two children of a sequence; inserting a sequence with
+    # grouped filters above this one does it (isl drops the children a filter excludes and
+    # splices sequences left with one child), then the band goes above the pair.
+    filters = [node.child(p).filter_get_filter() for p in range(n_children)]
+    grouped = filters[:a] + [filters[a].union(filters[a + 1])] + filters[a + 2:]
+    node = node.insert_sequence(_union_set_list(grouped))
+    pair = node.child(a).child(0)
+    assert pair.get_type() == _NodeType.sequence and pair.n_children() == 2
+    return _splice_sequences(pair.insert_partial_schedule(fused).child(0))
+
+
+def _splice_sequences(node: isl.ScheduleNode) -> isl.Schedule:
+    """At a sequence node: children that are sequences themselves (a loop body that lost its
+    loop to the fusion) are spliced in, so fusing three loops gives one flat body."""
+    for position in reversed(range(node.n_children())):
+        if node.child(position).child(0).get_type() == _NodeType.sequence:
+            node = node.sequence_splice_child(position)
+    return node.get_schedule()
+
+
+def _union_set_list(sets: Sequence[isl.UnionSet]) -> isl.UnionSetList:
+    result = isl.UnionSetList.alloc(sets[0].get_ctx(), len(sets))
+    for uset in sets:
+        result = result.add(uset)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Queries and replay
+# --------------------------------------------------------------------------------------------
+
+
+def statement_loops(program: ir.Program, statement: str) -> tuple[str | None, ...]:
+    """The names of the loops (band members) around ``statement``, outer to inner; None for a
+    member without a name (one that iterates different variables for different statements).
+
+    >>> statement_loops(gemm.program, "S1")
+    ('i', 'k', 'j')
+    >>> statement_loops(tile(gemm.program, ("k", "j"), (8, 8)), "S1")
+    ('i', 'k_tile', 'j_tile', 'k', 'j')
+    """
+    if statement not in _program_statements(program):
+        raise ScheduleError(f"no statement {statement!r} in {program.name} (statements: "
+                            f"{', '.join(_program_statements(program))})")
+    return tuple(loop.name for loop in _loops_of(program.schedule, statement))
+
+
+def describe_schedule(program: ir.Program) -> str:
+    """The schedule tree as an indented outline with loop names, for choosing what to
+    transform next. After ``tile(matmul.program, ("i", "j"), (8, 8))`` and
+    ``mark_band(.., ("i", "j"), "thread")``::
+
+        band [i_tile, j_tile]
+          mark thread
+            band [i, j]
+              band [k]
+                S0
+    """
+    lines: list[str] = []
+    order = {name: k for k, name in enumerate(_program_statements(program))}
+
+    def walk(node: isl.ScheduleNode, indent: int) -> None:
+        kind = node.get_type()
+        pad = "  " * indent
+        if kind == _NodeType.band:
+            mupa = node.band_get_partial_schedule()
+            names = [_member_name(mupa, pos, None) or "?" for pos in range(node.band_n_member())]
+            lines.append(f"{pad}band [{', '.join(names)}]")
+            indent += 1
+        elif kind == _NodeType.mark:
+            lines.append(f"{pad}mark {node.mark_get_id().get_name()}")
+            indent += 1
+        elif kind in (_NodeType.sequence, _NodeType.set):
+            lines.append(f"{pad}{'sequence' if kind == _NodeType.sequence else 'set'}")
+            indent += 1
+        elif kind == _NodeType.filter:
+            names = sorted(_statement_names(node.filter_get_filter()), key=order.get)
+            if node.n_children() and node.child(0).get_type() == _NodeType.leaf:
+                lines.append(f"{pad}{', '.join(names)}")
+                return
+            lines.append(f"{pad}filter {', '.join(names)}")
+            indent += 1
+        elif kind == _NodeType.leaf:
+            parent = node.parent() if node.has_parent() else None
+            if parent is None or parent.get_type() != _NodeType.filter:
+                lines.append(f"{pad}{', '.join(_statement_names(node.get_domain()))}")
+            return
+        elif kind != _NodeType.domain:
+            lines.append(f"{pad}{kind}")
+            indent += 1
+        for position in range(node.n_children()):
+            walk(node.child(position), indent)
+
+    walk(program.schedule.get_root(), 0)
+    return "\n".join(lines)
+
+
+TRANSFORMATIONS: dict[str, Callable[..., ir.Program]] = {
+    "interchange": interchange, "tile": tile, "skew": skew, "split_band": split_band,
+    "fuse_bands": fuse_bands, "mark_band": mark_band, "fuse_loops": fuse_loops,
+}
+"""The transformations :func:`replay_transforms` knows, by log name."""
+
+
+def replay_transforms(program: ir.Program, transforms: Sequence[str]) -> ir.Program:
+    """Apply logged transformations (``Program.transforms`` entries such as
+    ``"tile(loops=('i', 'j'), sizes=(32, 32))"``) to ``program``, in order, each proved again.
+
+    ``replay_transforms(p, q.transforms)`` rebuilds ``q`` from the untransformed ``p``.
+    """
+    for entry in transforms:
+        try:
+            call = ast.parse(entry, mode="eval").body
+        except SyntaxError:
+            raise ScheduleError(f"cannot read transform log entry {entry!r}") from None
+        if (not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name)
+                or call.args):
+            raise ScheduleError(f"transform log entry {entry!r} is not a call with keyword "
+                                "arguments")
+        function = TRANSFORMATIONS.get(call.func.id)
+        if function is None:
+            raise ScheduleError(f"transform log entry {entry!r} is not a schedule "
+                                f"transformation (known: {', '.join(TRANSFORMATIONS)})")
+        try:
+            options = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        except ValueError:
+            raise ScheduleError(f"transform log entry {entry!r} has a non-literal "
+                                "argument") from None
+        program = function(program, **options)
+    return program
