@@ -112,6 +112,34 @@ class OptimizedProgram:
         units = self._emulation_units(binding, thread_order, seed)
         return "\n\n".join(source for _, _, source in units)
 
+    def cuda_source(self, *args, dtype: str = "float32") -> str:
+        """The complete CUDA translation unit: one ``__global__`` function per kernel.
+
+        Element types come from ``args`` when given, else every array has ``dtype``.
+        """
+        from polypipe.codegen.ast_build import build_ast
+        from polypipe.codegen.c_printer import kernel_abi
+        from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter
+        from polypipe.codegen.value_types import TypeEnv, WEAK_FLOAT
+
+        if args:
+            binding = bind_arguments(self.original, args)
+        else:
+            binding = Binding({}, {}, tuple((a.name, dtype) for a in self.original.arrays
+                                            if not a.is_local and a.accessed),
+                              tuple((a.name, WEAK_FLOAT) for a in self.original.arguments
+                                    if a.kind == "scalar"))
+        typed_original = self.original.with_dtypes(dict(binding.dtypes))
+        scalar_types = dict(binding.scalar_types)
+        functions = []
+        for kernel in self.kernels:
+            typed = kernel.program.with_dtypes(_buffer_dtypes(kernel, typed_original, binding))
+            printer = CudaPrinter(typed, TypeEnv(typed, scalar_types),
+                                  kernel_abi(typed, scalar_types), function_name=kernel.name,
+                                  block_dims=kernel.contraction.rank)
+            functions.append(printer.kernel_function(build_ast(typed)))
+        return CUDA_PRELUDE + "\n" + "\n".join(functions)
+
     def _check_sizes(self, binding: Binding) -> None:
         """Refuse what the concrete sizes make impossible (too many stages, shared memory)."""
         from polypipe.analysis.pipeline_check import require_stages_fit

@@ -1,0 +1,254 @@
+"""GPU program -> CUDA: the C printer with blocks, threads, shared memory and cp.async.
+
+It prints the same isl AST as the CPU emulation (:mod:`codegen.emulate`) and overrides only
+what differs (DESIGN.md 4 and 7):
+
+* loops under a ``block`` mark become ``blockIdx`` coordinates with the loop's bounds as a guard
+  (x: column tiles, y: row tiles, z: the outer output dimensions, flattened);
+* loops under a ``thread:<depth>`` mark become ``threadIdx`` coordinates (y, x) with guards;
+* shared buffers are ``__shared__`` arrays (dynamic shared memory beyond 48 KiB), register
+  buffers per-thread arrays (their leading thread dimensions dropped);
+* asynchronous copies are ``cp.async`` of the element size, ``commit``/``wait`` statements
+  ``cp.async.commit_group``/``cp.async.wait_group``, barriers ``__syncthreads()``.
+
+Every block-level condition the AST puts around a barrier depends only on block coordinates and
+pipeline iterations, so all threads of a block reach the same barriers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import islpy as isl
+
+from polypipe import ir
+
+from .ast_build import ITERATOR_PREFIX, StatementInstance
+from .c_printer import CPrinter, c_name
+
+STATIC_SHARED_LIMIT = 48 * 1024
+
+CUDA_PRELUDE = r"""#include <stdint.h>
+
+static __device__ __forceinline__ int64_t pp_floord(int64_t n, int64_t d) {
+  int64_t q = n / d;
+  return (n % d != 0 && ((n < 0) != (d < 0))) ? q - 1 : q;
+}
+static __device__ __forceinline__ int64_t pp_imod(int64_t n, int64_t d) {
+  int64_t r = n % d;
+  return (r != 0 && ((r < 0) != (d < 0))) ? r + d : r;
+}
+static __device__ __forceinline__ double pp_fmod(double a, double b) {
+  double r = fmod(a, b);
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static __device__ __forceinline__ float pp_fmodf(float a, float b) {
+  float r = fmodf(a, b);
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static __device__ __forceinline__ int64_t pp_ipow(int64_t b, int64_t e) {
+  int64_t r = 1;
+  while (e > 0) { if (e & 1) r *= b; b *= b; e >>= 1; }
+  return r;
+}
+#define pp_min(a, b) ((b) < (a) ? (b) : (a))
+#define pp_max(a, b) ((b) > (a) ? (b) : (a))
+
+template <int BYTES>
+static __device__ __forceinline__ void pp_cp_async(void *shared, const void *global) {
+  unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(address), "l"(global),
+               "n"(BYTES));
+}
+static __device__ __forceinline__ void pp_cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int PENDING>
+static __device__ __forceinline__ void pp_cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" :: "n"(PENDING));
+}
+"""
+
+_SIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8}
+
+
+@dataclass
+class CudaPrinter(CPrinter):
+    """Prints one GPU kernel (a GPU program specialised to dtypes) as a CUDA ``__global__``."""
+
+    block_dims: int = 2
+    _block_names: dict = field(default_factory=dict)
+
+    # -- the translation unit ---------------------------------------------------------------
+    def translation_unit(self, ast: isl.AstNode) -> str:
+        return CUDA_PRELUDE + "\n" + self.kernel_function(ast)
+
+    def kernel_function(self, ast: isl.AstNode) -> str:
+        launch = self.program.launch
+        assert launch is not None, "CUDA needs a GPU program"
+        self._threads = launch.threads
+        self._lines = []
+        params = self.parameters()
+        self._emit(0, f'extern "C" __global__ void __launch_bounds__({launch.thread_count})')
+        self._emit(0, f"{self.function_name}({', '.join(params)}) {{")
+        for line in self.prologue() + self._buffers() + self._block_coordinates():
+            self._emit(1, line)
+        self.node(ast, 1)
+        self._emit(0, "}")
+        return "\n".join(self._lines) + "\n"
+
+    def parameters(self) -> list[str]:
+        """Kernel parameters: arrays, the integers of the ABI, floats, block-grid offsets."""
+        params = []
+        for name in self.abi.arrays:
+            ctype = self.types.storage_type(name).c_name
+            params.append(f"{ctype} *__restrict__ {c_name('array', name)}")
+        count = len(self.abi.extents) + len(self.abi.params) + len(self.abi.int_scalars)
+        params += [f"int64_t pp_i{k}" for k in range(count)]
+        params += [f"double pp_f{k}" for k in range(len(self.abi.float_scalars))]
+        params += [f"int64_t pp_block_low{d}" for d in range(self.block_dims)]
+        params += [f"int64_t pp_block_count{d}" for d in range(self.block_dims)]
+        return params
+
+    def prologue(self) -> list[str]:
+        """The C printer's prologue, reading named parameters instead of the packed arrays."""
+        lines = []
+        slot = 0
+        for name, dim in self.abi.extents:
+            lines.append(f"const int64_t {self.extent(name, dim)} = pp_i{slot};")
+            slot += 1
+        for name in self.abi.params:
+            lines.append(f"const int64_t {c_name('param', name)} = pp_i{slot};")
+            slot += 1
+        for name in self.abi.int_scalars:
+            lines.append(f"const int64_t {c_name('scalar', name)} = pp_i{slot};")
+            slot += 1
+        for index, name in enumerate(self.abi.float_scalars):
+            ctype = self.types.scalars[name].strong().c_name
+            lines.append(f"const {ctype} {c_name('scalar', name)} = ({ctype})pp_f{index};")
+        return lines
+
+    def shared_bytes(self) -> int:
+        total = 0
+        for array in self.program.arrays:
+            if array.memory == "shared":
+                total += _product(array.extents) * _SIZE[self.types.storage_type(
+                    array.name).c_name]
+        return total
+
+    def _buffers(self) -> list[str]:
+        lines = []
+        shared = [a for a in self.program.arrays if a.memory == "shared"]
+        dynamic = self.shared_bytes() > STATIC_SHARED_LIMIT
+        if dynamic:
+            lines.append("extern __shared__ __align__(16) unsigned char pp_shared[];")
+        offset = 0
+        for array in shared:
+            ctype = self.types.storage_type(array.name).c_name
+            size = _product(array.extents)
+            if dynamic:
+                lines.append(f"{ctype} *{c_name('array', array.name)} = "
+                             f"({ctype} *)(pp_shared + {offset});")
+                offset += -(-size * _SIZE[ctype] // 16) * 16
+            else:
+                lines.append(f"__shared__ __align__(16) {ctype} {c_name('array', array.name)}"
+                             f"[{size}];")
+        for array in self.program.arrays:
+            if array.memory == "register":
+                ctype = self.types.storage_type(array.name).c_name
+                size = _product((array.extents or ())[array.thread_dims:])
+                lines.append(f"{ctype} {c_name('array', array.name)}[{size}];")
+        return lines
+
+    def _block_coordinates(self) -> list[str]:
+        """Block coordinates from blockIdx: x the last, y the one before, z the rest."""
+        dims = self.block_dims
+        lines = []
+        names = [f"pp_block{d}" for d in range(dims)]
+        lines.append(f"const int64_t {names[dims - 1]} = pp_block_low{dims - 1} + "
+                     "(int64_t)blockIdx.x;")
+        if dims >= 2:
+            lines.append(f"const int64_t {names[dims - 2]} = pp_block_low{dims - 2} + "
+                         "(int64_t)blockIdx.y;")
+        if dims >= 3:
+            lines.append("int64_t pp_z = blockIdx.z;")
+            for d in range(dims - 3, -1, -1):
+                lines.append(f"const int64_t {names[d]} = pp_block_low{d} + pp_z % "
+                             f"pp_block_count{d}; pp_z /= pp_block_count{d};")
+        self._block_names = {f"{ITERATOR_PREFIX}{d}": names[d] for d in range(dims)}
+        return lines
+
+    # -- marks -------------------------------------------------------------------------------
+    def mark_node(self, node: isl.AstNode, depth: int) -> None:
+        name = node.mark_get_id().get_name()
+        if name == "block":
+            self._mapped = dict(self._block_names)
+        elif name.startswith("thread:"):
+            first = int(name.split(":")[1])
+            axes = ["threadIdx.y", "threadIdx.x"][-len(self._threads):]
+            self._mapped = {f"{ITERATOR_PREFIX}{first + d}": f"(int64_t){axis}"
+                            for d, axis in enumerate(axes)}
+            self._in_thread = True
+            self.node(node.mark_get_node(), depth)
+            self._in_thread = False
+            return
+        self.node(node.mark_get_node(), depth)
+
+    def for_node(self, node: isl.AstNode, depth: int) -> None:
+        mapped = getattr(self, "_mapped", {})
+        iterator = self.expr(node.for_get_iterator())
+        if iterator not in mapped:
+            if getattr(self, "_in_thread", False):
+                # Per-thread loops over fragments and tile rows: small, unrolled so that
+                # register buffers are indexed by constants and stay in registers.
+                self._emit(depth, "#pragma unroll")
+            super().for_node(node, depth)
+            return
+        value = mapped.pop(iterator)
+        init = self.expr(node.for_get_init())
+        if node.for_is_degenerate():
+            guard = f"{iterator} == {init}"
+        else:
+            guard = f"{iterator} >= {init} && {self.expr(node.for_get_cond())}"
+            inc = self.expr(node.for_get_inc())
+            if inc != "1":
+                guard += f" && ({iterator} - {init}) % {inc} == 0"
+        self._emit(depth, "{")
+        self._emit(depth + 1, f"const int64_t {iterator} = {value};")
+        self._emit(depth + 1, f"if ({guard}) {{")
+        self.node(node.for_get_body(), depth + 2)
+        self._emit(depth + 1, "}")
+        self._emit(depth, "}")
+
+    # -- statements ----------------------------------------------------------------------------
+    def user_node(self, node: isl.AstNode, depth: int) -> None:
+        instance: StatementInstance = node.get_annotation().user
+        stmt = instance.statement
+        if isinstance(stmt, ir.Sync):
+            text = {"barrier": "__syncthreads();", "commit": "pp_cp_async_commit();"}.get(
+                stmt.kind, f"pp_cp_async_wait<{stmt.pending}>();")
+            self._emit(depth, text)
+            return
+        if stmt.kind == "async_copy":
+            target = self.expr(instance.access_exprs[id(stmt.target)])
+            source = self.expr(instance.access_exprs[id(stmt.reads[0])])
+            size = _SIZE[self.types.storage_type(stmt.target.array).c_name]
+            self._emit(depth, f"pp_cp_async<{size}>(&{target}, &{source});")
+            return
+        self._emit(depth, self.statement(instance) + ";")
+
+    def linear_index(self, info: ir.Array, indices: list[str]) -> str:
+        """Register buffers drop their thread dimensions: each thread has its own."""
+        if info.memory == "register":
+            trimmed = ir.Array(info.name, info.rank - info.thread_dims, info.shape,
+                               extents=(info.extents or ())[info.thread_dims:])
+            return super().linear_index(trimmed, indices[info.thread_dims:])
+        return super().linear_index(info, indices)
+
+
+def _product(values) -> int:
+    result = 1
+    for value in values or ():
+        result *= value
+    return result
+
