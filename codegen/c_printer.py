@@ -112,19 +112,7 @@ class CPrinter:
         for slot, name in enumerate(self.abi.arrays):
             ctype = self.types.storage_type(name).c_name
             lines.append(f"{ctype} *{c_name('array', name)} = ({ctype} *)pp_arrays[{slot}];")
-        slot = 0
-        for name, dim in self.abi.extents:
-            lines.append(f"const int64_t {self.extent(name, dim)} = pp_ints[{slot}];")
-            slot += 1
-        for name in self.abi.params:
-            lines.append(f"const int64_t {c_name('param', name)} = pp_ints[{slot}];")
-            slot += 1
-        for name in self.abi.int_scalars:
-            lines.append(f"const int64_t {c_name('scalar', name)} = pp_ints[{slot}];")
-            slot += 1
-        for index, name in enumerate(self.abi.float_scalars):
-            ctype = self.types.scalars[name].strong().c_name
-            lines.append(f"const {ctype} {c_name('scalar', name)} = ({ctype})pp_floats[{index}];")
+        lines += self.value_lines()
         for array in self.program.arrays:
             if array.is_local:
                 ctype = self.types.storage_type(array.name).c_name
@@ -138,6 +126,31 @@ class CPrinter:
         if names:
             lines.append(" ".join(f"(void){n};" for n in names))
         return lines
+
+    def value_lines(self) -> list[str]:
+        """Extents, sizes and scalars, read from where the ABI puts them."""
+        lines = []
+        slot = 0
+        for name, dim in self.abi.extents:
+            lines.append(f"const int64_t {self.extent(name, dim)} = {self.int_slot(slot)};")
+            slot += 1
+        for name in self.abi.params:
+            lines.append(f"const int64_t {c_name('param', name)} = {self.int_slot(slot)};")
+            slot += 1
+        for name in self.abi.int_scalars:
+            lines.append(f"const int64_t {c_name('scalar', name)} = {self.int_slot(slot)};")
+            slot += 1
+        for index, name in enumerate(self.abi.float_scalars):
+            ctype = self.types.scalars[name].strong().c_name
+            lines.append(f"const {ctype} {c_name('scalar', name)} = "
+                         f"({ctype}){self.float_slot(index)};")
+        return lines
+
+    def int_slot(self, slot: int) -> str:
+        return f"pp_ints[{slot}]"
+
+    def float_slot(self, index: int) -> str:
+        return f"pp_floats[{index}]"
 
     @staticmethod
     def extent(array: str, dim: int) -> str:

@@ -111,22 +111,14 @@ class CudaPrinter(CPrinter):
         return params
 
     def prologue(self) -> list[str]:
-        """The C printer's prologue, reading named parameters instead of the packed arrays."""
-        lines = []
-        slot = 0
-        for name, dim in self.abi.extents:
-            lines.append(f"const int64_t {self.extent(name, dim)} = pp_i{slot};")
-            slot += 1
-        for name in self.abi.params:
-            lines.append(f"const int64_t {c_name('param', name)} = pp_i{slot};")
-            slot += 1
-        for name in self.abi.int_scalars:
-            lines.append(f"const int64_t {c_name('scalar', name)} = pp_i{slot};")
-            slot += 1
-        for index, name in enumerate(self.abi.float_scalars):
-            ctype = self.types.scalars[name].strong().c_name
-            lines.append(f"const {ctype} {c_name('scalar', name)} = ({ctype})pp_f{index};")
-        return lines
+        """Arrays are kernel parameters; sizes and scalars come from named parameters."""
+        return self.value_lines()
+
+    def int_slot(self, slot: int) -> str:
+        return f"pp_i{slot}"
+
+    def float_slot(self, index: int) -> str:
+        return f"pp_f{index}"
 
     def shared_bytes(self) -> int:
         total = 0
