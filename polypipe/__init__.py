@@ -22,6 +22,8 @@ from .optimize import OptimizedProgram, optimize
 from .analysis.dependences import Dependence, Dependences, dependences
 from .analysis.legality import DependenceViolation, check_schedule
 from .analysis.pipelinable import PipelineCandidate, pipelinable_reads
+from .transform import (fuse_bands, fuse_loops, interchange, mark_band, replay_transforms,
+                        skew, split_band, tile)
 
 __version__ = "0.1.0"
 
@@ -30,5 +32,6 @@ __all__ = [
     "FrontendError", "GpuConfig", "GpuTarget", "H100", "Kernel", "KernelRuntimeError",
     "LegalityError", "OptimizedProgram", "PipelineCandidate", "PolypipeError", "Program",
     "ScheduleError", "SourceLocation", "build_program", "check_schedule", "dependences",
-    "kernel", "optimize", "pipelinable_reads",
+    "fuse_bands", "fuse_loops", "interchange", "kernel", "mark_band", "optimize",
+    "pipelinable_reads", "replay_transforms", "skew", "split_band", "tile",
 ]

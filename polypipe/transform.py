@@ -687,10 +687,11 @@ def skew(program: ir.Program, loop: str, by: str, *, factor: int = 1,
 
     ``by`` must run around every statement that ``loop`` runs around (an enclosing loop, or a
     loop of the same perfect nest). The skewed loop keeps the name ``loop``; its bounds now
-    depend on ``by``. Skewing alone never breaks a dependence carried by an outer loop; it
-    turns a dependence distance ``(1, -1)`` on ``(t, i)`` into ``(1, factor - 1)``, which makes
-    the nest permutable (tileable) and, followed by an interchange, can make the inner loop
-    parallel (a wavefront).
+    depend on ``by``. Skewing by an enclosing loop is legal on its own (that loop still carries
+    what it carried, and every other dependence keeps its distance on the skewed loop);
+    skewing by an inner loop may be refused. Skewing turns a distance ``(1, -1)`` on
+    ``(t, i)`` into ``(1, factor - 1)``, which makes the nest permutable (tileable) and,
+    followed by an interchange, can make the inner loop parallel (a wavefront).
 
     Before (in-place Gauss-Seidel 1-d; distances on ``(t, i)``: ``(0, 1), (1, 0), (1, -1)``)::
 
@@ -771,7 +772,7 @@ def _band_text(schedule: isl.Schedule, path: Sequence[int]) -> str:
     return "[" + ", ".join(d.name or "?" for d in dims) + "]"
 
 
-def fuse_bands(program: ir.Program, loops: Sequence[str], *,
+def fuse_bands(program: ir.Program, loops: Sequence[str] | str, *,
                statement: str | None = None) -> ir.Program:
     """Make adjacent nested loops one band (merge nested bands; not loop fusion, see
     :func:`fuse_loops`). Members of the same bands outside ``loops`` stay in bands of their
