@@ -35,7 +35,7 @@ class Contraction:
 
     program: ir.Program              # the program, with a local accumulator expanded
     statements: tuple[str, ...]      # the nest's statements, in source order
-    update: str
+    update: str | None               # None for an element-wise nest (no reduction)
     accumulator: str
     output_iterators: tuple[str, ...]
     output_offsets: tuple[int, ...]
@@ -50,11 +50,15 @@ class Contraction:
 
     @property
     def inits(self) -> tuple[str, ...]:
+        if self.update is None:
+            return self.statements
         index = self.statements.index(self.update)
         return self.statements[:index]
 
     @property
     def epilogues(self) -> tuple[str, ...]:
+        if self.update is None:
+            return ()
         index = self.statements.index(self.update)
         return self.statements[index + 1:]
 
@@ -204,13 +208,10 @@ def recognise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:
         iterators, _ = _unit_index(stmt.target, stmt)
         if len(iterators) < len(stmt.iterators):
             reducing.append(stmt)
+    if not reducing:
+        return _elementwise(program, nest)
     if len(reducing) != 1:
         first = nest[0]
-        if not reducing:
-            raise ScheduleError(
-                f"the loop nest starting at {_where(first)} has no reduction statement "
-                "(`acc[...] += ...` over loops that do not index acc); polypipe.optimize maps "
-                "contractions (matrix multiply, convolution, ...) to the GPU")
         names = ", ".join(s.name for s in reducing)
         raise ScheduleError(f"the loop nest starting at {_where(first)} has several reduction "
                             f"statements ({names}); write one contraction per loop nest")
@@ -227,6 +228,37 @@ def recognise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:
                             f"{len(output_iterators)} dimension(s); GPU tiling needs at least "
                             "two output dimensions (rows and columns)")
     reduction = tuple(i for i in update.iterators if i not in output_iterators)
+    element_of = _elements(nest, accumulator, update)
+    return Contraction(program, tuple(s.name for s in nest), update.name, accumulator,
+                       tuple(output_iterators), tuple(offsets), reduction, element_of,
+                       expanded_local, accumulator if expanded_local else None)
+
+
+def _elementwise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:
+    """A nest without reduction (e.g. ``C[i, j] = 0``): one output element per instance.
+
+    The first statement's target gives the output elements; every statement must touch one
+    element of it per instance. Such a nest maps to blocks and threads without a pipeline.
+    """
+    first = nest[0]
+    accumulator = first.target.array
+    if program.array(accumulator).is_local or first.target.relation.dim(isl.dim_type.out) < 2:
+        raise ScheduleError(
+            f"the loop nest starting at {_where(first)} has no reduction statement and does "
+            f"not write a 2-D (or higher) array element per instance; polypipe.optimize maps "
+            "contractions (matrix multiply, convolution, ...) and element-wise 2-D nests")
+    output_iterators, offsets = _unit_index(first.target, first)
+    if not first.target.relation.is_injective():
+        raise ScheduleError(f"{_where(first)} writes some element of `{accumulator}` more "
+                            "than once")
+    return Contraction(program, tuple(s.name for s in nest), None, accumulator,
+                       tuple(output_iterators), tuple(offsets), (),
+                       _elements(nest, accumulator, None))
+
+
+def _elements(nest: list[ir.Statement], accumulator: str, update: ir.Statement | None
+              ) -> dict[str, isl.Map]:
+    """Each statement's instance -> accumulator element relation (one element each)."""
     element_of: dict[str, isl.Map] = {}
     for stmt in nest:
         touching = [a for a in stmt.accesses if a.array == accumulator]
@@ -239,9 +271,7 @@ def recognise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:
             raise ScheduleError(f"{_where(stmt)} touches several elements of `{accumulator}`")
         if stmt is not update and not relation.is_injective():
             raise ScheduleError(f"{_where(stmt)} touches each element of `{accumulator}` more "
-                                "than once; only the update statement may loop over a "
-                                "reduction")
+                                "than once; only a reduction statement (`acc[...] += ...` "
+                                "over loops that do not index acc) may do that")
         element_of[stmt.name] = relation
-    return Contraction(program, tuple(s.name for s in nest), update.name, accumulator,
-                       tuple(output_iterators), tuple(offsets), reduction, element_of,
-                       expanded_local, accumulator if expanded_local else None)
+    return element_of

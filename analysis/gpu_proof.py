@@ -142,12 +142,15 @@ def prove_dataflow(original: ir.Program, kernel) -> int:
             want_sources, want_live = source[(stmt.name, index)]
             got_sources, got_live = _resolve(gpu_origins, gpu_statements, (stmt.name, index))
             if not got_sources.is_equal(want_sources):
-                difference = got_sources.subtract(want_sources).union(
-                    want_sources.subtract(got_sources))
+                extra = got_sources.subtract(want_sources)
+                which = ("on the GPU the reader takes its value from this writer, in the "
+                         "source it does not" if not extra.is_empty() else
+                         "in the source the reader takes its value from this writer, on the "
+                         "GPU it does not")
                 raise _fail(f"the GPU schedule changes where {stmt.name}'s read of {access} "
-                            "gets its value", difference,
-                            lambda p, q: f"reader -> writer pair only in one program: "
-                                         f"{_describe_point(p, q)}")
+                            "gets its value", extra if not extra.is_empty()
+                            else want_sources.subtract(got_sources),
+                            lambda p, q: f"{which}: {_describe_point(p, q)}")
             if not _live_in_equal(got_live, want_live, contraction):
                 raise _fail(f"the GPU schedule changes which input element {stmt.name}'s "
                             f"read of {access} sees", got_live.subtract(want_live).union(

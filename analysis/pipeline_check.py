@@ -130,7 +130,7 @@ def max_stages(kernel, itemsize: int, sizes: Mapping[str, int] | None = None
     by_memory = config.target.shared_bytes // per_stage if per_stage else 1 << 30
     limit, why = by_memory, (f"shared memory: {per_stage} bytes per stage, "
                              f"{config.target.shared_bytes} on {config.target.name}")
-    if sizes is not None:
+    if sizes is not None and kernel.contraction.update is not None:
         trips = tile_trip_count(kernel, sizes)
         if trips + 1 < limit:
             limit, why = trips + 1, (f"trip count: {trips} reduction tile(s) of "
@@ -142,6 +142,8 @@ def tile_trip_count(kernel, sizes: Mapping[str, int]) -> int:
     """Tiles of the streamed reduction loop at concrete sizes (0 when the nest is empty)."""
     from polypipe.analysis.bounds import fix_parameters
 
+    if kernel.contraction.update is None:
+        return 0
     update = kernel.program.statement(kernel.contraction.update)
     rk = kernel.contraction.reduction_iterators[-1]
     domain = update.domain.intersect_params(fix_parameters(update.domain, sizes))

@@ -107,8 +107,7 @@ class _Text:
         self.cfg = config
         self.params = c.program.parameter_names
         self.prefix = f"[{', '.join(self.params)}] -> " if self.params else ""
-        update = c.program.statement(c.update)
-        self.update = update
+        self.update = c.program.statement(c.update) if c.update is not None else None
         self.p = c.rank
         self.bm, self.bn = config.block
         self.tm, self.tn = config.threads
@@ -116,7 +115,7 @@ class _Text:
         self.bk = config.reduction
         self.S = config.shared_stages
         self.R = config.register_stages
-        self.rk = c.reduction_iterators[-1]
+        self.rk = c.reduction_iterators[-1] if c.reduction_iterators else None
         self.r_outer = list(c.reduction_iterators[:-1])
         self.block_dims = [f"pp_b{d}" for d in range(self.p - 2)] + ["pp_bm", "pp_bn"]
 
@@ -202,6 +201,8 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
     """Build the GPU program of one contraction nest (see the module docstring)."""
     config.validate()
     tx = _Text(c, config)
+    if c.update is None:
+        return _build_elementwise(c, config, kernel_name, tx)
     program = c.program
     update = tx.update
     taken = {a.name for a in program.arrays} | {s.name for s in program.statements}
@@ -499,6 +500,27 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                      waits_after_commit=waits_after_commit)
 
 
+def _build_elementwise(c: Contraction, config: GpuConfig, kernel_name: str, tx: _Text
+                       ) -> GpuKernel:
+    """An element-wise nest: blocks and threads over its output elements, no pipeline."""
+    program = c.program
+    pieces = {}
+    for name in c.statements:
+        stmt = program.statement(name)
+        pieces[name] = {"via": c.element_of[name],
+                        "instance": f"{name}[{', '.join(stmt.iterators)}]"}
+    gpu_program = replace(program, name=kernel_name,
+                          statements=tuple(program.statement(n) for n in c.statements),
+                          syncs=(), launch=ir.Launch((tx.tm, tx.tn)),
+                          transforms=program.transforms + (f"gpu_map({config.describe()})",))
+    schedule = _schedule_tree(gpu_program, tx, pieces, c)
+    return GpuKernel(replace(gpu_program, schedule=schedule), c, config, (), "", False, False,
+                     block_of=_coordinates(pieces, tx.prefix, lambda p: p["block"]),
+                     thread_of=_coordinates(pieces, tx.prefix, lambda p: p["thread"]),
+                     iteration_of=_coordinates(pieces, tx.prefix, lambda p: None),
+                     phase_of=_coordinates(pieces, tx.prefix, lambda p: None))
+
+
 def _coordinates(pieces: dict[str, dict], prefix: str, pick) -> isl.UnionMap:
     """``{ instance -> [coordinates] }`` over every statement ``pick`` gives coordinates for."""
     parts = [f"{piece['instance']} -> [{', '.join(pick(piece))}]"
@@ -655,16 +677,19 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
                      inner, "{ atomic[0]; atomic[1] }")
         phase_children.append(_filter([pieces[n]["instance"] for n in names], prefix,
                                       _mark(f"thread:{main_depth}", band)))
-    loop = _band([(pieces[n]["instance"], pieces[n]["T"]) for n in main], prefix,
-                 _sequence(phase_children), "{ separate[0] }")
-    if tx.r_outer:
-        loop = _band([(pieces[n]["instance"], pieces[n]["outer"]) for n in main], prefix, loop)
+    if main:
+        loop = _band([(pieces[n]["instance"], pieces[n]["T"]) for n in main], prefix,
+                     _sequence(phase_children), "{ separate[0] }")
+        if tx.r_outer:
+            loop = _band([(pieces[n]["instance"], pieces[n]["outer"]) for n in main], prefix,
+                         loop)
 
     top_children = []
     if init_order:
         top_children.append(_filter([pieces[n]["instance"] for n in init_order], prefix,
                                     phase_of_elements(init_order)))
-    top_children.append(_filter([pieces[n]["instance"] for n in main], prefix, loop))
+    if main:
+        top_children.append(_filter([pieces[n]["instance"] for n in main], prefix, loop))
     if epi_order:
         top_children.append(_filter([pieces[n]["instance"] for n in epi_order], prefix,
                                     phase_of_elements(epi_order)))

@@ -38,6 +38,8 @@ def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict
         dtypes[op.shared] = dtypes[op.array]
         dtypes[op.register] = dtypes[op.array]
     contraction = kernel.contraction
+    if contraction.update is None:
+        return dtypes
     if contraction.expanded_local:
         env = TypeEnv(typed_original, dict(binding.scalar_types))
         vtype = env.storage_type(contraction.expanded_local)
@@ -70,6 +72,10 @@ class OptimizedProgram:
                  f"{self.config.describe()}"]
         for kernel in self.kernels:
             c = kernel.contraction
+            if c.update is None:
+                lines.append(f"  {kernel.name}: element-wise over {c.accumulator}'s elements "
+                             f"({', '.join(c.output_iterators)}), no reduction to pipeline")
+                continue
             lines.append(f"  {kernel.name}: accumulator {c.accumulator} over "
                          f"({', '.join(c.output_iterators)}), reduction "
                          f"({', '.join(c.reduction_iterators)}); registers hold "

@@ -42,7 +42,7 @@ def check_against_numpy(name: str, config: GpuConfig, dtype=np.float64, sizes=SI
 @pytest.mark.parametrize("register_stages", [1, 2])
 @pytest.mark.parametrize("shared_stages", [1, 2, 3, 4])
 @pytest.mark.parametrize("name", ["gemm", "batched_gemm", "conv2d_s1", "conv2d_s2",
-                                  "gemm_tt_local", "2mm"])
+                                  "gemm_tt_local", "2mm", "matmul_separate_init"])
 def test_pipeline_matches_numpy(name, shared_stages, register_stages):
     config = GpuConfig(**DEFAULT, shared_stages=shared_stages, register_stages=register_stages)
     check_against_numpy(name, config)
@@ -119,9 +119,36 @@ def test_pipeline_rejects_source_written_inside_loop():
         pp.optimize(k, GpuConfig(block=(8, 8), threads=(2, 2), reduction=4))
 
 
+def recurrence(A):
+    N, M = A.shape
+    for i in range(1, N):
+        for j in range(M):
+            A[i, j] = A[i - 1, j] * 0.5
+
+
 def test_pipeline_rejects_non_contraction():
-    with pytest.raises(ScheduleError, match="has no reduction statement"):
+    with pytest.raises(ScheduleError, match="has no reduction statement and does not write a "
+                                            "2-D"):
         pp.optimize(pp.kernel(stencil))
+
+
+def shifted_update(A, B):
+    N, M = A.shape
+    for i in range(1, N):
+        for j in range(M):
+            B[i, j] = A[i, j] + 1.0
+            A[i, j] = B[i - 1, j] * 0.5
+
+
+def test_pipeline_rejects_elementwise_recurrence():
+    with pytest.raises(ScheduleError, match="touches several elements of `A`"):
+        pp.optimize(pp.kernel(recurrence), GpuConfig(block=(8, 8), threads=(2, 2)))
+
+
+def test_pipeline_rejects_elementwise_nest_whose_threads_would_race():
+    """S1 of row i runs with row i - 1's element; S0 of row i reads what it overwrites."""
+    with pytest.raises(LegalityError, match=r"S0\[i = \d+, j = \d+\]|missing barrier"):
+        pp.optimize(pp.kernel(shifted_update), GpuConfig(block=(8, 8), threads=(2, 2)))
 
 
 def test_pipeline_rejects_two_reductions_in_one_nest():

@@ -177,3 +177,23 @@ CASES = {
         lambda a: {2: np.where(np.tri(a[2].shape[0], dtype=bool),
                                a[0] * a[3].astype(np.float64) @ a[3].T + a[1] * a[2], a[2])}),
 }
+
+
+def matmul_separate_init(C, A, B):
+    """Zero-fill in its own nest (an element-wise GPU kernel), then the contraction."""
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+    for i in range(M):
+        for j in range(N):
+            for k in range(K):
+                C[i, j] += A[i, k] * B[k, j]
+
+
+CASES["matmul_separate_init"] = Case(
+    matmul_separate_init,
+    lambda rng, M, N, K, dt: [_rand(rng, (M, N), dt), _rand(rng, (M, K), dt),
+                              _rand(rng, (K, N), dt)],
+    lambda a: {0: a[1].astype(np.float64) @ a[2]})
