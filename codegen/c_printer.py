@@ -328,7 +328,7 @@ class CPrinter:
             for arg in call.args[1:]:
                 text = f"pp_{func}({text}, {self.value(arg, instance, have)})"
             return text
-        if func in ("float", "int"):
+        if func in ("float", "int", "float32", "float64", "int32", "int64"):
             return f"(({have.c_name}){self.value(call.args[0], instance)})"
         if func == "abs":
             arg = self.value(call.args[0], instance, have)

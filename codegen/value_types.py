@@ -165,6 +165,8 @@ class TypeEnv:
             return result.strong() if call.origin == "numpy" else result
         if func == "abs":
             return args[0].strong() if call.origin == "numpy" else args[0]
+        if func in _DTYPES and call.origin == "numpy":
+            return from_dtype(func)
         if func == "float":
             return WEAK_FLOAT
         if func == "int":

@@ -37,6 +37,8 @@ NUMPY_FUNCTIONS = {
         "cos", "tan", "floor", "ceil", "hypot", "fabs", "fmax", "fmin", "square", "copysign")},
     "power": "pow", "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2",
     "abs": "abs", "absolute": "abs", "maximum": "max", "minimum": "min",
+    # Scalar constructors act as casts: np.float32(x) is x rounded to float32.
+    "float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64",
 }
 BUILTIN_FUNCTIONS = {"min": "min", "max": "max", "abs": "abs", "float": "float", "int": "int",
                      "pow": "pow"}
@@ -157,8 +159,12 @@ class _NameClassifier:
         in_affine: set[str] = set()
         assigned: dict[str, ast.AST] = {}
         self._collect_shape_bindings()
-        # In `A[i][j]` the inner `A[i]` is part of one access, not an access of its own.
+        # In `A[i][j]` the inner `A[i]` is part of one access, not an access of its own; and
+        # `len(A[0])` in a shape binding is no access at all.
         inner = {id(n.value) for n in ast.walk(self.func) if isinstance(n, ast.Subscript)}
+        for binding in self.func.body:
+            if is_shape_binding(binding):
+                inner.update(id(n) for n in ast.walk(binding) if isinstance(n, ast.Subscript))
         for node in ast.walk(self.func):
             if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
                 self.names.loop_vars.add(node.target.id)
@@ -297,15 +303,19 @@ class _NameClassifier:
 
     def _shape_ref(self, node: ast.AST) -> tuple[str, int]:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id == "len" and len(node.args) == 1
-                and isinstance(node.args[0], ast.Name)):
-            return node.args[0].id, 0
+                and node.func.id == "len" and len(node.args) == 1):
+            # len(A) is A.shape[0]; len(A[0]) is A.shape[1], and so on.
+            base, indices = (flatten_subscript(node.args[0])
+                             if isinstance(node.args[0], ast.Subscript) else (node.args[0], []))
+            if isinstance(base, ast.Name) and all(
+                    isinstance(i, ast.Constant) and isinstance(i.value, int) for i in indices):
+                return base.id, len(indices)
         if (isinstance(node, ast.Subscript) and _is_shape_attribute(node.value)
                 and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int)):
             if node.slice.value < 0:
                 raise self.error(node, "use a non-negative dimension in `A.shape[d]`")
             return node.value.value.id, node.slice.value
-        raise self.error(node, "expected `A.shape`, `A.shape[d]` or `len(A)`")
+        raise self.error(node, "expected `A.shape`, `A.shape[d]`, `len(A)` or `len(A[0])`")
 
 
 def is_shape_binding(node: ast.AST) -> bool:

@@ -136,3 +136,24 @@ def test_model_kernel_is_still_plain_python():
     gemm.python(1.5, 0.5, C, A, B)
     assert np.allclose(C, want)
     assert gemm.__name__ == "gemm" and gemm.__doc__ == gemm.python.__doc__
+
+
+@pp.kernel
+def nested_len_and_numpy_casts(A, B, s):
+    N = len(A)
+    M = len(A[0])
+    for i in range(N):
+        for j in range(M):
+            B[i][j] = np.float32(A[i][j] * s) + np.float64(i) / M + np.int32(j * 2.7)
+
+
+def test_model_len_of_row_is_second_dimension_and_numpy_casts_match_python():
+    from tests.helpers import assert_matches_python
+
+    p = nested_len_and_numpy_casts.program
+    assert [param.source for param in p.parameters] == [("shape", "A", 0), ("shape", "A", 1)]
+    assert p.array("A").rank == 2
+    for dtype in (np.float64, np.float32):
+        A = np.random.default_rng(0).random((5, 7)).astype(dtype)
+        assert_matches_python(nested_len_and_numpy_casts, [A, np.zeros((5, 7), dtype), 0.3],
+                              dtype)
