@@ -55,8 +55,24 @@ def scalar_vtype(name: str, value: Any):
     raise ArgumentError(f"argument `{name}` must be a number, got {type(value).__name__}")
 
 
-def bind_arguments(program: ir.Program, args: tuple) -> Binding:
-    """Check ``args`` against ``program`` and extract sizes and types (raises ArgumentError)."""
+def _device_array(value):
+    """(dtype name, shape, C-contiguous) of a GPU array (``__cuda_array_interface__``)."""
+    interface = getattr(value, "__cuda_array_interface__", None)
+    if interface is None:
+        return None
+    dtype = np.dtype(interface["typestr"])
+    shape = tuple(interface["shape"])
+    strides = interface.get("strides")
+    contiguous = strides is None or tuple(strides) == tuple(
+        np.empty(shape, dtype=dtype).strides if all(shape) else strides)
+    return dtype.name, shape, contiguous
+
+
+def bind_arguments(program: ir.Program, args: tuple, device_arrays: bool = False) -> Binding:
+    """Check ``args`` against ``program`` and extract sizes and types (raises ArgumentError).
+
+    With ``device_arrays``, GPU arrays (``__cuda_array_interface__``) are accepted too.
+    """
     from polypipe.codegen.value_types import SUPPORTED_DTYPES
 
     expected = [a.name for a in program.arguments]
@@ -77,6 +93,16 @@ def bind_arguments(program: ir.Program, args: tuple) -> Binding:
                 raise ArgumentError(f"argument `{array.name}` must be an array with at least "
                                     f"{array.rank} dimension(s) (its shape gives sizes)")
             extents[array.name] = tuple(shape)
+            continue
+        device = _device_array(value) if device_arrays else None
+        if device is not None:
+            dtype, shape, contiguous = device
+            if len(shape) != array.rank or dtype not in SUPPORTED_DTYPES or not contiguous:
+                raise ArgumentError(f"GPU argument `{array.name}` must be a C-contiguous "
+                                    f"{array.rank}-D array of {', '.join(SUPPORTED_DTYPES)}; "
+                                    f"got {dtype} of shape {shape}")
+            extents[array.name] = shape
+            dtypes.append((array.name, dtype))
             continue
         if not isinstance(value, np.ndarray):
             raise ArgumentError(f"argument `{array.name}` must be a NumPy array (it is "
@@ -188,6 +214,8 @@ class ArgumentPacker:
         layout += [(names.index(n), None) for n in abi.int_scalars]
         self._int_getters = layout
         self._float_slots = [names.index(n) for n in abi.float_scalars]
+        self.array_slots, self.int_getters = self._array_slots, self._int_getters
+        self.float_slots = self._float_slots
         self._pointer_type = ctypes.c_void_p * max(len(self._array_slots), 1)
         self._int_type = ctypes.c_int64 * max(len(self._int_getters), 1)
         self._float_type = ctypes.c_double * max(len(self._float_slots), 1)

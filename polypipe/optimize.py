@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from . import ir
-from .errors import PolypipeError, ScheduleError
+from .errors import KernelRuntimeError, PolypipeError, ScheduleError
 from .gpu_config import GpuConfig
 from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
 
-OPTIMIZED_BACKENDS = ("emulate",)
+OPTIMIZED_BACKENDS = ("emulate", "cuda")
 
 
 def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict[str, str]:
@@ -95,15 +95,30 @@ class OptimizedProgram:
         if backend not in OPTIMIZED_BACKENDS:
             raise PolypipeError(f"unknown backend {backend!r} for an optimized program; "
                                 f"available: {', '.join(OPTIMIZED_BACKENDS)}")
+        if backend == "cuda":
+            from polypipe.codegen.cuda_runtime import cuda_unavailable_reason
+
+            reason = cuda_unavailable_reason()
+            if reason is not None:
+                raise KernelRuntimeError(reason)
         from polypipe.analysis.bounds import check_access_bounds
         from polypipe.codegen.emulate import run_emulated
 
-        binding = bind_arguments(self.original, args)
+        binding = bind_arguments(self.original, args, device_arrays=backend == "cuda")
         sizes = (tuple(binding.params.items()), tuple(binding.extents.items()))
         if sizes not in self._checked:
             check_access_bounds(self.original, binding.params, binding.extents)
             self._check_sizes(binding)
             self._checked.add(sizes)
+        if backend == "cuda":
+            from polypipe.codegen.cuda_runtime import CudaExecutable
+
+            executable = self._compiled.get(("cuda", binding.signature))
+            if executable is None:
+                executable = CudaExecutable(self, binding)
+                self._compiled[("cuda", binding.signature)] = executable
+            self.last_gpu_milliseconds = executable.run(args, binding)
+            return
         key = (binding.signature, thread_order, seed)
         emulated = self._compiled.get(key)
         if emulated is None:
@@ -123,10 +138,7 @@ class OptimizedProgram:
 
         Element types come from ``args`` when given, else every array has ``dtype``.
         """
-        from polypipe.codegen.ast_build import build_ast
-        from polypipe.codegen.c_printer import kernel_abi
-        from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter
-        from polypipe.codegen.value_types import TypeEnv, WEAK_FLOAT
+        from polypipe.codegen.value_types import WEAK_FLOAT
 
         if args:
             binding = bind_arguments(self.original, args)
@@ -135,13 +147,39 @@ class OptimizedProgram:
                                             if not a.is_local and a.accessed),
                               tuple((a.name, WEAK_FLOAT) for a in self.original.arguments
                                     if a.kind == "scalar"))
+        return self.cuda_source_for(binding)
+
+    def _typed_kernels(self, binding: Binding):
+        """(kernel, typed GPU program, type environment, ABI) for these dtypes."""
+        from polypipe.codegen.c_printer import kernel_abi
+        from polypipe.codegen.value_types import TypeEnv
+
         typed_original = self.original.with_dtypes(dict(binding.dtypes))
         scalar_types = dict(binding.scalar_types)
-        functions = []
         for kernel in self.kernels:
             typed = kernel.program.with_dtypes(_buffer_dtypes(kernel, typed_original, binding))
-            printer = CudaPrinter(typed, TypeEnv(typed, scalar_types),
-                                  kernel_abi(typed, scalar_types), function_name=kernel.name,
+            yield kernel, typed, TypeEnv(typed, scalar_types), kernel_abi(typed, scalar_types)
+
+    def cuda_packers(self, binding: Binding) -> list:
+        return [ArgumentPacker(typed, abi) for _, typed, _, abi in self._typed_kernels(binding)]
+
+    def dynamic_shared_bytes(self, kernel, binding: Binding) -> int:
+        """Bytes of dynamic shared memory a launch needs (0 when the buffers are static)."""
+        from polypipe.codegen.cuda_printer import STATIC_SHARED_LIMIT, CudaPrinter
+
+        for candidate, typed, types, abi in self._typed_kernels(binding):
+            if candidate is kernel:
+                size = CudaPrinter(typed, types, abi).shared_bytes()
+                return size if size > STATIC_SHARED_LIMIT else 0
+        raise KeyError(kernel.name)
+
+    def cuda_source_for(self, binding: Binding) -> str:
+        from polypipe.codegen.ast_build import build_ast
+        from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter
+
+        functions = []
+        for kernel, typed, types, abi in self._typed_kernels(binding):
+            printer = CudaPrinter(typed, types, abi, function_name=kernel.name,
                                   block_dims=kernel.contraction.rank)
             functions.append(printer.kernel_function(build_ast(typed)))
         return CUDA_PRELUDE + "\n" + "\n".join(functions)
@@ -159,18 +197,11 @@ class OptimizedProgram:
     def _emulation_units(self, binding: Binding, thread_order: str, seed: int) -> list:
         """(typed program, ABI, C source) of every kernel, specialised to the dtypes."""
         from polypipe.codegen.ast_build import build_ast
-        from polypipe.codegen.c_printer import kernel_abi
         from polypipe.codegen.emulate import EmulationPrinter
-        from polypipe.codegen.value_types import TypeEnv
 
-        typed_original = self.original.with_dtypes(dict(binding.dtypes))
-        scalar_types = dict(binding.scalar_types)
         units = []
-        for kernel in self.kernels:
-            typed = kernel.program.with_dtypes(_buffer_dtypes(kernel, typed_original, binding))
-            abi = kernel_abi(typed, scalar_types)
-            printer = EmulationPrinter(typed, TypeEnv(typed, scalar_types), abi,
-                                       thread_order=thread_order, seed=seed,
+        for kernel, typed, types, abi in self._typed_kernels(binding):
+            printer = EmulationPrinter(typed, types, abi, thread_order=thread_order, seed=seed,
                                        block_dims=kernel.contraction.rank)
             units.append((typed, abi, printer.translation_unit(build_ast(typed))))
         return units
