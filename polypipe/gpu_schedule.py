@@ -34,6 +34,7 @@ import islpy as isl
 
 from . import ir
 from .errors import ScheduleError
+from .ir import fresh_name
 from .gpu_config import GpuConfig
 from polypipe.analysis.contraction import Contraction, rewrite_reads
 
@@ -163,15 +164,6 @@ class _Text:
         return f"{self.c.update}[{', '.join(self.update.iterators)}]"
 
 
-def _fresh(name: str, taken: set[str]) -> str:
-    candidate, count = name, 1
-    while candidate in taken:
-        count += 1
-        candidate = f"{name}{count}"
-    taken.add(candidate)
-    return candidate
-
-
 def _uses(relation: isl.Map, stmt: ir.Statement, iterator: str) -> bool:
     """Whether the accessed element changes with ``iterator`` (other iterators fixed)."""
     pma = isl.PwMultiAff.from_map(relation)
@@ -234,8 +226,8 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                                       "and the reduction)"))
             continue
         base = access.array
-        operands.append(Operand(index, access.array, _fresh(f"{base}_s", taken),
-                                _fresh(f"{base}_r", taken), uses_m, uses_n))
+        operands.append(Operand(index, access.array, fresh_name(f"{base}_s", taken),
+                                fresh_name(f"{base}_r", taken), uses_m, uses_n))
 
     o_u = tx.update_element()
     block_u = tx.block_of(o_u)
@@ -253,7 +245,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
     schedule_pieces: dict[str, dict] = {}   # statement -> {"block": [...], "thread": [...], ...}
 
     # -- register accumulator ----------------------------------------------------------------
-    acc_buffer = _fresh(f"{c.accumulator}_r", taken)
+    acc_buffer = fresh_name(f"{c.accumulator}_r", taken)
     arrays.append(ir.Array(acc_buffer, 4, (None,) * 4, memory="register",
                            extents=(tx.tm, tx.tn, tx.rm, tx.rn), thread_dims=2))
     elem = tx.element_vars()
@@ -274,7 +266,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
             "pp_lk"]
         arrays.append(ir.Array(op.shared, 1 + len(extents), (None,) * (1 + len(extents)),
                                memory="shared", extents=(tx.S, *extents)))
-        copy_name = _fresh(f"copy_{op.array}", taken)
+        copy_name = fresh_name(f"copy_{op.array}", taken)
         copy_dims = tx.block_dims + tx.r_outer + ["pp_t"] + local_names
         to_copy = tx.map_(f"{u_inst} -> {copy_name}[{', '.join(block_u + tx.r_outer + [tile_u] + local)}]")
         to_copy = to_copy.intersect_domain(u_domain)
@@ -314,7 +306,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
         arrays.append(ir.Array(op.register, 3 + len(frag_extents),
                                (None,) * (3 + len(frag_extents)), memory="register",
                                extents=(tx.tm, tx.tn, tx.R, *frag_extents), thread_dims=2))
-        load_name = _fresh(f"load_{op.array}", taken)
+        load_name = fresh_name(f"load_{op.array}", taken)
         frag_names = (["pp_m"] if op.uses_m else []) + (["pp_n"] if op.uses_n else [])
         frag_exprs = ([frag_u[0]] if op.uses_m else []) + ([frag_u[1]] if op.uses_n else [])
         load_dims = tx.block_dims + tx.r_outer + ["pp_kk", "pp_ty", "pp_tx"] + frag_names
@@ -396,7 +388,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
     copy_out = not accumulator.is_local and accumulator.memory == "global"
     element_names = tx.element_vars()
     if copy_in:
-        name = _fresh(f"copyin_{c.accumulator}", taken)
+        name = fresh_name(f"copyin_{c.accumulator}", taken)
         domain = _name_dims(element_set.set_tuple_name(name), element_names)
         ident = tx.map_(f"{name}[{', '.join(element_names)}] -> "
                         f"{tx.element_space()}").intersect_domain(domain)
@@ -408,7 +400,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
         schedule_pieces[name] = {"via": ident, "instance": f"{name}[{', '.join(element_names)}]",
                                  "first": True}
     if copy_out:
-        name = _fresh(f"copyout_{c.accumulator}", taken)
+        name = fresh_name(f"copyout_{c.accumulator}", taken)
         written = isl.UnionSet.empty(u_domain.get_space().params())
         for stmt in nest:
             if stmt.target.array == c.accumulator:
@@ -441,7 +433,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
     sync_dims = prefix_dims + ["pp_T"]
 
     def make_sync(kind: str, base: isl.Set, phase: int, pending: int = 0) -> ir.Sync:
-        name = _fresh(kind, taken)
+        name = fresh_name(kind, taken)
         per_thread = kind != "barrier"
         dims = sync_dims + (["pp_ty", "pp_tx"] if per_thread else [])
         domain = base

@@ -407,6 +407,16 @@ class Program:
         return "\n".join(lines)
 
 
+def fresh_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name2``, ``name3``, ... whichever is not in ``taken`` (then added)."""
+    candidate, count = name, 1
+    while candidate in taken:
+        count += 1
+        candidate = f"{name}{count}"
+    taken.add(candidate)
+    return candidate
+
+
 def _describe_parameter(param: Parameter) -> str:
     if param.source[0] == "shape":
         return f"{param.name} = {param.source[1]}.shape[{param.source[2]}]"

@@ -56,6 +56,7 @@ from typing import Callable, Iterator, Sequence
 import islpy as isl
 
 from . import ir
+from .ir import fresh_name
 from .analysis.legality import DependenceViolation, check_schedule
 from .errors import LegalityError, ScheduleError
 
@@ -634,7 +635,7 @@ def tile(program: ir.Program, loops: Sequence[str] | str, sizes: Sequence[int] |
         covered = _statement_names(_node_at(schedule, chain.top).get_domain())
         in_use = _names_in_use(schedule, covered)
         if tile_names is None:
-            chosen = [_fresh(f"{n}_tile", in_use) for n in names]
+            chosen = [fresh_name(f"{n}_tile", in_use) for n in names]
         else:
             chosen = list(_loop_names(tile_names, "tile_names"))
             if len(chosen) != len(names):
@@ -655,15 +656,6 @@ def tile(program: ir.Program, loops: Sequence[str] | str, sizes: Sequence[int] |
         new = _rebuild_chain(schedule, chain.top, len(chain.bands),
                              [before, tiles, points, after])
         return _accept(program, new, entry)
-
-
-def _fresh(name: str, in_use: set[str]) -> str:
-    candidate, count = name, 1
-    while candidate in in_use:
-        count += 1
-        candidate = f"{name}{count}"
-    in_use.add(candidate)
-    return candidate
 
 
 def _shown(value):
