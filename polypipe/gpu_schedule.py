@@ -469,9 +469,8 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
             "inner": [], "instance": f"{sync.name}[{', '.join(dims)}]",
         }
 
-    ordered = [s for s in statements.values()]
     gpu_program = replace(
-        program, name=kernel_name, statements=tuple(ordered), syncs=tuple(syncs),
+        program, name=kernel_name, statements=tuple(statements.values()), syncs=tuple(syncs),
         arrays=tuple(a for a in arrays if a.name != c.expanded_array),
         launch=ir.Launch((tx.tm, tx.tn)),
         transforms=program.transforms + (f"gpu_map({config.describe()})",))
