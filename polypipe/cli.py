@@ -143,7 +143,7 @@ def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = "float64", seed
     cached = min(_timed(lambda: call(*[a.copy() if isinstance(a, np.ndarray) else a
                                        for a in fresh], backend=backend))
                  for _ in range(max(repeat, 1)))
-    print(f"  {backend:6} first call  {_fmt_time(first)}  (model -> C -> compile -> run)",
+    print(f"  {backend:6} first call  {_fmt_time(first)}  (generate code, compile or reuse the on-disk cache, run)",
           file=out)
     print(f"  {backend:6} cached call {_fmt_time(cached)}", file=out)
     if not check:
