@@ -53,6 +53,13 @@ def from_dtype(name: str) -> VType:
     return _DTYPES[name]
 
 
+def dtype_name(vtype: VType) -> str:
+    """The NumPy dtype an element of this type is stored as (booleans as int32)."""
+    if vtype.kind == "b":
+        return "int32"
+    return {"f": "float", "i": "int"}[vtype.kind] + str(vtype.bits)
+
+
 def promote(a: VType | None, b: VType | None) -> VType | None:
     """The type of ``a op b`` under NEP 50 (``None`` is "not known yet" and yields the other)."""
     if a is None:

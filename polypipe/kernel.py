@@ -63,9 +63,18 @@ def _device_array(value):
     dtype = np.dtype(interface["typestr"])
     shape = tuple(interface["shape"])
     strides = interface.get("strides")
-    contiguous = strides is None or tuple(strides) == tuple(
-        np.empty(shape, dtype=dtype).strides if all(shape) else strides)
+    contiguous = strides is None or not all(shape) or tuple(strides) == _c_strides(
+        shape, dtype.itemsize)
     return dtype.name, shape, contiguous
+
+
+def _c_strides(shape: tuple, itemsize: int) -> tuple:
+    """Byte strides of a C-contiguous array of this shape."""
+    strides, step = [], itemsize
+    for extent in reversed(shape):
+        strides.insert(0, step)
+        step *= extent
+    return tuple(strides)
 
 
 def bind_arguments(program: ir.Program, args: tuple, device_arrays: bool = False) -> Binding:
@@ -205,27 +214,27 @@ class ArgumentPacker:
 
     def __init__(self, program: ir.Program, abi):
         names = [a.name for a in program.arguments]
-        self._array_slots = [names.index(n) for n in abi.arrays]
+        # Which argument fills each slot: array pointers, then (argument, dimension or None)
+        # for every integer, then the float scalars. The CUDA launcher reads them too.
+        self.array_slots = [names.index(n) for n in abi.arrays]
         layout = [(names.index(a), d) for a, d in abi.extents]
         for name in abi.params:
             source = program.parameters[program.parameter_names.index(name)].source
             layout.append((names.index(source[1]), source[2]) if source[0] == "shape"
                           else (names.index(name), None))
         layout += [(names.index(n), None) for n in abi.int_scalars]
-        self._int_getters = layout
-        self._float_slots = [names.index(n) for n in abi.float_scalars]
-        self.array_slots, self.int_getters = self._array_slots, self._int_getters
-        self.float_slots = self._float_slots
-        self._pointer_type = ctypes.c_void_p * max(len(self._array_slots), 1)
-        self._int_type = ctypes.c_int64 * max(len(self._int_getters), 1)
-        self._float_type = ctypes.c_double * max(len(self._float_slots), 1)
+        self.int_getters = layout
+        self.float_slots = [names.index(n) for n in abi.float_scalars]
+        self._pointer_type = ctypes.c_void_p * max(len(self.array_slots), 1)
+        self._int_type = ctypes.c_int64 * max(len(self.int_getters), 1)
+        self._float_type = ctypes.c_double * max(len(self.float_slots), 1)
 
     def pack(self, args: tuple):
         pointers = self._pointer_type(
-            *[args[slot].__array_interface__["data"][0] for slot in self._array_slots])
+            *[args[slot].__array_interface__["data"][0] for slot in self.array_slots])
         ints = self._int_type(*[(args[slot].shape[dim] if dim is not None else int(args[slot]))
-                                for slot, dim in self._int_getters])
-        floats = self._float_type(*[float(args[slot]) for slot in self._float_slots])
+                                for slot, dim in self.int_getters])
+        floats = self._float_type(*[float(args[slot]) for slot in self.float_slots])
         return pointers, ints, floats
 
 

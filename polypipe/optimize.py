@@ -31,7 +31,7 @@ OPTIMIZED_BACKENDS = ("emulate", "cuda")
 
 def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict[str, str]:
     """dtype of every buffer: its source array's (or the local accumulator's inferred type)."""
-    from polypipe.codegen.value_types import TypeEnv
+    from polypipe.codegen.value_types import TypeEnv, dtype_name
 
     dtypes = dict(binding.dtypes)
     for op in kernel.operands:
@@ -42,10 +42,8 @@ def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict
         return dtypes
     if contraction.expanded_local:
         env = TypeEnv(typed_original, dict(binding.scalar_types))
-        vtype = env.storage_type(contraction.expanded_local)
-        dtypes[kernel.accumulator_buffer] = {("f", 32): "float32", ("f", 64): "float64",
-                                             ("i", 32): "int32", ("i", 64): "int64",
-                                             ("b", 8): "int32"}[(vtype.kind, vtype.bits)]
+        dtypes[kernel.accumulator_buffer] = dtype_name(
+            env.storage_type(contraction.expanded_local))
     else:
         dtypes[kernel.accumulator_buffer] = dtypes[contraction.accumulator]
     return dtypes
