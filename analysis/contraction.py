@@ -157,7 +157,7 @@ def _expand_local(program: ir.Program, nest: list[ir.Statement], local: str
         reads = tuple(expand(a) for a in stmt.reads)
         mapping = {id(old): new for old, new in zip(stmt.reads, reads)}
         new_statements.append(replace(stmt, target=expand(stmt.target), reads=reads,
-                                      value=_rewrite_reads(stmt.value, mapping)))
+                                      value=ir.replace_reads(stmt.value, mapping)))
     arrays = tuple(a for a in program.arrays if a.name != local) + (
         ir.Array(expanded_name, depth, (None,) * depth, is_local=False, memory="local"),)
     expanded = replace(program, statements=tuple(new_statements), arrays=arrays)
@@ -165,30 +165,6 @@ def _expand_local(program: ir.Program, nest: list[ir.Statement], local: str
     return expanded, [s for s in expanded.statements if s.name in names]
 
 
-def _rewrite_reads(expr: ir.Expr, mapping: dict[int, ir.Access]) -> ir.Expr:
-    """The expression with each read replaced as ``mapping`` (keyed by old access id) says."""
-    if isinstance(expr, ir.Read):
-        return ir.Read(mapping.get(id(expr.access), expr.access))
-    if isinstance(expr, ir.Unary):
-        return ir.Unary(expr.op, _rewrite_reads(expr.operand, mapping))
-    if isinstance(expr, ir.Binary):
-        return ir.Binary(expr.op, _rewrite_reads(expr.left, mapping),
-                         _rewrite_reads(expr.right, mapping))
-    if isinstance(expr, ir.Compare):
-        return ir.Compare(expr.op, _rewrite_reads(expr.left, mapping),
-                          _rewrite_reads(expr.right, mapping))
-    if isinstance(expr, ir.BoolOp):
-        return ir.BoolOp(expr.op, tuple(_rewrite_reads(o, mapping) for o in expr.operands))
-    if isinstance(expr, ir.Select):
-        return ir.Select(_rewrite_reads(expr.cond, mapping), _rewrite_reads(expr.then, mapping),
-                         _rewrite_reads(expr.otherwise, mapping))
-    if isinstance(expr, ir.Call):
-        return ir.Call(expr.func, tuple(_rewrite_reads(a, mapping) for a in expr.args),
-                       expr.origin)
-    return expr
-
-
-rewrite_reads = _rewrite_reads
 
 
 def recognise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:

@@ -184,7 +184,7 @@ class EmulationPrinter(CPrinter):
         self._shared = [a for a in self.program.arrays if a.memory == "shared"]
         self._registers = [a for a in self.program.arrays if a.memory == "register"]
         self._buffer_id = {a.name: i for i, a in enumerate(self._shared)}
-        self._thread_loop_depth = 0
+        self._in_thread_phase = False
         self._block_depth = None
         self._lines = []
         self._emit(0, f"int {self.function_name}(void **pp_arrays, const int64_t *pp_ints, "
@@ -258,15 +258,17 @@ class EmulationPrinter(CPrinter):
             self.node(node.mark_get_node(), depth)
             return
         if name.startswith("thread:"):
+            # isl may put guards or several loop nests between the mark and its thread loops:
+            # every for loop reached under the mark (outside a thread loop) starts one.
             self._thread_depth = int(name.split(":")[1])
-            self._thread_loop_depth = len(self._threads)
+            self._in_thread_phase = True
             self.node(node.mark_get_node(), depth)
-            self._thread_loop_depth = 0
+            self._in_thread_phase = False
             return
         self.node(node.mark_get_node(), depth)
 
     def for_node(self, node: isl.AstNode, depth: int) -> None:
-        if self._thread_loop_depth:
+        if self._in_thread_phase:
             self._thread_loops(node, depth)
             return
         if self._block_depth:
@@ -314,7 +316,7 @@ class EmulationPrinter(CPrinter):
         if any(self._threads[dim] > 1 for dim in missing):
             raise AssertionError("a thread band did not become one loop per thread dimension")
         body = current
-        self._thread_loop_depth = 0
+        self._in_thread_phase = False
         self._emit(depth, f"for (int64_t pp_p = 0; pp_p < {self.program.launch.thread_count}; "
                           "pp_p++) {")
         self._emit(depth + 1, "pp_tid = pp_perm[pp_p];")
@@ -338,7 +340,7 @@ class EmulationPrinter(CPrinter):
                 self._emit(depth + 1, f"if (({iterator} - {init}) % {inc} != 0) continue;")
         self.node(body, depth + 1)
         self._emit(depth, "}")
-        self._thread_loop_depth = len(self._threads)
+        self._in_thread_phase = True
 
     # -- statements ---------------------------------------------------------------------------
     def user_node(self, node: isl.AstNode, depth: int) -> None:

@@ -36,7 +36,7 @@ from . import ir
 from .errors import ScheduleError
 from .ir import fresh_name
 from .gpu_config import GpuConfig
-from polypipe.analysis.contraction import Contraction, rewrite_reads
+from polypipe.analysis.contraction import Contraction
 
 # Position of each part of a pipeline iteration (a sequence inside the T band).
 PHASE_WAIT, PHASE_BARRIER0, PHASE_COPY, PHASE_BARRIER1, PHASE_COMPUTE = range(5)
@@ -352,7 +352,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
     mapping = {id(old): new for old, new in zip(update.reads, new_reads)}
     statements[update.name] = replace(update, target=to_register(update, update.target),
                                       reads=tuple(new_reads),
-                                      value=rewrite_reads(update.value, mapping))
+                                      value=ir.replace_reads(update.value, mapping))
     schedule_pieces[update.name] = {
         "block": block_u, "outer": tx.r_outer,
         "T": [f"floor(({tx.rk} + {tx.R - 1})/{tx.bk})"], "phase": PHASE_COMPUTE,
@@ -375,7 +375,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
         if target.array == c.accumulator:
             target = to_register(stmt, target)
         statements[stmt.name] = replace(stmt, target=target, reads=reads,
-                                        value=rewrite_reads(stmt.value, mapping))
+                                        value=ir.replace_reads(stmt.value, mapping))
         schedule_pieces[stmt.name] = element_pieces(stmt)
 
     accumulator = program.array(c.accumulator)
@@ -573,9 +573,7 @@ def _filter(instances: list[str], prefix: str, child: str | None) -> str:
 
 
 def _sequence(children: list[str]) -> str:
-    if len(children) == 1:
-        # A filter child alone still needs the sequence to keep the filter node valid.
-        return "{ sequence: [ " + children[0] + " ] }"
+    """A sequence node; even one filter child needs it to keep the filter node valid."""
     return "{ sequence: [ " + ", ".join(children) + " ] }"
 
 

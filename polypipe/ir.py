@@ -140,6 +140,29 @@ def walk_expr(expr: Expr) -> Iterator[Expr]:
         yield from walk_expr(child)
 
 
+def replace_reads(expr: Expr, mapping: dict[int, Access]) -> Expr:
+    """The expression with each read replaced as ``mapping`` (keyed by old access id) says."""
+    if isinstance(expr, Read):
+        return Read(mapping.get(id(expr.access), expr.access))
+    if isinstance(expr, Unary):
+        return Unary(expr.op, replace_reads(expr.operand, mapping))
+    if isinstance(expr, Binary):
+        return Binary(expr.op, replace_reads(expr.left, mapping),
+                         replace_reads(expr.right, mapping))
+    if isinstance(expr, Compare):
+        return Compare(expr.op, replace_reads(expr.left, mapping),
+                          replace_reads(expr.right, mapping))
+    if isinstance(expr, BoolOp):
+        return BoolOp(expr.op, tuple(replace_reads(o, mapping) for o in expr.operands))
+    if isinstance(expr, Select):
+        return Select(replace_reads(expr.cond, mapping), replace_reads(expr.then, mapping),
+                         replace_reads(expr.otherwise, mapping))
+    if isinstance(expr, Call):
+        return Call(expr.func, tuple(replace_reads(a, mapping) for a in expr.args),
+                       expr.origin)
+    return expr
+
+
 _PRECEDENCE = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "//": 6,
                "%": 6, "neg": 7, "**": 8}
 
