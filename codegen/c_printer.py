@@ -94,6 +94,7 @@ class CPrinter:
     abi: KernelABI
     indent_unit: str = "  "
     function_name: str = "pp_kernel"
+    index_type: str = "int64_t"    # sizes and loop iterators
     _lines: list[str] = field(default_factory=list)
 
     # -- whole unit ------------------------------------------------------------------------------
@@ -132,10 +133,12 @@ class CPrinter:
         lines = []
         slot = 0
         for name, dim in self.abi.extents:
-            lines.append(f"const int64_t {self.extent(name, dim)} = {self.int_slot(slot)};")
+            lines.append(f"const {self.index_type} {self.extent(name, dim)} = "
+                         f"{self.size_value(slot, name, dim)};")
             slot += 1
         for name in self.abi.params:
-            lines.append(f"const int64_t {c_name('param', name)} = {self.int_slot(slot)};")
+            lines.append(f"const {self.index_type} {c_name('param', name)} = "
+                         f"{self.size_value(slot, name)};")
             slot += 1
         for name in self.abi.int_scalars:
             lines.append(f"const int64_t {c_name('scalar', name)} = {self.int_slot(slot)};")
@@ -148,6 +151,10 @@ class CPrinter:
 
     def int_slot(self, slot: int) -> str:
         return f"pp_ints[{slot}]"
+
+    def size_value(self, slot: int, name: str, dim: int | None = None) -> str:
+        """An array extent (``dim`` given) or size parameter: read from its run-time slot."""
+        return self.int_slot(slot)
 
     def float_slot(self, index: int) -> str:
         return f"pp_floats[{index}]"
@@ -182,13 +189,14 @@ class CPrinter:
         init = self.expr(node.for_get_init())
         if node.for_is_degenerate():
             self._emit(depth, "{")
-            self._emit(depth + 1, f"const int64_t {iterator} = {init};")
+            self._emit(depth + 1, f"const {self.index_type} {iterator} = {init};")
             self.node(node.for_get_body(), depth + 1)
             self._emit(depth, "}")
             return
         cond = self.expr(node.for_get_cond())
         inc = self.expr(node.for_get_inc())
-        self._emit(depth, f"for (int64_t {iterator} = {init}; {cond}; {iterator} += {inc}) {{")
+        self._emit(depth, f"for ({self.index_type} {iterator} = {init}; {cond}; "
+                          f"{iterator} += {inc}) {{")
         self.node(node.for_get_body(), depth + 1)
         self._emit(depth, "}")
 

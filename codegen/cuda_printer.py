@@ -9,7 +9,14 @@ what differs (DESIGN.md 4 and 7):
 * shared buffers are ``__shared__`` arrays (dynamic shared memory beyond 48 KiB), register
   buffers per-thread arrays (their leading thread dimensions dropped);
 * asynchronous copies are ``cp.async`` of the element size, ``commit``/``wait`` statements
-  ``cp.async.commit_group``/``cp.async.wait_group``, barriers ``__syncthreads()``.
+  ``cp.async.commit_group``/``cp.async.wait_group``, barriers ``__syncthreads()``;
+* a ``vector:<V>`` mark around a copy's lane loop becomes one or two 16-byte ``cp.async``
+  when the loop covers the whole group and :mod:`polypipe.analysis.alignment` proved the
+  group contiguous and aligned (``vector_copies``); otherwise the lanes stay scalar.
+
+With ``sizes`` (concrete parameter values and array extents) the kernel is specialised: sizes
+print as constants, isl generates the AST for those values (no ``min`` bounds where tiles divide
+the sizes) and indices use 32-bit integers when every array offset fits.
 
 Every block-level condition the AST puts around a barrier depends only on block coordinates and
 pipeline iterations, so all threads of a block reach the same barriers.
@@ -30,12 +37,14 @@ STATIC_SHARED_LIMIT = 48 * 1024
 
 CUDA_PRELUDE = r"""#include <stdint.h>
 
-static __device__ __forceinline__ int64_t pp_floord(int64_t n, int64_t d) {
-  int64_t q = n / d;
+template <typename N, typename D>
+static __device__ __forceinline__ auto pp_floord(N n, D d) -> decltype(n / d) {
+  auto q = n / d;
   return (n % d != 0 && ((n < 0) != (d < 0))) ? q - 1 : q;
 }
-static __device__ __forceinline__ int64_t pp_imod(int64_t n, int64_t d) {
-  int64_t r = n % d;
+template <typename N, typename D>
+static __device__ __forceinline__ auto pp_imod(N n, D d) -> decltype(n % d) {
+  auto r = n % d;
   return (r != 0 && ((r < 0) != (d < 0))) ? r + d : r;
 }
 static __device__ __forceinline__ double pp_fmod(double a, double b) {
@@ -57,8 +66,11 @@ static __device__ __forceinline__ int64_t pp_ipow(int64_t b, int64_t e) {
 template <int BYTES>
 static __device__ __forceinline__ void pp_cp_async(void *shared, const void *global) {
   unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(address), "l"(global),
-               "n"(BYTES));
+  if constexpr (BYTES == 16)  // whole 16-byte vectors may bypass L1
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global));
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(address),
+                 "l"(global), "n"(BYTES));
 }
 static __device__ __forceinline__ void pp_cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::);
@@ -72,11 +84,30 @@ static __device__ __forceinline__ void pp_cp_async_wait() {
 _SIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8}
 
 
+# isl prints sizes multiplied by tile sizes (``4 * p_NI >= 256 * pp_c0 + ...``) and array
+# offsets (``row * extent + column``): 32-bit indices need that much headroom below 2**31.
+INT32_SIZE_LIMIT = 2**31 // 512      # a size times any tile factor
+INT32_ELEMENT_LIMIT = 2**31 // 4     # an offset plus a tile's reach
+
+
+def index_type_for(sizes: "dict[str, int]", extents: "dict[str, tuple[int, ...]]") -> str:
+    """``int`` when every size and array offset fits 32 bits with headroom, else ``int64_t``."""
+    values = [abs(v) for v in sizes.values()] + [e for ext in extents.values() for e in ext]
+    if any(v >= INT32_SIZE_LIMIT for v in values):
+        return "int64_t"
+    if any(_product(ext) >= INT32_ELEMENT_LIMIT for ext in extents.values()):
+        return "int64_t"
+    return "int"
+
+
 @dataclass
 class CudaPrinter(CPrinter):
     """Prints one GPU kernel (a GPU program specialised to dtypes) as a CUDA ``__global__``."""
 
     block_dims: int = 2
+    sizes: "dict[str, int] | None" = None          # parameter values, for specialisation
+    extents: "dict[str, tuple[int, ...]] | None" = None
+    vector_copies: frozenset = frozenset()        # copy statements proved vectorisable
     _block_names: dict = field(default_factory=dict)
 
     # -- the translation unit ---------------------------------------------------------------
@@ -112,10 +143,22 @@ class CudaPrinter(CPrinter):
 
     def prologue(self) -> list[str]:
         """Arrays are kernel parameters; sizes and scalars come from named parameters."""
-        return self.value_lines()
+        lines = self.value_lines()
+        sizes = [self.extent(n, d) for n, d in self.abi.extents]
+        sizes += [c_name("param", n) for n in self.abi.params]
+        if sizes:  # not every kernel uses every size
+            lines.append(" ".join(f"(void){n};" for n in sizes))
+        return lines
 
     def int_slot(self, slot: int) -> str:
         return f"pp_i{slot}"
+
+    def size_value(self, slot: int, name: str, dim: int | None = None) -> str:
+        if dim is not None and self.extents is not None:
+            return str(self.extents[name][dim])
+        if dim is None and self.sizes is not None:
+            return str(self.sizes[name])
+        return self.int_slot(slot)
 
     def float_slot(self, index: int) -> str:
         return f"pp_f{index}"
@@ -157,16 +200,17 @@ class CudaPrinter(CPrinter):
         dims = self.block_dims
         lines = []
         names = [f"pp_block{d}" for d in range(dims)]
-        lines.append(f"const int64_t {names[dims - 1]} = pp_block_low{dims - 1} + "
-                     "(int64_t)blockIdx.x;")
+        index = self.index_type
+        lines.append(f"const {index} {names[dims - 1]} = ({index})pp_block_low{dims - 1} + "
+                     f"({index})blockIdx.x;")
         if dims >= 2:
-            lines.append(f"const int64_t {names[dims - 2]} = pp_block_low{dims - 2} + "
-                         "(int64_t)blockIdx.y;")
+            lines.append(f"const {index} {names[dims - 2]} = ({index})pp_block_low{dims - 2} "
+                         f"+ ({index})blockIdx.y;")
         if dims >= 3:
-            lines.append("int64_t pp_z = blockIdx.z;")
+            lines.append(f"{index} pp_z = blockIdx.z;")
             for d in range(dims - 3, -1, -1):
-                lines.append(f"const int64_t {names[d]} = pp_block_low{d} + pp_z % "
-                             f"pp_block_count{d}; pp_z /= pp_block_count{d};")
+                lines.append(f"const {index} {names[d]} = ({index})pp_block_low{d} + pp_z % "
+                             f"({index})pp_block_count{d}; pp_z /= ({index})pp_block_count{d};")
         self._block_names = {f"{ITERATOR_PREFIX}{d}": names[d] for d in range(dims)}
         return lines
 
@@ -178,13 +222,47 @@ class CudaPrinter(CPrinter):
         elif name.startswith("thread:"):
             first = int(name.split(":")[1])
             axes = ["threadIdx.y", "threadIdx.x"][-len(self._threads):]
-            self._mapped = {f"{ITERATOR_PREFIX}{first + d}": f"(int64_t){axis}"
+            self._mapped = {f"{ITERATOR_PREFIX}{first + d}": f"({self.index_type}){axis}"
                             for d, axis in enumerate(axes)}
             self._in_thread = True
             self.node(node.mark_get_node(), depth)
             self._in_thread = False
             return
+        if name.startswith("vector:") and self._vector_copy(node.mark_get_node(), depth,
+                                                            int(name.split(":")[1])):
+            return
         self.node(node.mark_get_node(), depth)
+
+    def _vector_copy(self, loop: isl.AstNode, depth: int, lanes: int) -> bool:
+        """Print a whole group of copies as 16-byte cp.async; False when it cannot be one.
+
+        The loop must run exactly lanes 0..lanes-1 with the copy as its only statement, and the
+        copy must be among the proved ``vector_copies``; the group is then the addresses of
+        lane 0 onwards, printed by binding the lane iterator to 0.
+        """
+        if loop.get_type() != isl.ast_node_type.for_ or loop.for_is_degenerate():
+            return False
+        body = loop.for_get_body()
+        if body.get_type() != isl.ast_node_type.user:
+            return False
+        instance: StatementInstance = body.get_annotation().user
+        stmt = instance.statement
+        if getattr(stmt, "kind", None) != "async_copy" or stmt.name not in self.vector_copies:
+            return False
+        iterator = self.expr(loop.for_get_iterator())
+        if (self.expr(loop.for_get_init()) != "0" or self.expr(loop.for_get_inc()) != "1"
+                or self.expr(loop.for_get_cond()) != f"({iterator} <= {lanes - 1})"):
+            return False
+        size = _SIZE[self.types.storage_type(stmt.target.array).c_name]
+        target = self.expr(instance.access_exprs[id(stmt.target)])
+        source = self.expr(instance.access_exprs[id(stmt.reads[0])])
+        self._emit(depth, "{")
+        self._emit(depth + 1, f"const {self.index_type} {iterator} = 0;")
+        for offset in range(0, lanes * size, 16):
+            self._emit(depth + 1, f"pp_cp_async<16>((char *)&{target} + {offset}, "
+                                  f"(const char *)&{source} + {offset});")
+        self._emit(depth, "}")
+        return True
 
     def for_node(self, node: isl.AstNode, depth: int) -> None:
         mapped = getattr(self, "_mapped", {})
@@ -206,7 +284,7 @@ class CudaPrinter(CPrinter):
             if inc != "1":
                 guard += f" && ({iterator} - {init}) % {inc} == 0"
         self._emit(depth, "{")
-        self._emit(depth + 1, f"const int64_t {iterator} = {value};")
+        self._emit(depth + 1, f"const {self.index_type} {iterator} = {value};")
         self._emit(depth + 1, f"if ({guard}) {{")
         self.node(node.for_get_body(), depth + 2)
         self._emit(depth + 1, "}")

@@ -33,22 +33,34 @@ def find_nvcc() -> str | None:
 
 def compile_cubin(source: str, arch: str = "sm_90") -> tuple[Path, list[KernelResources]]:
     """Compile to a cubin for ``arch``; returns its path and each kernel's resources."""
+    out, messages = _nvcc(source, arch, "cubin", ["--resource-usage"])
+    return out, parse_resource_usage(messages)
+
+
+def compile_ptx(source: str, arch: str = "sm_90") -> str:
+    """The PTX nvcc makes of ``source`` (to inspect the instructions a kernel uses)."""
+    out, _ = _nvcc(source, arch, "ptx", [])
+    return out.read_text()
+
+
+def _nvcc(source: str, arch: str, kind: str, options: list[str]) -> tuple[Path, str]:
+    """Run nvcc once per (source, arch, kind); returns the output path and its messages."""
     nvcc = find_nvcc()
     if nvcc is None:
         raise CodegenError("nvcc not found: install the CUDA toolkit to compile CUDA kernels")
     key = hashlib.sha256(f"{arch}\0{source}".encode()).hexdigest()[:24]
-    out = cache_dir() / f"pp_{key}_{arch}.cubin"
+    out = cache_dir() / f"pp_{key}_{arch}.{kind}"
     with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
         src = Path(work) / "kernel.cu"
         src.write_text(source)
         result = subprocess.run(
-            [nvcc, f"-arch={arch}", "-cubin", "-O3", "--resource-usage", "-o",
-             str(Path(work) / "kernel.cubin"), str(src)], capture_output=True, text=True)
+            [nvcc, f"-arch={arch}", f"-{kind}", "-O3", *options, "-o",
+             str(Path(work) / f"kernel.{kind}"), str(src)], capture_output=True, text=True)
         if result.returncode != 0:
             raise CodegenError(f"nvcc rejected the generated CUDA ({arch}):\n"
                                f"{_with_lines(result.stderr, source)}")
-        shutil.move(str(Path(work) / "kernel.cubin"), out)
-    return out, parse_resource_usage(result.stdout + result.stderr)
+        shutil.move(str(Path(work) / f"kernel.{kind}"), out)
+    return out, result.stdout + result.stderr
 
 
 def _with_lines(errors: str, source: str) -> str:

@@ -73,6 +73,7 @@ class GpuKernel:
     iteration_of: isl.UnionMap | None = None
     phase_of: isl.UnionMap | None = None
     waits_after_commit: frozenset = frozenset()
+    copy_layouts: tuple = ()   # (copy statement, TileLayout of the shared buffer it fills)
 
     @property
     def name(self) -> str:
@@ -98,6 +99,74 @@ class GpuKernel:
                     count *= extent
                 words += count * max(itemsize // 4, 1)
         return words
+
+
+@dataclass(frozen=True)
+class _LocalDim:
+    """One dimension of an operand tile: rows (m), columns (n) or the reduction step (k)."""
+
+    name: str       # pp_lm, pp_ln or pp_lk: the copy statement's iterator
+    expr: str       # its value on an update instance
+    extent: int
+    iterator: str   # the update iterator it follows
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """How an operand tile is stored in shared memory and split among the copying threads."""
+
+    canonical: tuple[_LocalDim, ...]  # the copy statement's dimensions: (m | n, k)
+    order: tuple[_LocalDim, ...]      # stored order: the array's innermost subscript last
+    padding: int                      # elements added to each stored row (bank conflicts)
+    vector: int                       # consecutive elements one thread copies as a group
+
+    @property
+    def stored_extents(self) -> tuple[int, ...]:
+        extents = [d.extent for d in self.order]
+        extents[-1] += self.padding
+        return tuple(extents)
+
+    def linear(self) -> str:
+        """Row-major position of a tile element in stored order (padding excluded)."""
+        terms, stride = [], 1
+        for dim in reversed(self.order):
+            terms.append(f"{stride} * {dim.name}")
+            stride *= dim.extent
+        return " + ".join(reversed(terms))
+
+
+VECTOR_ELEMENTS = 4   # one 16-byte cp.async of float32 (two of float64)
+ROW_PADDINGS = (0, VECTOR_ELEMENTS)   # padding keeps rows 16-byte aligned
+
+
+def _tile_layout(op: "Operand", source: ir.Access, update: ir.Statement, tx: "_Text",
+                 m_iter: str, n_iter: str) -> TileLayout:
+    """Store the tile in the array's own order, pad rows that readers would hit in one bank.
+
+    The local dimension that drives the array's last subscript goes innermost, so a warp's
+    copies read consecutive addresses. Readers at one reduction step vary the thread's row
+    (m, with threadIdx.y) or column (n, with threadIdx.x); when those index rows of the stored
+    tile, a row padding is chosen that minimises shared-memory bank conflicts.
+    """
+    o = tx.update_element()
+    dims = ([_LocalDim("pp_lm", tx.local_m(o), tx.bm, m_iter)] if op.uses_m else []) + (
+        [_LocalDim("pp_ln", tx.local_n(o), tx.bn, n_iter)] if op.uses_n else []) + [
+        _LocalDim("pp_lk", f"(({tx.rk}) mod {tx.bk})", tx.bk, tx.rk)]
+    rank = source.relation.dim(isl.dim_type.out)
+    driving = [d for d in dims if _uses(source.relation, update, d.iterator,
+                                        range(rank - 1, rank))] if rank else []
+    order = list(dims)
+    if len(driving) == 1:
+        order.remove(driving[0])
+        order.append(driving[0])
+    padding = 0
+    if order[-1].name == "pp_lk":
+        warp = range(min(32, tx.tm * tx.tn))
+        rows = sorted({t // tx.tn for t in warp} if op.uses_m else {t % tx.tn for t in warp})
+        padding = min(ROW_PADDINGS,
+                      key=lambda pad: (_bank_conflicts(rows, order[-1].extent + pad), pad))
+    vector = VECTOR_ELEMENTS if order[-1].extent % VECTOR_ELEMENTS == 0 else 1
+    return TileLayout(tuple(dims), tuple(order), padding, vector)
 
 
 class _Text:
@@ -164,11 +233,12 @@ class _Text:
         return f"{self.c.update}[{', '.join(self.update.iterators)}]"
 
 
-def _uses(relation: isl.Map, stmt: ir.Statement, iterator: str) -> bool:
-    """Whether the accessed element changes with ``iterator`` (other iterators fixed)."""
+def _uses(relation: isl.Map, stmt: ir.Statement, iterator: str,
+          dims: range | None = None) -> bool:
+    """Whether the accessed element (or its subscripts ``dims``) changes with ``iterator``."""
     pma = isl.PwMultiAff.from_map(relation)
     position = stmt.iterators.index(iterator)
-    for dim in range(pma.dim(isl.dim_type.out)):
+    for dim in dims if dims is not None else range(pma.dim(isl.dim_type.out)):
         for _, aff in pma.get_pw_aff(dim).get_pieces():
             if not aff.get_coefficient_val(isl.dim_type.in_, position).is_zero():
                 return True
@@ -177,6 +247,16 @@ def _uses(relation: isl.Map, stmt: ir.Statement, iterator: str) -> bool:
                 if not inner.get_coefficient_val(isl.dim_type.in_, position).is_zero():
                     return True
     return False
+
+
+def _bank_conflicts(rows: list[int], row_stride: int) -> int:
+    """Worst number of distinct 4-byte words one bank serves for a warp reading ``rows``
+    (the rows its threads read at one reduction step) of a row-major tile."""
+    words_per_bank: dict[int, set] = {}
+    for row in rows:
+        word = row * row_stride
+        words_per_bank.setdefault(word % 32, set()).add(word)
+    return max(len(words) for words in words_per_bank.values())
 
 
 def _mupa(pieces: list[str], prefix: str, width: int) -> str:
@@ -259,45 +339,46 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
 
     # -- operand buffers and their copies -----------------------------------------------------
     register_read: dict[int, ir.Access] = {}
+    copy_layouts: list[tuple[str, TileLayout]] = []
     for op in operands:
-        local = ([lm_u] if op.uses_m else []) + ([ln_u] if op.uses_n else []) + [lk_u]
-        extents = ([tx.bm] if op.uses_m else []) + ([tx.bn] if op.uses_n else []) + [tx.bk]
-        local_names = (["pp_lm"] if op.uses_m else []) + (["pp_ln"] if op.uses_n else []) + [
-            "pp_lk"]
-        arrays.append(ir.Array(op.shared, 1 + len(extents), (None,) * (1 + len(extents)),
-                               memory="shared", extents=(tx.S, *extents)))
+        source = update.reads[op.read_index]
+        layout = _tile_layout(op, source, update, tx, m_iter, n_iter)
+        local = [d.expr for d in layout.canonical]
+        local_names = [d.name for d in layout.canonical]
+        arrays.append(ir.Array(op.shared, 1 + len(layout.order), (None,) * (1 + len(layout.order)),
+                               memory="shared", extents=(tx.S, *layout.stored_extents)))
         copy_name = fresh_name(f"copy_{op.array}", taken)
         copy_dims = tx.block_dims + tx.r_outer + ["pp_t"] + local_names
         to_copy = tx.map_(f"{u_inst} -> {copy_name}[{', '.join(block_u + tx.r_outer + [tile_u] + local)}]")
         to_copy = to_copy.intersect_domain(u_domain)
         copy_domain = u_domain.apply(to_copy)
         copy_domain = _name_dims(copy_domain, copy_dims)
-        source = update.reads[op.read_index]
         read_rel = to_copy.reverse().apply_range(source.relation).intersect_domain(copy_domain)
         if not read_rel.is_single_valued():
             raise ScheduleError(f"{source} in {update.name}: one element of the operand tile "
                                 "maps to several array elements; cannot stage it")
         slot = "(pp_t) mod " + str(tx.S)
+        stored = ", ".join(d.name for d in layout.order)
         write_rel = tx.map_(f"{copy_name}[{', '.join(copy_dims)}] -> "
-                            f"{op.shared}[{slot}, {', '.join(local_names)}]").intersect_domain(
-            copy_domain)
+                            f"{op.shared}[{slot}, {stored}]").intersect_domain(copy_domain)
         write = ir.Access(op.shared, (), write_rel, True)
         read = ir.Access(op.array, source.indices, read_rel, False, source.location)
         statements[copy_name] = ir.Statement(copy_name, tuple(copy_dims), copy_domain, write,
                                              None, ir.Read(read), (read,), kind="async_copy",
                                              source=f"{op.shared} <- {op.array}")
-        strides, linear = [], []
-        stride = 1
-        for extent in reversed(extents):
-            strides.insert(0, stride)
-            stride *= extent
-        linear = " + ".join(f"{s} * {n}" for s, n in zip(strides, local_names))
-        tid = f"(({linear}) mod {config.thread_count})"
+        copy_layouts.append((copy_name, layout))
+        # Consecutive threads take consecutive groups of ``vector`` elements in the array's
+        # own layout order: coalesced global reads, and one group is one 16-byte cp.async.
+        linear = layout.linear()
+        group = f"floor(({linear})/{layout.vector})"
+        tid = f"(({group}) mod {config.thread_count})"
         schedule_pieces[copy_name] = {
             "block": tx.block_dims, "outer": tx.r_outer,
             "T": [f"pp_t - {tx.S - 1}"], "phase": PHASE_COPY,
             "thread": [f"floor({tid}/{tx.tn})", f"({tid} mod {tx.tn})"],
-            "inner": [f"floor(({linear})/{config.thread_count})"],
+            "inner": [f"floor(({group})/{config.thread_count})"],
+            "lane": [f"({linear}) mod {layout.vector}"] if layout.vector > 1 else None,
+            "vector": layout.vector,
             "instance": f"{copy_name}[{', '.join(copy_dims)}]",
         }
 
@@ -315,8 +396,8 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
         load_domain = _name_dims(u_domain.apply(to_load.intersect_domain(u_domain)), load_dims)
         lm_l = f"pp_ty + {tx.tm} * pp_m"
         ln_l = f"pp_tx + {tx.tn} * pp_n"
-        shared_index = ([lm_l] if op.uses_m else []) + ([ln_l] if op.uses_n else []) + [
-            f"(pp_kk) mod {tx.bk}"]
+        at = {"pp_lm": lm_l, "pp_ln": ln_l, "pp_lk": f"(pp_kk) mod {tx.bk}"}
+        shared_index = [at[d.name] for d in layout.order]
         load_read = ir.Access(op.shared, (), tx.map_(
             f"{load_name}[{', '.join(load_dims)}] -> {op.shared}"
             f"[(floor(pp_kk/{tx.bk})) mod {tx.S}, {', '.join(shared_index)}]").intersect_domain(
@@ -488,7 +569,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                      phase_of=_coordinates(
                          schedule_pieces, tx.prefix,
                          lambda p: [str(p["phase"])] if "phase" in p else None),
-                     waits_after_commit=waits_after_commit)
+                     waits_after_commit=waits_after_commit, copy_layouts=tuple(copy_layouts))
 
 
 def _build_elementwise(c: Contraction, config: GpuConfig, kernel_name: str, tx: _Text
@@ -658,7 +739,12 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
             stmt_children = []
             for n in names:
                 inner_exprs = pieces[n]["inner"]
-                child = (_band([(pieces[n]["instance"], inner_exprs)], prefix, None)
+                lane = pieces[n].get("lane")
+                # A group of consecutive copies (the lane loop) is marked so that CUDA can
+                # print it as one wide cp.async where contiguity and alignment are proved.
+                lane_child = _mark(f"vector:{pieces[n]['vector']}", _band(
+                    [(pieces[n]["instance"], lane)], prefix, None)) if lane else None
+                child = (_band([(pieces[n]["instance"], inner_exprs)], prefix, lane_child)
                          if inner_exprs else None)
                 stmt_children.append(_filter([pieces[n]["instance"]], prefix, child))
             inner = _sequence(stmt_children)

@@ -171,15 +171,39 @@ class OptimizedProgram:
                 return size if size > STATIC_SHARED_LIMIT else 0
         raise KeyError(kernel.name)
 
-    def cuda_source_for(self, binding: Binding) -> str:
-        from polypipe.codegen.ast_build import build_ast
-        from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter
+    def cuda_source_for(self, binding: Binding, specialise: bool = True,
+                        unaligned: frozenset = frozenset()) -> str:
+        """CUDA for these dtypes; with ``specialise`` and concrete sizes in ``binding``, for
+        exactly those sizes (see :class:`~polypipe.codegen.cuda_printer.CudaPrinter`).
 
+        Copies from arrays in ``unaligned`` (base address not 16-byte aligned) stay scalar.
+        """
+        from polypipe.analysis.alignment import vector_copies
+        from polypipe.analysis.bounds import fix_parameters
+        from polypipe.codegen.ast_build import build_ast
+        from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter, index_type_for
+        from polypipe.codegen.value_types import dtype_name
+
+        concrete = specialise and (binding.params or binding.extents)
+        itemsize = {name: np.dtype(dtype).itemsize for name, dtype in binding.dtypes}
         functions = []
         for kernel, typed, types, abi in self._typed_kernels(binding):
             printer = CudaPrinter(typed, types, abi, function_name=kernel.name,
                                   block_dims=kernel.contraction.rank)
-            functions.append(printer.kernel_function(build_ast(typed)))
+            context = None
+            if concrete:
+                extents = {name: binding.extents[name] for name in abi.arrays}
+                itemsize.update({a.name: np.dtype(dtype_name(types.storage_type(a.name))).itemsize
+                                 for a in typed.arrays if a.memory == "shared"})
+                printer.sizes, printer.extents = dict(binding.params), extents
+                printer.index_type = index_type_for(binding.params, extents)
+                proved = vector_copies(kernel, binding.params, extents, itemsize)
+                printer.vector_copies = frozenset(
+                    name for name in proved
+                    if typed.statement(name).reads[0].array not in unaligned)
+                context = typed.context.intersect_params(
+                    fix_parameters(typed.context, binding.params))
+            functions.append(printer.kernel_function(build_ast(typed, context=context)))
         return CUDA_PRELUDE + "\n" + "\n".join(functions)
 
     def _check_sizes(self, binding: Binding) -> None:

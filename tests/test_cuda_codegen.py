@@ -61,7 +61,12 @@ def test_cuda_source_uses_argument_dtypes():
     opt = _optimized("gemm", pp.GpuConfig())
     args = CASES["gemm"].make(np.random.default_rng(0), 8, 8, 8, np.float64)
     source = opt.cuda_source(*args)
-    assert "double *__restrict__ a_C" in source and "pp_cp_async<8>" in source
+    # Specialised to 8x8x8: rows of 8 doubles are whole 16-byte-aligned groups of 4 lanes.
+    assert "double *__restrict__ a_C" in source and "pp_cp_async<16>" in source
+    assert "const int a_A_d1 = 8;" in source
+    generic = opt.cuda_source(dtype="float64")
+    assert "pp_cp_async<8>" in generic and "pp_cp_async<16>" not in generic
+    compile_cubin(source, "sm_80")
 
 
 def test_cuda_resource_usage_parser():

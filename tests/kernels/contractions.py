@@ -197,3 +197,32 @@ CASES["matmul_separate_init"] = Case(
     lambda rng, M, N, K, dt: [_rand(rng, (M, N), dt), _rand(rng, (M, K), dt),
                               _rand(rng, (K, N), dt)],
     lambda a: {0: a[1].astype(np.float64) @ a[2]})
+
+
+def matmul(C, A, B):
+    """C = A @ B, the benchmark's GEMM (no alpha/beta: what cuBLAS SGEMM computes with 1, 0)."""
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(K):
+                C[i, j] += A[i, k] * B[k, j]
+
+
+CASES["matmul"] = Case(
+    matmul,
+    lambda rng, M, N, K, dt: [np.zeros((M, N), dt), _rand(rng, (M, K), dt),
+                              _rand(rng, (K, N), dt)],
+    lambda a: {0: a[1].astype(np.float64) @ a[2]})
+
+
+def matmul_every_other_column(C, A, B):
+    """Reads A[i, 2k]: its tile rows are not contiguous, so no wide copies."""
+    M, N = C.shape
+    K = B.shape[0]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(K):
+                C[i, j] += A[i, 2 * k] * B[k, j]

@@ -1,0 +1,111 @@
+"""Proofs that a group of asynchronous copies may be one wide ``cp.async``.
+
+A copy statement built with a lane loop (see ``TileLayout.vector`` in
+:mod:`polypipe.gpu_schedule`) copies ``V`` elements per group, one per lane. CUDA may print a
+whole group as 16-byte ``cp.async`` instructions only when, at the concrete sizes:
+
+* consecutive lanes read consecutive elements of the source array and write consecutive
+  elements of the shared buffer (the innermost subscript grows by one, no other changes);
+* every group starts at a row-major offset that is a multiple of ``V`` in both arrays, so with
+  16-byte aligned base addresses each 16-byte piece is aligned.
+
+Both are checked with isl over every instance of the copy; the base addresses are the
+caller's to check (device allocations are 256-byte aligned; views may not be).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import islpy as isl
+
+from .bounds import fix_parameters
+
+VECTOR_BYTES = 16
+
+
+def vector_copies(kernel, params: Mapping[str, int], extents: Mapping[str, tuple[int, ...]],
+                  itemsize: Mapping[str, int]) -> frozenset[str]:
+    """The copy statements of ``kernel`` whose lane groups are proved contiguous and aligned.
+
+    ``extents`` gives the global arrays' shapes, ``itemsize`` every array's element size.
+    """
+    proved = set()
+    program = kernel.program
+    for name, layout in kernel.copy_layouts:
+        stmt = program.statement(name)
+        lanes = layout.vector
+        source, target = stmt.reads[0], stmt.target
+        if lanes == 1 or (lanes * itemsize[source.array]) % VECTOR_BYTES:
+            continue
+        domain = stmt.domain.intersect_params(fix_parameters(stmt.domain, params))
+        lane = stmt.iterators.index(layout.order[-1].name)
+        shared = program.array(target.array)
+        if (_consecutive(domain, lane, lanes, source.relation)
+                and _consecutive(domain, lane, lanes, target.relation)
+                and _starts_aligned(domain, lane, lanes, source.relation, extents[source.array])
+                and _starts_aligned(domain, lane, lanes, target.relation, shared.extents)):
+            proved.add(name)
+    return frozenset(proved)
+
+
+def _params(obj) -> str:
+    names = [obj.get_dim_name(isl.dim_type.param, p) for p in range(obj.dim(isl.dim_type.param))]
+    return f"[{', '.join(names)}] -> " if names else ""
+
+
+def _lane_step(domain: isl.Set, lane: int, lanes: int) -> isl.Map:
+    """``{ x -> x' }``: x' is the next lane of x's group (same everything but lane + 1)."""
+    name = domain.get_tuple_name()
+    xs = [f"x{d}" for d in range(domain.dim(isl.dim_type.set))]
+    ys = [f"x{d} + 1" if d == lane else f"x{d}" for d in range(len(xs))]
+    # Groups start at multiples of ``lanes``: the last lane has no successor in its group.
+    step = isl.Map(f"{_params(domain)}{{ {name}[{', '.join(xs)}] -> {name}[{', '.join(ys)}] : "
+                   f"x{lane} mod {lanes} != {lanes - 1} }}").align_params(domain.get_space())
+    return step.intersect_domain(domain).intersect_range(domain)
+
+
+def _lane_is(domain: isl.Set, lane: int, lanes: int, value: int) -> isl.Set:
+    name = domain.get_tuple_name()
+    xs = [f"x{d}" for d in range(domain.dim(isl.dim_type.set))]
+    text = f"{_params(domain)}{{ {name}[{', '.join(xs)}] : x{lane} mod {lanes} = {value} }}"
+    return domain.intersect(isl.Set(text).align_params(domain.get_space()))
+
+
+def _consecutive(domain: isl.Set, lane: int, lanes: int, relation: isl.Map) -> bool:
+    """Whether the next lane's element is this lane's with the last subscript plus one."""
+    pairs = _lane_step(domain, lane, lanes).apply_domain(relation).apply_range(relation)
+    if pairs.is_empty():
+        return True
+    rank = pairs.dim(isl.dim_type.in_)
+    if rank == 0:
+        return False
+    name = pairs.get_tuple_name(isl.dim_type.in_) or ""
+    es = [f"e{d}" for d in range(rank)]
+    shifted = es[:-1] + [f"e{rank - 1} + 1"]
+    shift = isl.Map(f"{_params(pairs)}{{ {name}[{', '.join(es)}] -> {name}[{', '.join(shifted)}] }}")
+    return pairs.is_subset(shift.align_params(pairs.get_space()))
+
+
+def _starts_aligned(domain: isl.Set, lane: int, lanes: int, relation: isl.Map,
+                    extents) -> bool:
+    """Whether every group's first element sits at a row-major offset divisible by ``lanes``."""
+    if extents is None or any(e is None for e in extents):
+        return False
+    starts = _lane_is(domain, lane, lanes, 0).apply(relation)
+    rank = starts.dim(isl.dim_type.set)
+    strides, stride = [], 1
+    for extent in reversed(list(extents)):
+        strides.insert(0, stride)
+        stride *= int(extent)
+    # Offsets modulo ``lanes`` only depend on the subscripts times their strides mod lanes.
+    terms = " + ".join(f"{s % lanes} * e{d}" for d, s in enumerate(strides) if s % lanes)
+    if not terms:
+        return True
+    subscripts = ", ".join(f"e{d}" for d in range(rank))
+    misaligned = isl.Set(f"{_params(starts)}{{ {starts.get_tuple_name() or ''}"
+                         f"[{subscripts}] : ({terms}) mod {lanes} != 0 }}")
+    return starts.intersect(misaligned.align_params(starts.get_space())).is_empty()
+
+
+__all__ = ["vector_copies", "VECTOR_BYTES"]
