@@ -6,8 +6,8 @@ z: the outer output dimensions flattened) and whose corner the kernel adds to bl
 Arguments may be NumPy arrays (copied in and out) or device arrays: anything with
 ``__cuda_array_interface__`` (CuPy, PyTorch, PyCUDA's GPUArray), passed without copies.
 
-Status: written and unit-tested on a machine without a GPU (grid geometry, argument packing,
-the errors below); the launch path itself has not yet run on a GPU.
+Status: the grid geometry, argument packing and errors are unit-tested without a GPU; the
+launch path runs only in the ``gpu``-marked tests.
 """
 
 from __future__ import annotations
@@ -92,7 +92,13 @@ def device_pointer(value) -> int | None:
 
 
 class CudaExecutable:
-    """All kernels of an optimized program compiled for the current GPU."""
+    """All kernels of an optimized program compiled for the current GPU and one set of sizes.
+
+    The source is specialised to the sizes (constants, 32-bit indices, proved 16-byte copies);
+    arrays whose device address is not 16-byte aligned get a variant with scalar copies from
+    them (compiled once per such set). The compiled module is cached by PyCUDA by source and
+    device.
+    """
 
     def __init__(self, optimized, binding):
         reason = cuda_unavailable_reason()
@@ -100,24 +106,44 @@ class CudaExecutable:
             raise KernelRuntimeError(reason)
         import pycuda.autoprimaryctx  # type: ignore  # noqa: F401  (shares CuPy/PyTorch's)
         import pycuda.driver as driver  # type: ignore
-        from pycuda.compiler import SourceModule  # type: ignore
 
         self.driver = driver
         self.optimized = optimized
-        self.source = optimized.cuda_source_for(binding)
+        self.binding = binding
         self.shared = [optimized.dynamic_shared_bytes(kernel, binding)
                        for kernel in optimized.kernels]
         self.packers = optimized.cuda_packers(binding)
+        self.geometries = [launch_geometry(kernel, binding.params)
+                           for kernel in optimized.kernels]
+        self._modules: dict[frozenset, list] = {}
+        self.source = ""
+
+    def _functions(self, unaligned: frozenset) -> list:
+        functions = self._modules.get(unaligned)
+        if functions is not None:
+            return functions
+        from pycuda.compiler import SourceModule  # type: ignore
+
+        driver = self.driver
+        source = self.optimized.cuda_source_for(self.binding, unaligned=unaligned)
         major, minor = driver.Context.get_device().compute_capability()
         try:
-            self.module = SourceModule(self.source, no_extern_c=True,
-                                       arch=f"sm_{major}{minor}", options=["-O3"])
+            module = SourceModule(source, no_extern_c=True, arch=f"sm_{major}{minor}",
+                                  options=["-O3"])
         except driver.CompileError as exc:
             raise KernelRuntimeError(f"nvcc rejected the generated CUDA: {exc}") from None
-        self.functions = [self.module.get_function(k.name) for k in optimized.kernels]
+        functions = [module.get_function(k.name) for k in self.optimized.kernels]
+        for function, dynamic in zip(functions, self.shared):
+            if dynamic:
+                function.set_attribute(
+                    driver.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic)
+        self._modules[unaligned] = functions
+        self.source = source
+        self._module_keepalive = getattr(self, "_module_keepalive", []) + [module]
+        return functions
 
-    def run(self, args, binding) -> float:
-        """Launch every kernel in order; returns the GPU time in milliseconds."""
+    def _stage(self, args):
+        """Device addresses for ``args`` (NumPy arrays copied in) and the copies to bring back."""
         driver = self.driver
         staged, copies = [], []
         for value in args:
@@ -131,24 +157,41 @@ class CudaExecutable:
                 staged.append(pointer)
             else:
                 staged.append(value)
-        start, end = driver.Event(), driver.Event()
-        start.record()
-        for function, kernel, packer, dynamic in zip(self.functions, self.optimized.kernels,
-                                                     self.packers, self.shared):
-            geometry = launch_geometry(kernel, binding.params)
+        return staged, copies
+
+    def _launches(self, staged, args) -> list:
+        """(function, parameters, block, grid, shared bytes) of every non-empty kernel."""
+        names = [a.name for a in self.optimized.original.arguments]
+        unaligned = frozenset(
+            name for name, value, arg in zip(names, staged, args)
+            if device_pointer(arg) is not None and int(value) % 16)
+        functions = self._functions(unaligned)
+        launches = []
+        for function, kernel, packer, dynamic, geometry in zip(
+                functions, self.optimized.kernels, self.packers, self.shared, self.geometries):
             if geometry.empty:
                 continue
-            parameters = cuda_parameters(packer, staged, args, geometry)
-            if dynamic:
-                function.set_attribute(
-                    driver.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic)
-            function(*parameters, block=(kernel.config.threads[1], kernel.config.threads[0], 1),
-                     grid=geometry.grid, shared=dynamic)
+            threads = kernel.config.threads
+            launches.append((function, cuda_parameters(packer, staged, args, geometry),
+                             (threads[1], threads[0], 1), geometry.grid, dynamic))
+        return launches
+
+    def run(self, args, binding=None, repeat: int = 1) -> float:
+        """Launch every kernel in order ``repeat`` times; returns the GPU milliseconds of one
+        repetition (CUDA events around the launches only)."""
+        driver = self.driver
+        staged, copies = self._stage(args)
+        launches = self._launches(staged, args)
+        start, end = driver.Event(), driver.Event()
+        start.record()
+        for _ in range(repeat):
+            for function, parameters, block, grid, dynamic in launches:
+                function(*parameters, block=block, grid=grid, shared=dynamic)
         end.record()
         end.synchronize()
         for buffer, value in copies:
             driver.memcpy_dtoh(value, buffer)
-        return start.time_till(end)
+        return start.time_till(end) / repeat
 
 
 def cuda_parameters(packer, staged, args, geometry: LaunchGeometry) -> list:

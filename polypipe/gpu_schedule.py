@@ -313,9 +313,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
     block_u = tx.block_of(o_u)
     thread_u = tx.thread_of(o_u)
     frag_u = tx.fragment_of(o_u)
-    lm_u, ln_u = tx.local_m(o_u), tx.local_n(o_u)
     tile_u = f"floor({tx.rk}/{tx.bk})"
-    lk_u = f"(({tx.rk}) mod {tx.bk})"
     u_inst = tx.update_instance()
     u_domain = update.domain
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import ir
-from .errors import KernelRuntimeError, PolypipeError, ScheduleError
+from .errors import KernelRuntimeError, PolypipeError
 from .gpu_config import GpuConfig
 from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
 
@@ -99,23 +99,12 @@ class OptimizedProgram:
             reason = cuda_unavailable_reason()
             if reason is not None:
                 raise KernelRuntimeError(reason)
-        from polypipe.analysis.bounds import check_access_bounds
         from polypipe.codegen.emulate import run_emulated
 
         binding = bind_arguments(self.original, args, device_arrays=backend == "cuda")
-        sizes = (tuple(binding.params.items()), tuple(binding.extents.items()))
-        if sizes not in self._checked:
-            check_access_bounds(self.original, binding.params, binding.extents)
-            self._check_sizes(binding)
-            self._checked.add(sizes)
+        self._check_once(binding)
         if backend == "cuda":
-            from polypipe.codegen.cuda_runtime import CudaExecutable
-
-            executable = self._compiled.get(("cuda", binding.signature))
-            if executable is None:
-                executable = CudaExecutable(self, binding)
-                self._compiled[("cuda", binding.signature)] = executable
-            self.last_gpu_milliseconds = executable.run(args, binding)
+            self.last_gpu_milliseconds = self._cuda_executable(binding).run(args)
             return
         key = (binding.signature, thread_order, seed)
         emulated = self._compiled.get(key)
@@ -124,6 +113,31 @@ class OptimizedProgram:
             self._compiled[key] = emulated
         for function, packer, _ in emulated.kernels:
             run_emulated(function, *packer.pack(args))
+
+    def time_cuda(self, *args, repeat: int = 20) -> float:
+        """Milliseconds of one run on the GPU, averaged over ``repeat`` back-to-back runs.
+
+        Pass device arrays (CuPy, PyTorch, PyCUDA) so no copies are timed or made.
+        """
+        from polypipe.codegen.cuda_runtime import cuda_unavailable_reason
+
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise KernelRuntimeError(reason)
+        binding = bind_arguments(self.original, args, device_arrays=True)
+        self._check_once(binding)
+        return self._cuda_executable(binding).run(args, repeat=repeat)
+
+    def _cuda_executable(self, binding: Binding):
+        from polypipe.codegen.cuda_runtime import CudaExecutable
+
+        key = ("cuda", binding.signature, tuple(binding.params.items()),
+               tuple(binding.extents.items()))
+        executable = self._compiled.get(key)
+        if executable is None:
+            executable = CudaExecutable(self, binding)
+            self._compiled[key] = executable
+        return executable
 
     def emulation_source(self, *args, thread_order: str = "scrambled", seed: int = 0) -> str:
         """The C of every kernel's emulation for these arguments' dtypes."""
@@ -205,6 +219,16 @@ class OptimizedProgram:
                     fix_parameters(typed.context, binding.params))
             functions.append(printer.kernel_function(build_ast(typed, context=context)))
         return CUDA_PRELUDE + "\n" + "\n".join(functions)
+
+    def _check_once(self, binding: Binding) -> None:
+        """Bounds and stage limits at these sizes, checked once per set of sizes."""
+        from polypipe.analysis.bounds import check_access_bounds
+
+        sizes = (tuple(binding.params.items()), tuple(binding.extents.items()))
+        if sizes not in self._checked:
+            check_access_bounds(self.original, binding.params, binding.extents)
+            self._check_sizes(binding)
+            self._checked.add(sizes)
 
     def _check_sizes(self, binding: Binding) -> None:
         """Refuse what the concrete sizes make impossible (too many stages, shared memory)."""

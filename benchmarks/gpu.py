@@ -1,0 +1,469 @@
+"""FP32 GPU benchmark: cuBLAS (CuPy), Triton, polypipe pipelined, polypipe with pipelining off.
+
+    python benchmarks/gpu.py [--quick] [--out DIR]      # on a GPU host, one process, one run
+    python benchmarks/gpu.py --dry-run [--quick]         # no GPU: prove, print and nvcc-compile
+    python benchmarks/gpu.py --chart RESULTS.json        # redraw the bar chart of a run
+
+For every workload of :mod:`gpu_workloads` (ALCOP's shapes) it times each implementation with
+CUDA events (warm-up, then back-to-back runs for at least 50 ms, the median of 5 such
+measurements) and prints TFLOP/s with the ratios polypipe / cuBLAS, polypipe / Triton and
+pipelined / not pipelined. Every polypipe result is compared with cuBLAS's before it is
+recorded. Results go to ``DIR/gpu_<device>.json`` (records with op, shape, dtype, device,
+impl, config, tflops, ms) and a bar chart ``DIR/gpu_<device>.png``.
+
+Convolutions: polypipe runs the implicit GEMM on the padded NHWC input; cuBLAS and Triton run
+the same GEMM on a pre-built im2col matrix (its construction not timed), and cuDNN (PyTorch,
+TF32 off) runs the convolution itself.
+
+The configuration search (:func:`search`) is deliberately small: tile shapes and reduction
+tiles at 3 shared / 2 register stages on a representative shape, then stage counts for the
+best tiles, then the finalists on every shape of the class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import polypipe as pp  # noqa: E402
+from gpu_workloads import (Workload, all_workloads, batched_matmul, conv_kernel,  # noqa: E402
+                           host_arrays, im2col, matmul)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = Path.home() / ".cache" / "polypipe" / "bench_kernels"
+
+TILES = [((128, 128), (16, 16)), ((128, 64), (16, 16)), ((64, 128), (16, 16)),
+         ((64, 64), (16, 16))]
+REDUCTIONS = (8, 16, 32)
+STAGES = ((2, 2), (3, 2), (4, 2), (3, 1), (4, 1))
+FINALISTS = 3
+
+
+def base_configs(quick: bool) -> list[pp.GpuConfig]:
+    tiles = TILES[:2] if quick else TILES
+    reductions = (16, 32) if quick else REDUCTIONS
+    return [pp.GpuConfig(block=b, threads=t, reduction=k, shared_stages=3, register_stages=2)
+            for b, t in tiles for k in reductions]
+
+
+def nopipe(config: pp.GpuConfig) -> pp.GpuConfig:
+    return replace(config, shared_stages=1, register_stages=1)
+
+
+def config_text(config: pp.GpuConfig) -> str:
+    return (f"block={config.block[0]}x{config.block[1]},threads={config.threads[0]}x"
+            f"{config.threads[1]},reduction={config.reduction},shared_stages="
+            f"{config.shared_stages},register_stages={config.register_stages}")
+
+
+class Optimizer:
+    """optimize() once per (kernel, config): the proof is parametric in the sizes."""
+
+    def __init__(self):
+        self.cache: dict = {}
+        self.proof_seconds = 0.0
+
+    def __call__(self, func, config: pp.GpuConfig):
+        key = (func.__module__, func.__name__, config)
+        if key not in self.cache:
+            start = time.perf_counter()
+            try:
+                self.cache[key] = pp.optimize(pp.kernel(func), config)
+            except pp.PolypipeError as exc:
+                self.cache[key] = exc
+            self.proof_seconds += time.perf_counter() - start
+        return self.cache[key]
+
+
+def kernel_for(workload: Workload):
+    if workload.op == "gemm":
+        return matmul
+    if workload.op == "batched_gemm":
+        return batched_matmul
+    return conv_kernel(workload, CACHE)
+
+
+def polypipe_arrays(workload: Workload, host: dict) -> list:
+    if workload.op == "conv2d":
+        return [host["Y"], host["Xp"], host["Wt"]]
+    return [host["C"], host["A"], host["B"]]
+
+
+# -- GPU timing --------------------------------------------------------------------------------
+
+
+def time_ms(launch, torch) -> float:
+    """Median over 5 measurements of back-to-back launches lasting at least 50 ms."""
+    launch()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    launch()
+    end.record()
+    end.synchronize()
+    once = max(start.elapsed_time(end), 1e-3)
+    repeat = max(3, min(1000, math.ceil(50.0 / once)))
+    samples = []
+    for _ in range(5):
+        start.record()
+        for _ in range(repeat):
+            launch()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) / repeat)
+    return statistics.median(samples)
+
+
+def time_polypipe(opt, args) -> float:
+    opt.time_cuda(*args, repeat=1)                       # compile and warm up
+    once = max(opt.time_cuda(*args, repeat=1), 1e-3)
+    repeat = max(3, min(1000, math.ceil(50.0 / once)))
+    return statistics.median(opt.time_cuda(*args, repeat=repeat) for _ in range(5))
+
+
+class GpuSession:
+    """Device arrays and the reference implementations of one workload."""
+
+    def __init__(self, workload: Workload, rng):
+        import cupy
+        import torch
+
+        self.torch, self.cupy = torch, cupy
+        self.workload = workload
+        self.host = host_arrays(workload, rng)
+        self.dev = {name: torch.from_numpy(value).cuda() for name, value in self.host.items()}
+        batch, m, n, k = workload.gemm
+        if workload.op == "conv2d":
+            s = workload.shape
+            cols = im2col(self.host["Xp"], s["H"], s["W"], s["stride"])
+            self.a, self.b = torch.from_numpy(cols).cuda(), self.dev["Wt"]
+            self.out = self.dev["Y"]
+        else:
+            self.a, self.b, self.out = self.dev["A"], self.dev["B"], self.dev["C"]
+        self.reference = torch.empty_like(self.out)
+        cupy.matmul(cupy.asarray(self.a), cupy.asarray(self.b), out=cupy.asarray(self.reference))
+        torch.cuda.synchronize()
+
+    def polypipe_args(self) -> list:
+        names = ("Y", "Xp", "Wt") if self.workload.op == "conv2d" else ("C", "A", "B")
+        return [self.dev[n] for n in names]
+
+    def error_of(self, result) -> float:
+        scale = float(self.reference.abs().max()) or 1.0
+        return float((result - self.reference).abs().max()) / scale
+
+    def cublas_ms(self) -> float:
+        cp = self.cupy
+        a, b, out = cp.asarray(self.a), cp.asarray(self.b), cp.asarray(self.out)
+        return time_ms(lambda: cp.matmul(a, b, out=out), self.torch)
+
+    def triton_ms(self) -> float:
+        import gpu_triton
+
+        result = self.torch.empty_like(self.out)
+        gpu_triton.matmul(self.a, self.b, result)
+        error = self.error_of(result)
+        if error > 1e-4:
+            raise RuntimeError(f"Triton's result differs from cuBLAS's by {error:.2e}")
+        return time_ms(lambda: gpu_triton.matmul(self.a, self.b, result), self.torch)
+
+    def cudnn_ms(self) -> float:
+        torch = self.torch
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+        s = self.workload.shape
+        x = self.dev["Xp"][:, 1:-1, 1:-1, :].permute(0, 3, 1, 2).contiguous(
+            memory_format=torch.channels_last)
+        w = self.dev["Wt"].reshape(3, 3, s["C"], s["K"]).permute(3, 2, 0, 1).contiguous(
+            memory_format=torch.channels_last)
+        conv = torch.nn.functional.conv2d
+        return time_ms(lambda: conv(x, w, padding=s["pad"], stride=s["stride"]), torch)
+
+
+def run_polypipe(optimizer: Optimizer, session: GpuSession, func, config) -> tuple:
+    """(ms, error) of one configuration, or (None, reason) when it cannot run."""
+    opt = optimizer(func, config)
+    if isinstance(opt, Exception):
+        return None, f"refused: {opt}".splitlines()[0]
+    args = session.polypipe_args()
+    try:
+        session.out.zero_()
+        opt.time_cuda(*args, repeat=1)
+        session.torch.cuda.synchronize()
+        error = session.error_of(session.out)
+        if error > 1e-4:
+            return None, f"wrong result: relative error {error:.2e}"
+        return time_polypipe(opt, args), error
+    except pp.PolypipeError as exc:
+        return None, f"failed: {exc}".splitlines()[0]
+
+
+def search(optimizer: Optimizer, session: GpuSession, func, quick: bool, log) -> list:
+    """The finalists: best tiles at 3/2 stages, then stage counts for the best tiles."""
+    timed = []
+    for config in base_configs(quick):
+        ms, info = run_polypipe(optimizer, session, func, config)
+        log(f"    search {config_text(config)}: "
+            + (f"{ms:.3f} ms" if ms is not None else str(info)))
+        if ms is not None:
+            timed.append((ms, config))
+    timed.sort(key=lambda item: item[0])
+    best_tiles = [config for _, config in timed[:2]]
+    for config in best_tiles:
+        for shared, registers in STAGES:
+            candidate = replace(config, shared_stages=shared, register_stages=registers)
+            if candidate in [c for _, c in timed]:
+                continue
+            ms, info = run_polypipe(optimizer, session, func, candidate)
+            log(f"    search {config_text(candidate)}: "
+                + (f"{ms:.3f} ms" if ms is not None else str(info)))
+            if ms is not None:
+                timed.append((ms, candidate))
+    timed.sort(key=lambda item: item[0])
+    return [config for _, config in timed[:FINALISTS]]
+
+
+def representative(workloads: list[Workload], op: str) -> Workload:
+    """The largest workload of a class (by FLOPs), capped at square-4096 for GEMMs."""
+    candidates = [w for w in workloads if w.op == op]
+    capped = [w for w in candidates if w.flops <= 2.0 * 4096 ** 3] or candidates
+    return max(capped, key=lambda w: w.flops)
+
+
+def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
+    import cupy
+    import torch
+
+    device = torch.cuda.get_device_name(0)
+    rng = np.random.default_rng(0)
+    optimizer = Optimizer()
+    workloads = select(all_workloads(), quick, only)
+    records = []
+
+    def log(text):
+        print(text, flush=True)
+
+    log(f"device: {device}; CuPy {cupy.__version__}, PyTorch {torch.__version__}")
+    try:
+        import triton
+
+        log(f"Triton {triton.__version__}")
+        have_triton = True
+    except ImportError:
+        have_triton = False
+        log("Triton not importable: no Triton records")
+    finalists: dict[str, list] = {}
+    for op in ("gemm", "batched_gemm", "conv2d"):
+        if not any(w.op == op for w in workloads):
+            continue
+        rep = representative(workloads, op)
+        log(f"search for {op} on {rep.name}")
+        session = GpuSession(rep, rng)
+        finalists[op] = search(optimizer, session, kernel_for(rep), quick, log)
+        del session
+    for workload in workloads:
+        session = GpuSession(workload, rng)
+        func = kernel_for(workload)
+        base = {"op": workload.op, "name": workload.name, "shape": workload.shape,
+                "gemm": list(workload.gemm), "dtype": "float32", "device": device}
+
+        def record(impl, ms, config="", **extra):
+            tflops = workload.flops / (ms * 1e-3) / 1e12
+            records.append({**base, "impl": impl, "config": config, "ms": ms,
+                            "tflops": tflops, **extra})
+            log(f"  {workload.name:34s} {impl:16s} {tflops:7.2f} TFLOP/s  {ms:8.3f} ms  "
+                f"{config}")
+
+        record("cublas", session.cublas_ms())
+        if have_triton:
+            try:
+                record("triton", session.triton_ms())
+            except Exception as exc:  # a Triton failure must not hide the others
+                log(f"  {workload.name}: triton failed: {exc}")
+        if workload.op == "conv2d":
+            record("cudnn", session.cudnn_ms())
+        best = None
+        for config in finalists.get(workload.op, []):
+            ms, info = run_polypipe(optimizer, session, func, config)
+            if ms is not None and (best is None or ms < best[0]):
+                best = (ms, config, info)
+        if best is None:
+            log(f"  {workload.name}: no polypipe configuration ran")
+            continue
+        ms, config, error = best
+        record("polypipe", ms, config_text(config), max_rel_error=error)
+        ms_off, info = run_polypipe(optimizer, session, func, nopipe(config))
+        if ms_off is not None:
+            record("polypipe-nopipe", ms_off, config_text(nopipe(config)),
+                   max_rel_error=info)
+        else:
+            log(f"  {workload.name}: polypipe-nopipe {info}")
+        del session
+        torch.cuda.empty_cache()
+    log(f"optimize + proof time, all configurations: {optimizer.proof_seconds:.1f} s")
+    summarise(records, log)
+    slug = "".join(ch if ch.isalnum() else "_" for ch in device).strip("_").lower()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"gpu_{slug}{'_quick' if quick else ''}.json"
+    path.write_text(json.dumps(records, indent=1) + "\n")
+    log(f"wrote {path}")
+    chart(path)
+    return records
+
+
+def select(workloads: list[Workload], quick: bool, only: str | None = None
+           ) -> list[Workload]:
+    if only:
+        return [w for w in workloads if w.name in only.split(",")]
+    if not quick:
+        return workloads
+    keep = {"square-1024", "square-4096", "bert-base-ffn1-512", "attention-12x512x512x64",
+            "resnet50-3x3-28x28x128"}
+    return [w for w in workloads if w.name in keep]
+
+
+def summarise(records: list[dict], log) -> None:
+    """Ratios side by side: polypipe vs cuBLAS and Triton, pipelined vs not (per workload and
+    geometric means over the GEMMs)."""
+    by_name: dict[str, dict] = {}
+    for r in records:
+        by_name.setdefault(r["name"], {})[r["impl"]] = r["tflops"]
+    log(f"{'workload':34s} {'cuBLAS':>8s} {'Triton':>8s} {'polypipe':>9s} {'nopipe':>8s} "
+        f"{'pp/cuBLAS':>9s} {'pp/Triton':>9s} {'pipe/off':>8s}")
+    ratios: dict[str, list] = {"cublas": [], "triton": [], "pipe": []}
+    for name, t in by_name.items():
+        pp_ = t.get("polypipe")
+
+        def ratio(other):
+            return pp_ / t[other] if pp_ and t.get(other) else None
+
+        row = [t.get("cublas"), t.get("triton"), pp_, t.get("polypipe-nopipe"),
+               ratio("cublas"), ratio("triton"), ratio("polypipe-nopipe")]
+        log(f"{name:34s} " + " ".join("       -" if v is None else f"{v:8.2f}" for v in row))
+        if any(r["name"] == name and r["op"] == "gemm" for r in records):
+            for key, value in zip(("cublas", "triton", "pipe"), row[4:]):
+                if value:
+                    ratios[key].append(value)
+    for key, values in ratios.items():
+        if values:
+            mean = math.exp(sum(math.log(v) for v in values) / len(values))
+            log(f"geometric mean over GEMMs, polypipe / {key}: {mean:.3f} ({len(values)})")
+
+
+def chart(path: Path) -> Path | None:
+    """A grouped bar chart of TFLOP/s per workload and implementation, next to the JSON."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"matplotlib not importable: run `python benchmarks/gpu.py --chart {path}` "
+              "where it is")
+        return None
+    records = json.loads(Path(path).read_text())
+    names = list(dict.fromkeys(r["name"] for r in records))
+    impls = [i for i in ("cublas", "cudnn", "triton", "polypipe", "polypipe-nopipe")
+             if any(r["impl"] == i for r in records)]
+    value = {(r["name"], r["impl"]): r["tflops"] for r in records}
+    fig, ax = plt.subplots(figsize=(max(8, len(names) * 0.8), 5))
+    width = 0.8 / len(impls)
+    for index, impl in enumerate(impls):
+        xs = [n + (index - (len(impls) - 1) / 2) * width for n in range(len(names))]
+        ax.bar(xs, [value.get((name, impl), 0.0) for name in names], width, label=impl)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("TFLOP/s (FP32)")
+    ax.set_title(f"FP32 on {records[0]['device']}" if records else "FP32")
+    ax.legend()
+    fig.tight_layout()
+    png = Path(path).with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    print(f"wrote {png}")
+    return png
+
+
+def dry_run(quick: bool, only: str | None = None) -> int:
+    """Without a GPU: build, prove, specialise and nvcc-compile one configuration per workload,
+    and report registers, spills and shared memory."""
+    from polypipe.codegen.nvcc import compile_cubin
+    from polypipe.kernel import bind_arguments
+
+    optimizer = Optimizer()
+    config = pp.GpuConfig(block=(128, 128), threads=(16, 16), reduction=16,
+                          shared_stages=3, register_stages=2)
+    failures = 0
+    for workload in select(all_workloads(), quick, only):
+        func = kernel_for(workload)
+        for cfg in (config, nopipe(config)):
+            opt = optimizer(func, cfg)
+            if isinstance(opt, Exception):
+                print(f"{workload.name:34s} {config_text(cfg)}: refused: {opt}")
+                failures += 1
+                continue
+            binding = bind_arguments(opt.original,
+                                     polypipe_arrays(workload, _shapes_only(workload)),
+                                     device_arrays=True)
+            source = opt.cuda_source_for(binding)
+            _, resources = compile_cubin(source, "sm_90")
+            for r in resources:
+                shared = sum(opt.dynamic_shared_bytes(k, binding) for k in opt.kernels)
+                print(f"{workload.name:34s} {config_text(cfg)}: {r.registers} registers, "
+                      f"{r.spill_stores + r.spill_loads} spill bytes, "
+                      f"{max(r.shared_bytes, shared)} B shared, "
+                      f"{source.count('pp_cp_async<16>')} wide copies")
+    print(f"optimize + proof time: {optimizer.proof_seconds:.1f} s")
+    return 1 if failures else 0
+
+
+class ShapeOnly:
+    """A float32 array description (``__cuda_array_interface__``, no memory): enough to
+    specialise and print a kernel for its sizes."""
+
+    def __init__(self, *shape):
+        self.shape = shape
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4",
+                                         "data": (0, False), "strides": None, "version": 3}
+
+
+def _shapes_only(workload: Workload) -> dict:
+    batch, m, n, k = workload.gemm
+    if workload.op == "gemm":
+        return {"A": ShapeOnly(m, k), "B": ShapeOnly(k, n), "C": ShapeOnly(m, n)}
+    if workload.op == "batched_gemm":
+        return {"A": ShapeOnly(batch, m, k), "B": ShapeOnly(batch, k, n),
+                "C": ShapeOnly(batch, m, n)}
+    s = workload.shape
+    return {"Xp": ShapeOnly(s["N"], s["H"] + 2, s["W"] + 2, s["C"]),
+            "Wt": ShapeOnly(9 * s["C"], s["K"]), "Y": ShapeOnly(m, n)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 workloads, a smaller search")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="no GPU: prove, print and compile one configuration per workload")
+    parser.add_argument("--chart", type=Path, help="redraw the chart of a results JSON")
+    parser.add_argument("--only", help="comma-separated workload names")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    options = parser.parse_args(argv)
+    if options.chart:
+        return 0 if chart(options.chart) else 1
+    if options.dry_run:
+        return dry_run(options.quick, options.only)
+    benchmark(options.quick, options.out, options.only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
