@@ -3,8 +3,10 @@
 The GPU program keeps the nest's statements (same names, same instances) and adds:
 
 * ``<X>_s`` shared buffers with a leading stage dimension, filled by asynchronous copy
-  statements ``copy_<X>`` (one element of the block's operand tile each, spread over the
-  block's threads so that consecutive threads copy consecutive elements);
+  statements ``copy_<X>`` (one element of the block's operand tile each). The tile is stored
+  in the array's own order (:class:`TileLayout`), and consecutive threads take consecutive
+  groups of 4 elements, so a warp reads one stretch of the row and CUDA can print a group as
+  one 16-byte ``cp.async`` (see :mod:`polypipe.analysis.alignment`);
 * ``<X>_r`` register fragments (per thread, ``register_stages`` slots), filled by
   ``load_<X>`` from the shared buffer;
 * a register accumulator ``<C>_r`` (per thread, its BM/TM x BN/TN outputs) with
