@@ -16,8 +16,8 @@ the same GEMM on a pre-built im2col matrix (its construction not timed), and cuD
 TF32 off) runs the convolution itself.
 
 The configuration search (:func:`search`) is deliberately small: tile shapes and reduction
-tiles at 3 shared / 2 register stages on a representative shape, then stage counts for the
-best tiles, then the finalists on every shape of the class.
+tiles at 3 shared / 2 register stages on a representative shape, then stage counts (and
+``blocks_per_sm=1``) for the best tiles, then the finalists on every shape of the class.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ TILES = [((128, 128), (16, 16)), ((128, 64), (16, 16)), ((64, 128), (16, 16)),
          ((64, 64), (16, 16))]
 REDUCTIONS = (8, 16, 32)
 STAGES = ((2, 2), (3, 2), (4, 2), (3, 1), (4, 1))
+# (stages, blocks per SM): ptxas's default may cap 128x128 tiles at 128 registers and spill.
+VARIANTS = [(s, 0) for s in STAGES] + [((3, 2), 1), ((4, 2), 1)]
 FINALISTS = 3
 
 
@@ -63,7 +65,8 @@ def nopipe(config: pp.GpuConfig) -> pp.GpuConfig:
 def config_text(config: pp.GpuConfig) -> str:
     return (f"block={config.block[0]}x{config.block[1]},threads={config.threads[0]}x"
             f"{config.threads[1]},reduction={config.reduction},shared_stages="
-            f"{config.shared_stages},register_stages={config.register_stages}")
+            f"{config.shared_stages},register_stages={config.register_stages}"
+            + (f",blocks_per_sm={config.blocks_per_sm}" if config.blocks_per_sm else ""))
 
 
 class Optimizer:
@@ -220,8 +223,9 @@ def search(optimizer: Optimizer, session: GpuSession, func, quick: bool, log) ->
     timed.sort(key=lambda item: item[0])
     best_tiles = [config for _, config in timed[:2]]
     for config in best_tiles:
-        for shared, registers in STAGES:
-            candidate = replace(config, shared_stages=shared, register_stages=registers)
+        for (shared, registers), blocks in VARIANTS:
+            candidate = replace(config, shared_stages=shared, register_stages=registers,
+                                blocks_per_sm=blocks)
             if candidate in [c for _, c in timed]:
                 continue
             ms, info = run_polypipe(optimizer, session, func, candidate)
@@ -405,7 +409,7 @@ def dry_run(quick: bool, only: str | None = None) -> int:
     failures = 0
     for workload in select(all_workloads(), quick, only):
         func = kernel_for(workload)
-        for cfg in (config, nopipe(config)):
+        for cfg in (config, replace(config, blocks_per_sm=1), nopipe(config)):
             opt = optimizer(func, cfg)
             if isinstance(opt, Exception):
                 print(f"{workload.name:34s} {config_text(cfg)}: refused: {opt}")

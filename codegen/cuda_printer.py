@@ -108,6 +108,7 @@ class CudaPrinter(CPrinter):
     sizes: "dict[str, int] | None" = None          # parameter values, for specialisation
     extents: "dict[str, tuple[int, ...]] | None" = None
     vector_copies: frozenset = frozenset()        # copy statements proved vectorisable
+    blocks_per_sm: int = 0                        # __launch_bounds__'s minimum (0: none)
     _block_names: dict = field(default_factory=dict)
 
     # -- the translation unit ---------------------------------------------------------------
@@ -120,7 +121,9 @@ class CudaPrinter(CPrinter):
         self._threads = launch.threads
         self._lines = []
         params = self.parameters()
-        self._emit(0, f'extern "C" __global__ void __launch_bounds__({launch.thread_count})')
+        bounds = str(launch.thread_count) + (f", {self.blocks_per_sm}" if self.blocks_per_sm
+                                              else "")
+        self._emit(0, f'extern "C" __global__ void __launch_bounds__({bounds})')
         self._emit(0, f"{self.function_name}({', '.join(params)}) {{")
         for line in self.prologue() + self._buffers() + self._block_coordinates():
             self._emit(1, line)

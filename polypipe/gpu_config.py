@@ -31,6 +31,9 @@ class GpuConfig:
     ``reduction`` = BK: the tile of the innermost reduction loop streamed through shared memory.
     ``shared_stages``: buffers in flight in shared memory (1 = no pipelining).
     ``register_stages``: fragment buffers in flight in registers (1 = no prefetch).
+    ``blocks_per_sm``: the minimum resident blocks per SM asked of ptxas through
+    ``__launch_bounds__`` (0 = ptxas's choice; 1 lets large tiles use up to 255 registers
+    instead of spilling, at the cost of occupancy). It changes code generation only.
     """
 
     block: tuple[int, int] = (64, 64)
@@ -39,6 +42,7 @@ class GpuConfig:
     shared_stages: int = 3
     register_stages: int = 2
     target: GpuTarget = H100
+    blocks_per_sm: int = 0
 
     @property
     def thread_tile(self) -> tuple[int, int]:
@@ -60,6 +64,9 @@ class GpuConfig:
                              ("register_stages", self.register_stages)):
             if not isinstance(value, int) or value < 1:
                 problems.append(f"{label}={value!r} must be at least 1 (1 = no pipelining)")
+        if not isinstance(self.blocks_per_sm, int) or self.blocks_per_sm < 0:
+            problems.append(f"blocks_per_sm={self.blocks_per_sm!r} must be 0 (ptxas's choice) "
+                            "or a positive integer")
         if problems:
             raise ScheduleError("invalid GpuConfig: " + "; ".join(problems))
         for axis, (tile, count) in enumerate(zip(self.block, self.threads)):
@@ -76,8 +83,9 @@ class GpuConfig:
                 f"{self.reduction} reduction steps of a shared tile (reduction={self.reduction})")
 
     def describe(self) -> str:
-        return (f"block={self.block} threads={self.threads} reduction={self.reduction} "
+        text = (f"block={self.block} threads={self.threads} reduction={self.reduction} "
                 f"shared_stages={self.shared_stages} register_stages={self.register_stages}")
+        return text + (f" blocks_per_sm={self.blocks_per_sm}" if self.blocks_per_sm else "")
 
 
 def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
@@ -98,7 +106,7 @@ def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
             if key in ("block", "threads"):
                 pieces = value.lower().replace("*", "x").split("x")
                 values[key] = tuple(int(p) for p in pieces)
-            elif key in ("reduction", "shared_stages", "register_stages"):
+            elif key in ("reduction", "shared_stages", "register_stages", "blocks_per_sm"):
                 values[key] = int(value)
             elif key == "target":
                 targets = {"sm_90": H100, "h100": H100, "sm_80": A100, "a100": A100}
@@ -106,7 +114,7 @@ def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
             else:
                 raise ScheduleError(
                     f"unknown config item {key!r}; known: block, threads, reduction, "
-                    "shared_stages, register_stages, target")
+                    "shared_stages, register_stages, blocks_per_sm, target")
         except (ValueError, KeyError):
             raise ScheduleError(f"config item {part!r} has a bad value") from None
     return replace(config, **values)

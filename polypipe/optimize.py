@@ -203,7 +203,8 @@ class OptimizedProgram:
         functions = []
         for kernel, typed, types, abi in self._typed_kernels(binding):
             printer = CudaPrinter(typed, types, abi, function_name=kernel.name,
-                                  block_dims=kernel.contraction.rank)
+                                  block_dims=kernel.contraction.rank,
+                                  blocks_per_sm=kernel.config.blocks_per_sm)
             context = None
             if concrete:
                 extents = {name: binding.extents[name] for name in abi.arrays}

@@ -108,3 +108,22 @@ def test_specialised_sources_compile_for_every_case():
         args = case.make(rng, 100, 72, 53, np.float32)
         for arch in ("sm_80", "sm_90"):
             compile_cubin(opt.cuda_source(*args), arch)
+
+
+@needs_nvcc
+def test_one_block_per_sm_lets_large_tiles_keep_their_registers():
+    from polypipe.gpu_config import parse_config
+
+    config = parse_config("block=128x128,threads=16x16,reduction=16,blocks_per_sm=1")
+    assert config.blocks_per_sm == 1 and "blocks_per_sm=1" in config.describe()
+    opt = _kernel(CASES["batched_gemm"].func, config)
+    args = CASES["batched_gemm"].make(np.random.default_rng(0), 512, 512, 64, np.float32)
+    source = opt.cuda_source(*args)
+    assert "__launch_bounds__(256, 1)" in source
+    _, [resources] = compile_cubin(source, "sm_90")
+    assert resources.spill_stores == 0 and resources.spill_loads == 0
+
+
+def test_blocks_per_sm_must_not_be_negative():
+    with pytest.raises(pp.ScheduleError, match="blocks_per_sm"):
+        pp.GpuConfig(blocks_per_sm=-1).validate()
