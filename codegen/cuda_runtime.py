@@ -115,13 +115,12 @@ class CudaExecutable:
         self.packers = optimized.cuda_packers(binding)
         self.geometries = [launch_geometry(kernel, binding.params)
                            for kernel in optimized.kernels]
-        self._modules: dict[frozenset, list] = {}
+        self._modules: dict[frozenset, tuple] = {}   # unaligned arrays -> (module, functions)
         self.source = ""
 
     def _functions(self, unaligned: frozenset) -> list:
-        functions = self._modules.get(unaligned)
-        if functions is not None:
-            return functions
+        if unaligned in self._modules:
+            return self._modules[unaligned][1]
         from pycuda.compiler import SourceModule  # type: ignore
 
         driver = self.driver
@@ -137,9 +136,8 @@ class CudaExecutable:
             if dynamic:
                 function.set_attribute(
                     driver.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic)
-        self._modules[unaligned] = functions
+        self._modules[unaligned] = (module, functions)   # the module owns the functions
         self.source = source
-        self._module_keepalive = getattr(self, "_module_keepalive", []) + [module]
         return functions
 
     def _stage(self, args):

@@ -94,11 +94,7 @@ class OptimizedProgram:
             raise PolypipeError(f"unknown backend {backend!r} for an optimized program; "
                                 f"available: {', '.join(OPTIMIZED_BACKENDS)}")
         if backend == "cuda":
-            from polypipe.codegen.cuda_runtime import cuda_unavailable_reason
-
-            reason = cuda_unavailable_reason()
-            if reason is not None:
-                raise KernelRuntimeError(reason)
+            _require_cuda()
         from polypipe.codegen.emulate import run_emulated
 
         binding = bind_arguments(self.original, args, device_arrays=backend == "cuda")
@@ -117,13 +113,10 @@ class OptimizedProgram:
     def time_cuda(self, *args, repeat: int = 20) -> float:
         """Milliseconds of one run on the GPU, averaged over ``repeat`` back-to-back runs.
 
-        Pass device arrays (CuPy, PyTorch, PyCUDA) so no copies are timed or made.
+        Pass device arrays (CuPy, PyTorch, PyCUDA) so no copies are timed or made. Without
+        PyCUDA or a GPU it raises KernelRuntimeError saying which is missing.
         """
-        from polypipe.codegen.cuda_runtime import cuda_unavailable_reason
-
-        reason = cuda_unavailable_reason()
-        if reason is not None:
-            raise KernelRuntimeError(reason)
+        _require_cuda()
         binding = bind_arguments(self.original, args, device_arrays=True)
         self._check_once(binding)
         return self._cuda_executable(binding).run(args, repeat=repeat)
@@ -263,6 +256,15 @@ class OptimizedProgram:
             function = load_kernel(source, argtypes=EMULATION_ARGTYPES, restype=ctypes.c_int)
             compiled.append((function, ArgumentPacker(typed, abi), source))
         return _Emulated(compiled)
+
+
+def _require_cuda() -> None:
+    """Refuse the CUDA backend up front, saying what is missing (PyCUDA, a driver, a GPU)."""
+    from polypipe.codegen.cuda_runtime import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise KernelRuntimeError(reason)
 
 
 def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,

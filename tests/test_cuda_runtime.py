@@ -87,3 +87,11 @@ def test_cuda_matches_numpy_on_gpu(name):
     opt.run(*args, backend="cuda")
     for index, expected in want.items():
         assert np.allclose(args[index], expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(NO_GPU is None, reason="a GPU is present")
+def test_cuda_timing_says_why_it_cannot_run():
+    opt = pp.optimize(pp.kernel(CASES["matmul"].func), pp.GpuConfig(), prove=False)
+    args = CASES["matmul"].make(np.random.default_rng(0), 8, 8, 8, np.float32)
+    with pytest.raises(KernelRuntimeError, match="backend='cuda'"):
+        opt.time_cuda(*args)
