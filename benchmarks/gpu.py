@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import polypipe as pp  # noqa: E402
+from polypipe.gpu_config import format_config  # noqa: E402
 from gpu_workloads import (Workload, all_workloads, batched_matmul, conv_kernel,  # noqa: E402
                            host_arrays, im2col, matmul)
 
@@ -60,13 +61,6 @@ def base_configs(quick: bool) -> list[pp.GpuConfig]:
 
 def nopipe(config: pp.GpuConfig) -> pp.GpuConfig:
     return replace(config, shared_stages=1, register_stages=1)
-
-
-def config_text(config: pp.GpuConfig) -> str:
-    return (f"block={config.block[0]}x{config.block[1]},threads={config.threads[0]}x"
-            f"{config.threads[1]},reduction={config.reduction},shared_stages="
-            f"{config.shared_stages},register_stages={config.register_stages}"
-            + (f",blocks_per_sm={config.blocks_per_sm}" if config.blocks_per_sm else ""))
 
 
 class Optimizer:
@@ -216,7 +210,7 @@ def search(optimizer: Optimizer, session: GpuSession, func, quick: bool, log) ->
     timed = []
     for config in base_configs(quick):
         ms, info = run_polypipe(optimizer, session, func, config)
-        log(f"    search {config_text(config)}: "
+        log(f"    search {format_config(config)}: "
             + (f"{ms:.3f} ms" if ms is not None else str(info)))
         if ms is not None:
             timed.append((ms, config))
@@ -229,7 +223,7 @@ def search(optimizer: Optimizer, session: GpuSession, func, quick: bool, log) ->
             if candidate in [c for _, c in timed]:
                 continue
             ms, info = run_polypipe(optimizer, session, func, candidate)
-            log(f"    search {config_text(candidate)}: "
+            log(f"    search {format_config(candidate)}: "
                 + (f"{ms:.3f} ms" if ms is not None else str(info)))
             if ms is not None:
                 timed.append((ms, candidate))
@@ -305,10 +299,10 @@ def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
             log(f"  {workload.name}: no polypipe configuration ran")
             continue
         ms, config, error = best
-        record("polypipe", ms, config_text(config), max_rel_error=error)
+        record("polypipe", ms, format_config(config), max_rel_error=error)
         ms_off, info = run_polypipe(optimizer, session, func, nopipe(config))
         if ms_off is not None:
-            record("polypipe-nopipe", ms_off, config_text(nopipe(config)),
+            record("polypipe-nopipe", ms_off, format_config(nopipe(config)),
                    max_rel_error=info)
         else:
             log(f"  {workload.name}: polypipe-nopipe {info}")
@@ -412,7 +406,7 @@ def dry_run(quick: bool, only: str | None = None) -> int:
         for cfg in (config, replace(config, blocks_per_sm=1), nopipe(config)):
             opt = optimizer(func, cfg)
             if isinstance(opt, Exception):
-                print(f"{workload.name:34s} {config_text(cfg)}: refused: {opt}")
+                print(f"{workload.name:34s} {format_config(cfg)}: refused: {opt}")
                 failures += 1
                 continue
             binding = bind_arguments(opt.original,
@@ -422,7 +416,7 @@ def dry_run(quick: bool, only: str | None = None) -> int:
             _, resources = compile_cubin(source, "sm_90")
             for r in resources:
                 shared = sum(opt.dynamic_shared_bytes(k, binding) for k in opt.kernels)
-                print(f"{workload.name:34s} {config_text(cfg)}: {r.registers} registers, "
+                print(f"{workload.name:34s} {format_config(cfg)}: {r.registers} registers, "
                       f"{r.spill_stores + r.spill_loads} spill bytes, "
                       f"{max(r.shared_bytes, shared)} B shared, "
                       f"{source.count('pp_cp_async<16>')} wide copies")

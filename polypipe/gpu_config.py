@@ -118,3 +118,11 @@ def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
         except (ValueError, KeyError):
             raise ScheduleError(f"config item {part!r} has a bad value") from None
     return replace(config, **values)
+
+
+def format_config(config: GpuConfig) -> str:
+    """The ``parse_config`` text of ``config`` (its inverse; the target is left out)."""
+    text = (f"block={config.block[0]}x{config.block[1]},threads={config.threads[0]}x"
+            f"{config.threads[1]},reduction={config.reduction},shared_stages="
+            f"{config.shared_stages},register_stages={config.register_stages}")
+    return text + (f",blocks_per_sm={config.blocks_per_sm}" if config.blocks_per_sm else "")

@@ -127,3 +127,12 @@ def test_one_block_per_sm_lets_large_tiles_keep_their_registers():
 def test_blocks_per_sm_must_not_be_negative():
     with pytest.raises(pp.ScheduleError, match="blocks_per_sm"):
         pp.GpuConfig(blocks_per_sm=-1).validate()
+
+
+def test_config_text_round_trips():
+    from polypipe.gpu_config import format_config, parse_config
+
+    for config in (pp.GpuConfig(), pp.GpuConfig(block=(128, 64), threads=(8, 16), reduction=32,
+                                                shared_stages=4, register_stages=1,
+                                                blocks_per_sm=1)):
+        assert parse_config(format_config(config)) == config
