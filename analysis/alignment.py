@@ -28,7 +28,7 @@ def vector_copies(kernel, params: Mapping[str, int], extents: Mapping[str, tuple
                   itemsize: Mapping[str, int]) -> frozenset[str]:
     """The copy statements of ``kernel`` whose lane groups are proved contiguous and aligned.
 
-    ``extents`` gives the global arrays' shapes, ``itemsize`` every array's element size.
+    ``extents`` gives the global arrays' shapes, ``itemsize`` their element sizes.
     """
     proved = set()
     program = kernel.program

@@ -99,33 +99,33 @@ def polypipe_arrays(workload: Workload, host: dict) -> list:
 # -- GPU timing --------------------------------------------------------------------------------
 
 
-def time_ms(launch, torch) -> float:
-    """Median over 5 measurements of back-to-back launches lasting at least 50 ms."""
-    launch()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    launch()
-    end.record()
-    end.synchronize()
-    once = max(start.elapsed_time(end), 1e-3)
+def median_ms(timed) -> float:
+    """Median of 5 timings of back-to-back runs lasting at least 50 ms each, after a warm-up;
+    ``timed(n)`` runs ``n`` times back to back and returns milliseconds per run."""
+    timed(1)
+    once = max(timed(1), 1e-3)
     repeat = max(3, min(1000, math.ceil(50.0 / once)))
-    samples = []
-    for _ in range(5):
+    return statistics.median(timed(repeat) for _ in range(5))
+
+
+def time_ms(launch, torch) -> float:
+    """``median_ms`` of a launch timed with CUDA events."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def timed(repeat: int) -> float:
         start.record()
         for _ in range(repeat):
             launch()
         end.record()
         end.synchronize()
-        samples.append(start.elapsed_time(end) / repeat)
-    return statistics.median(samples)
+        return start.elapsed_time(end) / repeat
+
+    return median_ms(timed)
 
 
 def time_polypipe(opt, args) -> float:
-    opt.time_cuda(*args, repeat=1)                       # compile and warm up
-    once = max(opt.time_cuda(*args, repeat=1), 1e-3)
-    repeat = max(3, min(1000, math.ceil(50.0 / once)))
-    return statistics.median(opt.time_cuda(*args, repeat=repeat) for _ in range(5))
+    """``median_ms`` of a polypipe program (its own events; the first call compiles)."""
+    return median_ms(lambda repeat: opt.time_cuda(*args, repeat=repeat))
 
 
 class GpuSession:
@@ -152,8 +152,7 @@ class GpuSession:
         torch.cuda.synchronize()
 
     def polypipe_args(self) -> list:
-        names = ("Y", "Xp", "Wt") if self.workload.op == "conv2d" else ("C", "A", "B")
-        return [self.dev[n] for n in names]
+        return polypipe_arrays(self.workload, self.dev)
 
     def error_of(self, result) -> float:
         scale = float(self.reference.abs().max()) or 1.0

@@ -189,7 +189,6 @@ class OptimizedProgram:
         from polypipe.analysis.bounds import fix_parameters
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter, index_type_for
-        from polypipe.codegen.value_types import dtype_name
 
         concrete = specialise and (binding.params or binding.extents)
         itemsize = {name: np.dtype(dtype).itemsize for name, dtype in binding.dtypes}
@@ -201,8 +200,6 @@ class OptimizedProgram:
             context = None
             if concrete:
                 extents = {name: binding.extents[name] for name in abi.arrays}
-                itemsize.update({a.name: np.dtype(dtype_name(types.storage_type(a.name))).itemsize
-                                 for a in typed.arrays if a.memory == "shared"})
                 printer.sizes, printer.extents = dict(binding.params), extents
                 printer.index_type = index_type_for(binding.params, extents)
                 proved = vector_copies(kernel, binding.params, extents, itemsize)
