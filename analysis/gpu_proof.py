@@ -36,11 +36,13 @@ class ProofReport:
     kernel: str
     reads_checked: int
     access_pairs_checked: int
+    note: str = ""   # how the proved kernel differs from the one asked for, if it does
 
     def __str__(self) -> str:
-        return (f"{self.kernel}: dataflow of {self.reads_checked} reads and the final values "
+        text = (f"{self.kernel}: dataflow of {self.reads_checked} reads and the final values "
                 f"match the source; all {self.access_pairs_checked} pairs of accesses that "
                 "can link two threads are ordered by barriers and waits")
+        return text + (f" ({self.note})" if self.note else "")
 
 
 def _umap(maps) -> isl.UnionMap:
@@ -64,14 +66,19 @@ def _schedule_of(program: ir.Program, names: set[str]) -> isl.UnionMap:
     return full.intersect_domain(domain)
 
 
-def _origins(program: ir.Program, statements: list[ir.Statement], schedule: isl.UnionMap
-             ) -> dict[tuple[str, int], tuple[isl.UnionMap, isl.UnionMap]]:
-    """For each (statement, read index): sink -> source instance, and sink -> live-in element."""
-    writes = _umap(s.target.relation for s in statements)
+def _origins(program: ir.Program, statements: list[ir.Statement], schedule: isl.UnionMap,
+             located=None) -> dict[tuple[str, int], tuple[isl.UnionMap, isl.UnionMap]]:
+    """For each (statement, read index): sink -> source instance, and sink -> live-in element.
+
+    ``located`` (access -> instance-to-location relation) gives where an access lands when
+    that is more than the array element (a buffer element of one block).
+    """
+    located = located or (lambda access: isl.UnionMap.from_map(access.relation))
+    writes = _union_of(located(s.target) for s in statements)
     result = {}
     for stmt in statements:
         for index, access in enumerate(stmt.reads):
-            sink = isl.UnionMap.from_map(access.relation)
+            sink = located(access)
             info = isl.UnionAccessInfo.from_sink(sink).set_must_source(writes)
             flow = info.set_schedule_map(schedule).compute_flow()
             result[(stmt.name, index)] = (flow.get_must_dependence().reverse(),
@@ -125,6 +132,23 @@ def _describe_point(point: isl.Point, params: isl.Point) -> str:
     return f"{text} at {values}"
 
 
+def _block_located(kernel):
+    """Buffers (shared and register) exist once per block: their elements carry the block.
+
+    The sequential GPU schedule would otherwise let one block's buffer reads see another
+    block's writes; with the block in the location they cannot, as on the GPU, and isl's
+    dataflow need not look across blocks (which also keeps its problems small).
+    """
+    gpu = kernel.program
+
+    def located(access: ir.Access) -> isl.UnionMap:
+        relation = isl.UnionMap.from_map(access.relation)
+        if gpu.array(access.array).is_buffer:
+            return kernel.block_of.range_product(relation)
+        return relation
+    return located
+
+
 def prove_dataflow(original: ir.Program, kernel) -> int:
     """Obligations 1 and 2; returns the number of reads checked."""
     gpu = kernel.program
@@ -135,7 +159,7 @@ def prove_dataflow(original: ir.Program, kernel) -> int:
 
     gpu_statements = {s.name: s for s in gpu.statements}
     gpu_schedule = gpu.schedule_map.intersect_domain(gpu.domain)
-    gpu_origins = _origins(gpu, list(gpu.statements), gpu_schedule)
+    gpu_origins = _origins(gpu, list(gpu.statements), gpu_schedule, _block_located(kernel))
     checked = 0
     for stmt in nest:
         for index, access in enumerate(stmt.reads):
@@ -231,13 +255,7 @@ def prove_parallel(kernel) -> int:
     barrier_names = {s.name for s in gpu.syncs if s.kind == "barrier"}
     barriers = _schedule_of(gpu, barrier_names) if barrier_names else None
 
-    def located(access: ir.Access) -> isl.UnionMap:
-        """Shared buffers exist once per block: their elements carry the block."""
-        relation = isl.UnionMap.from_map(access.relation)
-        if gpu.array(access.array).is_buffer:
-            return block.range_product(relation)
-        return relation
-
+    located = _block_located(kernel)
     by_array: dict[str, list] = {}
     for stmt in gpu.statements:
         for access in (*stmt.reads, stmt.target):

@@ -16,13 +16,13 @@ transformation proved (see :mod:`polypipe.analysis.gpu_proof`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from . import ir
-from .errors import KernelRuntimeError, PolypipeError
+from .errors import KernelRuntimeError, LegalityError, PolypipeError
 from .gpu_config import GpuConfig
 from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
 
@@ -185,13 +185,12 @@ class OptimizedProgram:
 
         Copies from arrays in ``unaligned`` (base address not 16-byte aligned) stay scalar.
         """
-        from polypipe.analysis.alignment import vector_copies
+        from polypipe.analysis.alignment import vector_groups
         from polypipe.analysis.bounds import fix_parameters
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter, index_type_for
 
         concrete = specialise and (binding.params or binding.extents)
-        itemsize = {name: np.dtype(dtype).itemsize for name, dtype in binding.dtypes}
         functions = []
         for kernel, typed, types, abi in self._typed_kernels(binding):
             printer = CudaPrinter(typed, types, abi, function_name=kernel.name,
@@ -202,8 +201,9 @@ class OptimizedProgram:
                 extents = {name: binding.extents[name] for name in abi.arrays}
                 printer.sizes, printer.extents = dict(binding.params), extents
                 printer.index_type = index_type_for(binding.params, extents)
-                proved = vector_copies(kernel, binding.params, extents, itemsize)
-                printer.vector_copies = frozenset(
+                sizes_of = {a.name: np.dtype(a.dtype).itemsize for a in typed.arrays if a.dtype}
+                proved = vector_groups(kernel, binding.params, extents, sizes_of)
+                printer.vector_groups = frozenset(
                     name for name in proved
                     if typed.statement(name).reads[0].array not in unaligned)
                 context = typed.context.intersect_params(
@@ -290,8 +290,33 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
         require_stages_fit(kernel, 4)
     proofs = []
     if prove:
-        from polypipe.analysis.gpu_proof import prove_kernel
-
-        for kernel in kernels:
-            proofs.append(prove_kernel(program, kernel))
+        for index, kernel in enumerate(kernels):
+            kernels[index], proof = _proved(program, kernel)
+            proofs.append(proof)
     return OptimizedProgram(program, config, tuple(kernels), tuple(proofs))
+
+
+def _proved(program: ir.Program, kernel):
+    """(kernel, proof); a kernel whose grouped fragment ownership the proof refuses is rebuilt
+    with strided ownership (``fragment_vector=1``) and proved again.
+
+    While grouped ownership was built, isl's parametric dataflow wrongly refused some kernels
+    of the deep, guarded convolution nests (their emulation and proofs at fixed sizes were
+    clean); the present schedule proves them, but a refusal of the grouped form must not
+    make a nest that the strided form handles unoptimisable. The proof text says which
+    ownership was used. A refusal of the rebuilt kernel is raised as it is.
+    """
+    from polypipe.analysis.gpu_proof import prove_kernel
+    from .gpu_schedule import build_gpu_kernel
+
+    try:
+        return kernel, prove_kernel(program, kernel)
+    except LegalityError as refusal:
+        if kernel.config.fragment_vectors == (1, 1):
+            raise
+        strided = replace(kernel.config, fragment_vector=1)
+        rebuilt = build_gpu_kernel(kernel.contraction, strided, kernel.name)
+        proof = prove_kernel(program, rebuilt)
+        first_line = str(refusal).split(":")[0]
+        return rebuilt, replace(proof, note=f"fragment_vector={kernel.config.fragment_vector}"
+                                            f" was refused ({first_line}); proved with 1")
