@@ -1,16 +1,19 @@
-"""Proofs that a group of asynchronous copies may be one wide ``cp.async``.
+"""Proofs that a group of copies may be one wide access.
 
-A copy statement built with a lane loop (see ``TileLayout.vector`` in
-:mod:`polypipe.gpu_schedule`) copies ``V`` elements per group, one per lane. CUDA may print a
-whole group as 16-byte ``cp.async`` instructions only when, at the concrete sizes:
+Copies into shared memory and fragment loads into registers are built with a lane loop where a
+thread moves consecutive elements (see ``GpuKernel.vector_groups`` in
+:mod:`polypipe.gpu_schedule`). CUDA may print a whole group as 16-byte accesses (``cp.async``,
+``float4`` loads) only when, at the concrete sizes:
 
-* consecutive lanes read consecutive elements of the source array and write consecutive
-  elements of the shared buffer (the innermost subscript grows by one, no other changes);
+* consecutive lanes read consecutive elements of the source and write consecutive elements of
+  the target (the innermost subscript grows by one, no other changes);
 * every group starts at a row-major offset that is a multiple of ``V`` in both arrays, so with
-  16-byte aligned base addresses each 16-byte piece is aligned.
+  16-byte aligned base addresses each 16-byte piece is aligned. A register buffer is per
+  thread: its thread subscripts do not count.
 
-Both are checked with isl over every instance of the copy; the base addresses are the
-caller's to check (device allocations are 256-byte aligned; views may not be).
+Both are checked with isl over every instance of the statement; the base addresses of global
+arrays are the caller's to check (device allocations are 256-byte aligned; views may not be);
+shared and register buffers are declared 16-byte aligned.
 """
 
 from __future__ import annotations
@@ -24,29 +27,48 @@ from .bounds import fix_parameters
 VECTOR_BYTES = 16
 
 
-def vector_copies(kernel, params: Mapping[str, int], extents: Mapping[str, tuple[int, ...]],
+def vector_groups(kernel, params: Mapping[str, int], extents: Mapping[str, tuple[int, ...]],
                   itemsize: Mapping[str, int]) -> frozenset[str]:
-    """The copy statements of ``kernel`` whose lane groups are proved contiguous and aligned.
+    """The statements of ``kernel`` whose lane groups are proved contiguous and aligned.
 
-    ``extents`` gives the global arrays' shapes, ``itemsize`` their element sizes.
+    ``extents`` gives the global arrays' shapes, ``itemsize`` the element size of every array
+    the groups touch.
     """
     proved = set()
     program = kernel.program
-    for name, layout in kernel.copy_layouts:
+    for name, lane_iterator, lanes in kernel.vector_groups:
         stmt = program.statement(name)
-        lanes = layout.vector
         source, target = stmt.reads[0], stmt.target
-        if lanes == 1 or (lanes * itemsize[source.array]) % VECTOR_BYTES:
+        if (lanes * itemsize[source.array]) % VECTOR_BYTES:
             continue
         domain = stmt.domain.intersect_params(fix_parameters(stmt.domain, params))
-        lane = stmt.iterators.index(layout.order[-1].name)
-        shared = program.array(target.array)
-        if (_consecutive(domain, lane, lanes, source.relation)
-                and _consecutive(domain, lane, lanes, target.relation)
-                and _starts_aligned(domain, lane, lanes, source.relation, extents[source.array])
-                and _starts_aligned(domain, lane, lanes, target.relation, shared.extents)):
+        lane = stmt.iterators.index(lane_iterator)
+        if all(_consecutive(domain, lane, lanes, access.relation)
+               and _starts_aligned(domain, lane, lanes, access.relation,
+                                   _strides(program, access.array, extents))
+               for access in (source, target)):
             proved.add(name)
     return frozenset(proved)
+
+
+def _strides(program, array: str, extents: Mapping[str, tuple[int, ...]]):
+    """Row-major element strides of ``array`` as one thread addresses it (None: unknown)."""
+    info = program.array(array)
+    if info.memory == "register":
+        own = list((info.extents or ())[info.thread_dims:])
+        return [0] * info.thread_dims + _row_major(own)
+    shape = info.extents if info.memory == "shared" else extents.get(array)
+    if shape is None or any(e is None for e in shape):
+        return None
+    return _row_major(list(shape))
+
+
+def _row_major(shape: list[int]) -> list[int]:
+    strides, stride = [], 1
+    for extent in reversed(shape):
+        strides.insert(0, stride)
+        stride *= int(extent)
+    return strides
 
 
 def _params(obj) -> str:
@@ -88,16 +110,12 @@ def _consecutive(domain: isl.Set, lane: int, lanes: int, relation: isl.Map) -> b
 
 
 def _starts_aligned(domain: isl.Set, lane: int, lanes: int, relation: isl.Map,
-                    extents) -> bool:
-    """Whether every group's first element sits at a row-major offset divisible by ``lanes``."""
-    if extents is None or any(e is None for e in extents):
+                    strides) -> bool:
+    """Whether every group's first element sits at an offset divisible by ``lanes``."""
+    if strides is None:
         return False
     starts = _lane_is(domain, lane, lanes, 0).apply(relation)
     rank = starts.dim(isl.dim_type.set)
-    strides, stride = [], 1
-    for extent in reversed(list(extents)):
-        strides.insert(0, stride)
-        stride *= int(extent)
     # Offsets modulo ``lanes`` only depend on the subscripts times their strides mod lanes.
     terms = " + ".join(f"{s % lanes} * e{d}" for d, s in enumerate(strides) if s % lanes)
     if not terms:
@@ -108,4 +126,4 @@ def _starts_aligned(domain: isl.Set, lane: int, lanes: int, relation: isl.Map,
     return starts.intersect(misaligned.align_params(starts.get_space())).is_empty()
 
 
-__all__ = ["vector_copies", "VECTOR_BYTES"]
+__all__ = ["vector_groups", "VECTOR_BYTES"]

@@ -17,7 +17,9 @@ TF32 off) runs the convolution itself.
 
 The configuration search (:func:`search`) is deliberately small: tile shapes and reduction
 tiles at 3 shared / 2 register stages on a representative shape, then stage counts (and
-``blocks_per_sm=1``) for the best tiles, then the finalists on every shape of the class.
+``blocks_per_sm=1``, and strided fragment ownership) for the best tiles, then the finalists on
+every shape of the class. The dry run also prints the static instruction mix that grouped
+fragment ownership changes: multiply-adds per shared-memory load instruction.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
 import time
@@ -47,8 +50,11 @@ TILES = [((128, 128), (16, 16)), ((128, 64), (16, 16)), ((64, 128), (16, 16)),
          ((64, 64), (16, 16))]
 REDUCTIONS = (8, 16, 32)
 STAGES = ((2, 2), (3, 2), (4, 2), (3, 1), (4, 1))
-# (stages, blocks per SM): ptxas's default may cap 128x128 tiles at 128 registers and spill.
-VARIANTS = [(s, 0) for s in STAGES] + [((3, 2), 1), ((4, 2), 1)]
+# (stages, blocks per SM, fragment ownership): ptxas's default may cap 128x128 tiles at 128
+# registers and spill; strided ownership (fragment_vector=1) loads fragments one element at a
+# time but copies A with 16-byte cp.async, grouped ownership (the default, 4) the reverse.
+VARIANTS = ([(s, 0, 4) for s in STAGES] + [((3, 2), 1, 4), ((4, 2), 1, 4)]
+            + [((3, 2), 0, 1), ((4, 2), 0, 1)])
 FINALISTS = 3
 
 
@@ -216,9 +222,9 @@ def search(optimizer: Optimizer, session: GpuSession, func, quick: bool, log) ->
     timed.sort(key=lambda item: item[0])
     best_tiles = [config for _, config in timed[:2]]
     for config in best_tiles:
-        for (shared, registers), blocks in VARIANTS:
+        for (shared, registers), blocks, ownership in VARIANTS:
             candidate = replace(config, shared_stages=shared, register_stages=registers,
-                                blocks_per_sm=blocks)
+                                blocks_per_sm=blocks, fragment_vector=ownership)
             if candidate in [c for _, c in timed]:
                 continue
             ms, info = run_polypipe(optimizer, session, func, candidate)
@@ -390,10 +396,21 @@ def chart(path: Path) -> Path | None:
     return png
 
 
+def shared_load_mix(ptx: str) -> dict:
+    """Static PTX counts: multiply-adds, shared-memory load instructions, the 16-byte ones.
+
+    Multiply-adds per shared load is what grouped fragment ownership raises: an FP32 SM
+    issues four warp FMAs per cycle but serves one warp's 128 bytes of shared memory.
+    """
+    wide = len(re.findall(r"ld\.shared\.v4\.f32|ld\.shared\.v2\.f64", ptx))
+    return {"fma": len(re.findall(r"fma\.rn\.f(32|64)", ptx)), "wide": wide,
+            "loads": len(re.findall(r"ld\.shared\.(v[24]\.)?[fbu](32|64)", ptx))}
+
+
 def dry_run(quick: bool, only: str | None = None) -> int:
     """Without a GPU: build, prove, specialise and nvcc-compile one configuration per workload,
     and report registers, spills and shared memory."""
-    from polypipe.codegen.nvcc import compile_cubin
+    from polypipe.codegen.nvcc import compile_cubin, compile_ptx
     from polypipe.kernel import bind_arguments
 
     optimizer = Optimizer()
@@ -402,7 +419,7 @@ def dry_run(quick: bool, only: str | None = None) -> int:
     failures = 0
     for workload in select(all_workloads(), quick, only):
         func = kernel_for(workload)
-        for cfg in (config, replace(config, blocks_per_sm=1), nopipe(config)):
+        for cfg in (config, replace(config, fragment_vector=1), nopipe(config)):
             opt = optimizer(func, cfg)
             if isinstance(opt, Exception):
                 print(f"{workload.name:34s} {format_config(cfg)}: refused: {opt}")
@@ -413,12 +430,15 @@ def dry_run(quick: bool, only: str | None = None) -> int:
                                      device_arrays=True)
             source = opt.cuda_source_for(binding)
             _, resources = compile_cubin(source, "sm_90")
+            mix = shared_load_mix(compile_ptx(source, "sm_90"))
             for r in resources:
                 shared = sum(opt.dynamic_shared_bytes(k, binding) for k in opt.kernels)
                 print(f"{workload.name:34s} {format_config(cfg)}: {r.registers} registers, "
                       f"{r.spill_stores + r.spill_loads} spill bytes, "
                       f"{max(r.shared_bytes, shared)} B shared, "
-                      f"{source.count('pp_cp_async<16>')} wide copies")
+                      f"{source.count('pp_cp_async<16>')} wide copies, "
+                      f"{mix['fma']} FMA / {mix['loads']} shared loads "
+                      f"({mix['wide']} of 16 bytes) = {mix['fma'] / max(mix['loads'], 1):.1f}")
     print(f"optimize + proof time: {optimizer.proof_seconds:.1f} s")
     return 1 if failures else 0
 

@@ -10,9 +10,11 @@ what differs (DESIGN.md 4 and 7):
   buffers per-thread arrays (their leading thread dimensions dropped);
 * asynchronous copies are ``cp.async`` of the element size, ``commit``/``wait`` statements
   ``cp.async.commit_group``/``cp.async.wait_group``, barriers ``__syncthreads()``;
-* a ``vector:<V>`` mark around a copy's lane loop becomes one or two 16-byte ``cp.async``
-  when the loop covers the whole group and :mod:`polypipe.analysis.alignment` proved the
-  group contiguous and aligned (``vector_copies``); otherwise the lanes stay scalar.
+* a ``vector:<V>`` mark around a lane loop becomes one or two 16-byte accesses when the loop
+  covers the whole group and :mod:`polypipe.analysis.alignment` proved the group contiguous
+  and aligned (``vector_groups``): ``cp.async`` for a copy into shared memory, a 16-byte
+  vector load (``float4``, ``double2``) for a fragment load into registers; otherwise the
+  lanes stay scalar.
 
 With ``sizes`` (concrete parameter values and array extents) the kernel is specialised: sizes
 print as constants, isl generates the AST for those values (no ``min`` bounds where tiles divide
@@ -82,6 +84,10 @@ static __device__ __forceinline__ void pp_cp_async_wait() {
 """
 
 _SIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8}
+# 16 bytes of each element type as one CUDA vector type: loading a register array through a
+# vector of its own element type lets nvcc keep it in registers (a double array read as
+# float4 was moved to the stack).
+_VECTOR16 = {"float": "float4", "double": "double2", "int32_t": "int4", "int64_t": "longlong2"}
 
 
 # isl prints sizes multiplied by tile sizes (``4 * p_NI >= 256 * pp_c0 + ...``) and array
@@ -107,7 +113,7 @@ class CudaPrinter(CPrinter):
     block_dims: int = 2
     sizes: "dict[str, int] | None" = None          # parameter values, for specialisation
     extents: "dict[str, tuple[int, ...]] | None" = None
-    vector_copies: frozenset = frozenset()        # copy statements proved vectorisable
+    vector_groups: frozenset = frozenset()        # statements whose lane groups are proved
     blocks_per_sm: int = 0                        # __launch_bounds__'s minimum (0: none)
     _block_names: dict = field(default_factory=dict)
 
@@ -195,7 +201,7 @@ class CudaPrinter(CPrinter):
             if array.memory == "register":
                 ctype = self.types.storage_type(array.name).c_name
                 size = _product((array.extents or ())[array.thread_dims:])
-                lines.append(f"{ctype} {c_name('array', array.name)}[{size}];")
+                lines.append(f"{ctype} __align__(16) {c_name('array', array.name)}[{size}];")
         return lines
 
     def _block_coordinates(self) -> list[str]:
@@ -237,11 +243,12 @@ class CudaPrinter(CPrinter):
         self.node(node.mark_get_node(), depth)
 
     def _vector_copy(self, loop: isl.AstNode, depth: int, lanes: int) -> bool:
-        """Print a whole group of copies as 16-byte cp.async; False when it cannot be one.
+        """Print a whole group as 16-byte accesses; False when it cannot be one.
 
-        The loop must run exactly lanes 0..lanes-1 with the copy as its only statement, and the
-        copy must be among the proved ``vector_copies``; the group is then the addresses of
-        lane 0 onwards, printed by binding the lane iterator to 0.
+        The loop must run exactly lanes 0..lanes-1 with the copy (into shared memory) or the
+        fragment load (into registers) as its only statement, which must be among the proved
+        ``vector_groups``; the group is then the addresses of lane 0 onwards, printed by
+        binding the lane iterator to 0.
         """
         if loop.get_type() != isl.ast_node_type.for_ or loop.for_is_degenerate():
             return False
@@ -250,7 +257,8 @@ class CudaPrinter(CPrinter):
             return False
         instance: StatementInstance = body.get_annotation().user
         stmt = instance.statement
-        if getattr(stmt, "kind", None) != "async_copy" or stmt.name not in self.vector_copies:
+        if (getattr(stmt, "kind", None) not in ("async_copy", "copy")
+                or stmt.name not in self.vector_groups):
             return False
         iterator = self.expr(loop.for_get_iterator())
         if (self.expr(loop.for_get_init()) != "0" or self.expr(loop.for_get_inc()) != "1"
@@ -262,8 +270,13 @@ class CudaPrinter(CPrinter):
         self._emit(depth, "{")
         self._emit(depth + 1, f"const {self.index_type} {iterator} = 0;")
         for offset in range(0, lanes * size, 16):
-            self._emit(depth + 1, f"pp_cp_async<16>((char *)&{target} + {offset}, "
-                                  f"(const char *)&{source} + {offset});")
+            if stmt.kind == "async_copy":
+                self._emit(depth + 1, f"pp_cp_async<16>((char *)&{target} + {offset}, "
+                                      f"(const char *)&{source} + {offset});")
+            else:
+                vector = _VECTOR16[self.types.storage_type(stmt.target.array).c_name]
+                self._emit(depth + 1, f"*({vector} *)((char *)&{target} + {offset}) = "
+                                      f"*(const {vector} *)((const char *)&{source} + {offset});")
         self._emit(depth, "}")
         return True
 

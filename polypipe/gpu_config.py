@@ -34,6 +34,11 @@ class GpuConfig:
     ``blocks_per_sm``: the minimum resident blocks per SM asked of ptxas through
     ``__launch_bounds__`` (0 = ptxas's choice; 1 lets large tiles use up to 255 registers
     instead of spilling, at the cost of occupancy). It changes code generation only.
+    ``fragment_vector``: each thread owns groups of this many consecutive rows (and columns)
+    of the block tile: with 4, thread row ``ty`` owns rows ``4 ty .. 4 ty + 3``, then the same
+    ``4 TM`` rows further on, and operand tiles are stored reduction-major so that one group of
+    a fragment is one 16-byte shared-memory load. 1 gives the strided ownership (rows ``ty``,
+    ``ty + TM``, ...). An axis whose per-thread tile is not a multiple of it uses 1.
     """
 
     block: tuple[int, int] = (64, 64)
@@ -43,10 +48,17 @@ class GpuConfig:
     register_stages: int = 2
     target: GpuTarget = H100
     blocks_per_sm: int = 0
+    fragment_vector: int = 4
 
     @property
     def thread_tile(self) -> tuple[int, int]:
         return (self.block[0] // self.threads[0], self.block[1] // self.threads[1])
+
+    @property
+    def fragment_vectors(self) -> tuple[int, int]:
+        """The group of consecutive rows and of columns one thread owns (see the class)."""
+        return tuple(self.fragment_vector if tile % self.fragment_vector == 0 else 1
+                     for tile in self.thread_tile)
 
     @property
     def thread_count(self) -> int:
@@ -67,6 +79,9 @@ class GpuConfig:
         if not isinstance(self.blocks_per_sm, int) or self.blocks_per_sm < 0:
             problems.append(f"blocks_per_sm={self.blocks_per_sm!r} must be 0 (ptxas's choice) "
                             "or a positive integer")
+        if not isinstance(self.fragment_vector, int) or self.fragment_vector < 1:
+            problems.append(f"fragment_vector={self.fragment_vector!r} must be a positive "
+                            "integer (1 = strided ownership)")
         if problems:
             raise ScheduleError("invalid GpuConfig: " + "; ".join(problems))
         for axis, (tile, count) in enumerate(zip(self.block, self.threads)):
@@ -85,7 +100,9 @@ class GpuConfig:
     def describe(self) -> str:
         text = (f"block={self.block} threads={self.threads} reduction={self.reduction} "
                 f"shared_stages={self.shared_stages} register_stages={self.register_stages}")
-        return text + (f" blocks_per_sm={self.blocks_per_sm}" if self.blocks_per_sm else "")
+        text += f" blocks_per_sm={self.blocks_per_sm}" if self.blocks_per_sm else ""
+        return text + (f" fragment_vector={self.fragment_vector}"
+                       if self.fragment_vector != 4 else "")
 
 
 def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
@@ -106,7 +123,8 @@ def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
             if key in ("block", "threads"):
                 pieces = value.lower().replace("*", "x").split("x")
                 values[key] = tuple(int(p) for p in pieces)
-            elif key in ("reduction", "shared_stages", "register_stages", "blocks_per_sm"):
+            elif key in ("reduction", "shared_stages", "register_stages", "blocks_per_sm",
+                         "fragment_vector"):
                 values[key] = int(value)
             elif key == "target":
                 targets = {"sm_90": H100, "h100": H100, "sm_80": A100, "a100": A100}
@@ -114,7 +132,7 @@ def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
             else:
                 raise ScheduleError(
                     f"unknown config item {key!r}; known: block, threads, reduction, "
-                    "shared_stages, register_stages, blocks_per_sm, target")
+                    "shared_stages, register_stages, blocks_per_sm, fragment_vector, target")
         except (ValueError, KeyError):
             raise ScheduleError(f"config item {part!r} has a bad value") from None
     return replace(config, **values)
@@ -125,4 +143,6 @@ def format_config(config: GpuConfig) -> str:
     text = (f"block={config.block[0]}x{config.block[1]},threads={config.threads[0]}x"
             f"{config.threads[1]},reduction={config.reduction},shared_stages="
             f"{config.shared_stages},register_stages={config.register_stages}")
-    return text + (f",blocks_per_sm={config.blocks_per_sm}" if config.blocks_per_sm else "")
+    text += f",blocks_per_sm={config.blocks_per_sm}" if config.blocks_per_sm else ""
+    return text + (f",fragment_vector={config.fragment_vector}"
+                   if config.fragment_vector != 4 else "")

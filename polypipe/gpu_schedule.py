@@ -8,7 +8,9 @@ The GPU program keeps the nest's statements (same names, same instances) and add
   groups of 4 elements, so a warp reads one stretch of the row and CUDA can print a group as
   one 16-byte ``cp.async`` (see :mod:`polypipe.analysis.alignment`);
 * ``<X>_r`` register fragments (per thread, ``register_stages`` slots), filled by
-  ``load_<X>`` from the shared buffer;
+  ``load_<X>`` from the shared buffer. With grouped ownership (``GpuConfig.fragment_vector``)
+  a thread owns groups of consecutive rows and columns, tiles are stored with the fragment
+  dimension innermost, and a group of a fragment is one 16-byte load;
 * a register accumulator ``<C>_r`` (per thread, its BM/TM x BN/TN outputs) with
   ``copyin_<C>`` / ``copyout_<C>`` when the accumulator is a global array;
 * ``commit``, ``wait`` and ``barrier`` synchronisation statements.
@@ -76,6 +78,9 @@ class GpuKernel:
     phase_of: isl.UnionMap | None = None
     waits_after_commit: frozenset = frozenset()
     copy_layouts: tuple = ()   # (copy statement, TileLayout of the shared buffer it fills)
+    # (statement, lane iterator, lanes): copies and fragment loads whose consecutive lanes may
+    # be one vector access; :mod:`polypipe.analysis.alignment` decides at concrete sizes.
+    vector_groups: tuple = ()
 
     @property
     def name(self) -> str:
@@ -117,10 +122,11 @@ class _LocalDim:
 class TileLayout:
     """How an operand tile is stored in shared memory and split among the copying threads."""
 
-    canonical: tuple[_LocalDim, ...]  # the copy statement's dimensions: (m | n, k)
-    order: tuple[_LocalDim, ...]      # stored order: the array's innermost subscript last
-    padding: int                      # elements added to each stored row (bank conflicts)
-    vector: int                       # consecutive elements one thread copies as a group
+    canonical: tuple[_LocalDim, ...]   # the copy statement's dimensions: (m | n, k)
+    copy_order: tuple[_LocalDim, ...]  # the array's own order: its innermost subscript last
+    order: tuple[_LocalDim, ...]       # stored order
+    padding: int                       # elements added to each stored row (bank conflicts)
+    vector: int                        # consecutive elements (in copy order) one thread copies
 
     @property
     def stored_extents(self) -> tuple[int, ...]:
@@ -129,46 +135,109 @@ class TileLayout:
         return tuple(extents)
 
     def linear(self) -> str:
-        """Row-major position of a tile element in stored order (padding excluded)."""
+        """Row-major position of a tile element in the array's own order: copies are
+        distributed over it, so consecutive threads read consecutive global addresses."""
         terms, stride = [], 1
-        for dim in reversed(self.order):
+        for dim in reversed(self.copy_order):
             terms.append(f"{stride} * {dim.name}")
             stride *= dim.extent
         return " + ".join(reversed(terms))
 
+    def word(self, coords: dict[str, int]) -> int:
+        """Offset (in elements) of a tile element inside its stage slot."""
+        offset = 0
+        for dim, extent in zip(self.order, self.stored_extents):
+            offset = offset * extent + coords[dim.name]
+        return offset
+
+    def copy_coords(self, linear: int) -> dict[str, int]:
+        coords = {}
+        for dim in reversed(self.copy_order):
+            linear, coords[dim.name] = divmod(linear, dim.extent)
+        return coords
+
 
 VECTOR_ELEMENTS = 4   # one 16-byte cp.async of float32 (two of float64)
 ROW_PADDINGS = (0, VECTOR_ELEMENTS)   # padding keeps rows 16-byte aligned
+WARP = 32
 
 
 def _tile_layout(op: "Operand", source: ir.Access, update: ir.Statement, tx: "_Text",
                  m_iter: str, n_iter: str) -> TileLayout:
-    """Store the tile in the array's own order, pad rows that readers would hit in one bank.
+    """Choose how the tile is copied (in the array's own order) and stored.
 
-    The local dimension that drives the array's last subscript goes innermost, so a warp's
-    copies read consecutive addresses. Readers at one reduction step vary the thread's row
-    (m, with threadIdx.y) or column (n, with threadIdx.x); when those index rows of the stored
-    tile, a row padding is chosen that minimises shared-memory bank conflicts.
+    Copies follow the array's own order: the local dimension that drives the array's last
+    subscript goes innermost, so a warp's copies read consecutive addresses. The tile is stored
+    in the same order, except when threads own groups of consecutive rows or columns
+    (``GpuConfig.fragment_vector``): then the fragment dimension is stored innermost, so one
+    group of a thread's fragment is one 16-byte shared load (the copies of an operand whose
+    array runs the other way become 4-byte ones). The row padding is the one with the fewest
+    shared-memory wavefronts per tile, fragment loads and copies counted.
     """
     o = tx.update_element()
-    dims = ([_LocalDim("pp_lm", tx.local_m(o), tx.bm, m_iter)] if op.uses_m else []) + (
-        [_LocalDim("pp_ln", tx.local_n(o), tx.bn, n_iter)] if op.uses_n else []) + [
-        _LocalDim("pp_lk", f"(({tx.rk}) mod {tx.bk})", tx.bk, tx.rk)]
+    frag = None
+    dims = []
+    if op.uses_m:
+        dims.append(_LocalDim("pp_lm", tx.local_m(o), tx.bm, m_iter))
+        frag = (dims[-1], tx.vm, tx.rm)
+    if op.uses_n:
+        dims.append(_LocalDim("pp_ln", tx.local_n(o), tx.bn, n_iter))
+        frag = (dims[-1], tx.vn, tx.rn)
+    dims.append(_LocalDim("pp_lk", f"(({tx.rk}) mod {tx.bk})", tx.bk, tx.rk))
     rank = source.relation.dim(isl.dim_type.out)
     driving = [d for d in dims if _uses(source.relation, update, d.iterator,
                                         range(rank - 1, rank))] if rank else []
-    order = list(dims)
+    copy_order = list(dims)
     if len(driving) == 1:
-        order.remove(driving[0])
-        order.append(driving[0])
-    padding = 0
-    if order[-1].name == "pp_lk":
-        warp = range(min(32, tx.tm * tx.tn))
-        rows = sorted({t // tx.tn for t in warp} if op.uses_m else {t % tx.tn for t in warp})
-        padding = min(ROW_PADDINGS,
-                      key=lambda pad: (_bank_conflicts(rows, order[-1].extent + pad), pad))
-    vector = VECTOR_ELEMENTS if order[-1].extent % VECTOR_ELEMENTS == 0 else 1
-    return TileLayout(tuple(dims), tuple(order), padding, vector)
+        copy_order.remove(driving[0])
+        copy_order.append(driving[0])
+    order = copy_order
+    if frag is not None and frag[1] > 1:
+        order = [d for d in dims if d is not frag[0]] + [frag[0]]
+    vector = VECTOR_ELEMENTS if copy_order[-1].extent % VECTOR_ELEMENTS == 0 else 1
+    candidates = [TileLayout(tuple(dims), tuple(copy_order), tuple(order), pad, vector)
+                  for pad in ROW_PADDINGS]
+    return min(candidates, key=lambda layout: (_wavefronts_per_tile(layout, tx, frag),
+                                               layout.padding))
+
+
+def _wavefronts_per_tile(layout: TileLayout, tx: "_Text", frag) -> int:
+    """Shared-memory wavefronts of one warp over one tile: its fragment loads and copies."""
+    threads = tx.tm * tx.tn
+    warp = range(min(WARP, threads))
+    read_width = frag[1] if frag is not None and layout.order[-1] is frag[0] else 1
+    starts = [layout.word({"pp_lm": tx.vm * (t // tx.tn), "pp_ln": tx.vn * (t % tx.tn),
+                           "pp_lk": 0}) for t in warp]
+    loads_per_tile = tx.bk * (frag[2] if frag is not None else 1) // read_width
+    total = _wavefronts(starts, read_width) * loads_per_tile
+    elements = 1
+    for dim in layout.copy_order:
+        elements *= dim.extent
+    rounds = -(-elements // (threads * layout.vector))
+    wide = layout.order[-1] is layout.copy_order[-1]
+    lanes = [range(layout.vector)] if wide else [range(lane, lane + 1)
+                                                 for lane in range(layout.vector)]
+    for group in lanes:
+        starts = [layout.word(layout.copy_coords(t * layout.vector + group[0])) for t in warp
+                  if (t + 1) * layout.vector <= elements]
+        total += _wavefronts(starts, len(group)) * rounds if starts else 0
+    return total
+
+
+def _wavefronts(starts: list[int], width: int) -> int:
+    """Shared-memory wavefronts of one warp instruction in which thread ``t`` accesses the
+    ``width`` consecutive 4-byte words from ``starts[t]``: the warp is served in phases of
+    ``32 / width`` threads, each taking as many wavefronts as the most distinct words that
+    fall in one bank (equal words are broadcast)."""
+    per_phase = WARP // width
+    total = 0
+    for first in range(0, len(starts), per_phase):
+        banks: dict[int, set] = {}
+        for start in starts[first:first + per_phase]:
+            for word in range(start, start + width):
+                banks.setdefault(word % WARP, set()).add(word)
+        total += max(len(words) for words in banks.values())
+    return total
 
 
 class _Text:
@@ -184,6 +253,7 @@ class _Text:
         self.bm, self.bn = config.block
         self.tm, self.tn = config.threads
         self.rm, self.rn = config.thread_tile
+        self.vm, self.vn = config.fragment_vectors
         self.bk = config.reduction
         self.S = config.shared_stages
         self.R = config.register_stages
@@ -205,11 +275,34 @@ class _Text:
     def local_n(self, o: list[str]) -> str:
         return f"(({o[-1]}) mod {self.bn})"
 
+    # A thread owns groups of ``v`` consecutive rows (columns), ``v * T`` apart: local row
+    # ``l`` belongs to thread ``floor(l / v) mod T`` as its fragment row
+    # ``v * floor(l / (v T)) + l mod v``; ``local_of`` is the inverse.
     def thread_of(self, o: list[str]) -> list[str]:
-        return [f"({self.local_m(o)} mod {self.tm})", f"({self.local_n(o)} mod {self.tn})"]
+        return [_owner(o[-2], self.bm, self.vm, self.tm), _owner(o[-1], self.bn, self.vn, self.tn)]
 
     def fragment_of(self, o: list[str]) -> list[str]:
-        return [f"floor({self.local_m(o)}/{self.tm})", f"floor({self.local_n(o)}/{self.tn})"]
+        return [_fragment(o[-2], self.bm, self.vm, self.tm),
+                _fragment(o[-1], self.bn, self.vn, self.tn)]
+
+    def fragment_loops(self, o: list[str]) -> list[str]:
+        """Schedule dimensions enumerating a thread's fragment: the group and the position in
+        it as two loops, so that isl's AST has constant bounds (one loop over ``v * g + l``
+        made isl emit thread-dependent bounds and guards, which leave register indices
+        non-constant and the fragments in local memory)."""
+        loops = []
+        for x, block, vector, threads in ((o[-2], self.bm, self.vm, self.tm),
+                                           (o[-1], self.bn, self.vn, self.tn)):
+            local = f"(({x}) mod {block})"
+            loops += ([f"floor({local}/{threads})"] if vector == 1 else
+                      [f"floor({local}/{vector * threads})", f"({local}) mod {vector}"])
+        return loops
+
+    def local_of(self, thread: str, fragment: str, axis: int) -> str:
+        v, t = (self.vm, self.tm) if axis == 0 else (self.vn, self.tn)
+        if v == 1:
+            return f"{thread} + {t} * {fragment}"
+        return f"{v * t} * floor({fragment}/{v}) + {v} * {thread} + ({fragment}) mod {v}"
 
     def element_space(self) -> str:
         return f"{self.c.accumulator}[{', '.join(f'pp_o{d}' for d in range(self.p))}]"
@@ -235,6 +328,22 @@ class _Text:
         return f"{self.c.update}[{', '.join(self.update.iterators)}]"
 
 
+def _owner(x: str, block: int, vector: int, threads: int) -> str:
+    """The thread (row or column) owning coordinate ``x`` of the block tile."""
+    local = f"(({x}) mod {block})"
+    if vector == 1:
+        return f"({local} mod {threads})"
+    return f"(floor({local}/{vector}) mod {threads})"
+
+
+def _fragment(x: str, block: int, vector: int, threads: int) -> str:
+    """The owning thread's fragment index of coordinate ``x``."""
+    local = f"(({x}) mod {block})"
+    if vector == 1:
+        return f"floor({local}/{threads})"
+    return f"({vector} * floor({local}/{vector * threads}) + ({local}) mod {vector})"
+
+
 def _uses(relation: isl.Map, stmt: ir.Statement, iterator: str,
           dims: range | None = None) -> bool:
     """Whether the accessed element (or its subscripts ``dims``) changes with ``iterator``."""
@@ -249,16 +358,6 @@ def _uses(relation: isl.Map, stmt: ir.Statement, iterator: str,
                 if not inner.get_coefficient_val(isl.dim_type.in_, position).is_zero():
                     return True
     return False
-
-
-def _bank_conflicts(rows: list[int], row_stride: int) -> int:
-    """Worst number of distinct 4-byte words one bank serves for a warp reading ``rows``
-    (the rows its threads read at one reduction step) of a row-major tile."""
-    words_per_bank: dict[int, set] = {}
-    for row in rows:
-        word = row * row_stride
-        words_per_bank.setdefault(word % 32, set()).add(word)
-    return max(len(words) for words in words_per_bank.values())
 
 
 def _mupa(pieces: list[str], prefix: str, width: int) -> str:
@@ -340,6 +439,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
     # -- operand buffers and their copies -----------------------------------------------------
     register_read: dict[int, ir.Access] = {}
     copy_layouts: list[tuple[str, TileLayout]] = []
+    vector_groups: list[tuple[str, str, int]] = []
     for op in operands:
         source = update.reads[op.read_index]
         layout = _tile_layout(op, source, update, tx, m_iter, n_iter)
@@ -367,6 +467,8 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                                              None, ir.Read(read), (read,), kind="async_copy",
                                              source=f"{op.shared} <- {op.array}")
         copy_layouts.append((copy_name, layout))
+        if layout.vector > 1:
+            vector_groups.append((copy_name, layout.copy_order[-1].name, layout.vector))
         # Consecutive threads take consecutive groups of ``vector`` elements in the array's
         # own layout order: coalesced global reads, and one group is one 16-byte cp.async.
         linear = layout.linear()
@@ -394,9 +496,8 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
         to_load = tx.map_(f"{u_inst} -> {load_name}"
                           f"[{', '.join(block_u + tx.r_outer + [tx.rk] + thread_u + frag_exprs)}]")
         load_domain = _name_dims(u_domain.apply(to_load.intersect_domain(u_domain)), load_dims)
-        lm_l = f"pp_ty + {tx.tm} * pp_m"
-        ln_l = f"pp_tx + {tx.tn} * pp_n"
-        at = {"pp_lm": lm_l, "pp_ln": ln_l, "pp_lk": f"(pp_kk) mod {tx.bk}"}
+        at = {"pp_lm": tx.local_of("pp_ty", "pp_m", 0), "pp_ln": tx.local_of("pp_tx", "pp_n", 1),
+              "pp_lk": f"(pp_kk) mod {tx.bk}"}
         shared_index = [at[d.name] for d in layout.order]
         load_read = ir.Access(op.shared, (), tx.map_(
             f"{load_name}[{', '.join(load_dims)}] -> {op.shared}"
@@ -416,6 +517,14 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
             "order": len(schedule_pieces), "inner": frag_names or ["0"],
             "instance": f"{load_name}[{', '.join(load_dims)}]",
         }
+        # A group of a thread's fragment that is stored consecutively becomes a lane loop:
+        # CUDA loads it as one 16-byte vector where alignment is proved.
+        lanes = {"pp_lm": tx.vm, "pp_ln": tx.vn}.get(layout.order[-1].name, 1)
+        if len(frag_names) == 1 and lanes > 1:
+            schedule_pieces[load_name].update(
+                inner=[f"floor({frag_names[0]}/{lanes})"], lane=[f"({frag_names[0]}) mod {lanes}"],
+                vector=lanes)
+            vector_groups.append((load_name, frag_names[0], lanes))
         register_read[op.read_index] = ir.Access(op.register, (), tx.map_(
             f"{u_inst} -> {op.register}[{', '.join(thread_u)}, ({tx.rk}) mod {tx.R}"
             f"{''.join(', ' + f for f in frag_exprs)}]").intersect_domain(u_domain), False,
@@ -438,7 +547,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
         "block": block_u, "outer": tx.r_outer,
         "T": [f"floor(({tx.rk} + {tx.R - 1})/{tx.bk})"], "phase": PHASE_COMPUTE,
         "thread": thread_u, "j": [f"(({tx.rk} + {tx.R - 1})) mod {tx.bk}"],
-        "order": 10_000, "inner": frag_u, "instance": u_inst,
+        "order": 10_000, "inner": tx.fragment_loops(o_u), "instance": u_inst,
     }
 
     # -- init and epilogue statements on the register accumulator -----------------------------
@@ -569,7 +678,8 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                      phase_of=_coordinates(
                          schedule_pieces, tx.prefix,
                          lambda p: [str(p["phase"])] if "phase" in p else None),
-                     waits_after_commit=waits_after_commit, copy_layouts=tuple(copy_layouts))
+                     waits_after_commit=waits_after_commit, copy_layouts=tuple(copy_layouts),
+                     vector_groups=tuple(vector_groups))
 
 
 def _build_elementwise(c: Contraction, config: GpuConfig, kernel_name: str, tx: _Text
@@ -662,6 +772,15 @@ def _mark(name: str, child: str) -> str:
     return "{ mark: " + _yaml_str(name) + ", child: " + child + " }"
 
 
+def _lane_band(piece: dict, prefix: str) -> str | None:
+    """The lane loop of a group of consecutive copies or loads, marked ``vector:<lanes>`` so
+    that CUDA can print it as one wide access where contiguity and alignment are proved."""
+    lane = piece.get("lane")
+    if not lane:
+        return None
+    return _mark(f"vector:{piece['vector']}", _band([(piece["instance"], lane)], prefix, None))
+
+
 def _via(piece: dict, outputs: list[str], tx: _Text) -> list[str]:
     """Express ``outputs`` (functions of the accumulator element) on a statement's instance."""
     relation = piece["via"].apply_range(tx.element_map(outputs))
@@ -690,7 +809,7 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
         if "via" in piece:
             piece["block"] = _via(piece, tx.block_of(tx.element_vars()), tx)
             piece["thread"] = _via(piece, tx.thread_of(tx.element_vars()), tx)
-            piece["inner"] = _via(piece, tx.fragment_of(tx.element_vars()), tx)
+            piece["inner"] = _via(piece, tx.fragment_loops(tx.element_vars()), tx)
             if piece.get("last") or (name in c.statements and name in c.epilogues):
                 phases_epi.append(name)
             else:
@@ -730,7 +849,8 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
         if phase == PHASE_COMPUTE:
             stmt_children = [
                 _filter([pieces[n]["instance"]], prefix,
-                        _band([(pieces[n]["instance"], pieces[n]["inner"])], prefix, None))
+                        _band([(pieces[n]["instance"], pieces[n]["inner"])], prefix,
+                              _lane_band(pieces[n], prefix)))
                 for n in names]
             j_band = _band([(pieces[n]["instance"], pieces[n]["j"]) for n in names], prefix,
                            _sequence(stmt_children))
@@ -739,13 +859,8 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
             stmt_children = []
             for n in names:
                 inner_exprs = pieces[n]["inner"]
-                lane = pieces[n].get("lane")
-                # A group of consecutive copies (the lane loop) is marked so that CUDA can
-                # print it as one wide cp.async where contiguity and alignment are proved.
-                lane_child = _mark(f"vector:{pieces[n]['vector']}", _band(
-                    [(pieces[n]["instance"], lane)], prefix, None)) if lane else None
-                child = (_band([(pieces[n]["instance"], inner_exprs)], prefix, lane_child)
-                         if inner_exprs else None)
+                child = (_band([(pieces[n]["instance"], inner_exprs)], prefix,
+                               _lane_band(pieces[n], prefix)) if inner_exprs else None)
                 stmt_children.append(_filter([pieces[n]["instance"]], prefix, child))
             inner = _sequence(stmt_children)
         band = _band([(pieces[n]["instance"], pieces[n]["thread"]) for n in names], prefix,

@@ -66,4 +66,6 @@ def test_chart_is_drawn_from_the_json(tmp_path):
 def test_dry_run_proves_prints_and_compiles(capsys):
     assert gpu.main(["--dry-run", "--only", "square-2048"]) == 0
     out = capsys.readouterr().out
-    assert "square-2048" in out and "4 wide copies" in out and "0 spill bytes" in out
+    assert "square-2048" in out and "0 spill bytes" in out
+    # Grouped ownership (default): B's copies wide, A's transposed; strided: both wide.
+    assert "2 wide copies" in out and "4 wide copies" in out and "(0 of 16 bytes)" not in out

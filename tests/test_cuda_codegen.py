@@ -31,7 +31,9 @@ def test_cuda_default_gemm_has_no_spills_and_the_computed_shared_memory(dtype, i
     opt = _optimized("gemm", pp.GpuConfig())
     _, [resources] = compile_cubin(opt.cuda_source(dtype=dtype), "sm_90")
     assert resources.spill_stores == 0 and resources.spill_loads == 0
-    assert resources.shared_bytes == opt.kernels[0].shared_bytes(itemsize)
+    computed = opt.kernels[0].shared_bytes(itemsize)
+    # Beyond 48 KiB (float64: padded rows of A) the buffers are dynamic, sized at launch.
+    assert resources.shared_bytes == (computed if computed <= 48 * 1024 else 0)
     assert resources.registers <= 255
 
 

@@ -1,10 +1,14 @@
-"""Shape-specialised CUDA: tile layouts, proved 16-byte cp.async, 32-bit indices (nvcc/PTX)."""
+"""Shape-specialised CUDA: tile layouts, fragment ownership, proved 16-byte copies and loads,
+32-bit indices (nvcc/PTX)."""
+
+import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import polypipe as pp
-from polypipe.analysis.alignment import vector_copies
+from polypipe.analysis.alignment import vector_groups
 from polypipe.codegen.nvcc import compile_cubin, compile_ptx, find_nvcc
 from polypipe.kernel import bind_arguments
 from tests.kernels.contractions import CASES, matmul_every_other_column
@@ -12,8 +16,12 @@ from tests.kernels.contractions import CASES, matmul_every_other_column
 needs_nvcc = pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
 
 
-def _kernel(func, config=None):
-    return pp.optimize(pp.kernel(func), config or pp.GpuConfig(), prove=False)
+STRIDED = pp.GpuConfig(fragment_vector=1)   # thread ty owns rows ty, ty + TM, ...
+GROUPED = pp.GpuConfig(fragment_vector=4)   # thread ty owns rows 4 ty .. 4 ty + 3, ...
+
+
+def _kernel(func, config=STRIDED):
+    return pp.optimize(pp.kernel(func), config, prove=False)
 
 
 def _binding(opt, args):
@@ -26,12 +34,16 @@ def _layouts(opt):
             for name, layout in kernel.copy_layouts}
 
 
-def _proved(opt, args):
+def _proved(opt, args, kind="async_copy"):
+    """Arrays read by the proved vector groups of ``kind`` (copies: global arrays; fragment
+    loads: shared buffers)."""
     b = _binding(opt, args)
-    itemsize = {n: np.dtype(d).itemsize for n, d in b.dtypes}
     [kernel] = opt.kernels
-    names = vector_copies(kernel, b.params, b.extents, itemsize)
-    return {kernel.program.statement(n).reads[0].array for n in names}
+    itemsize = {a.name: np.dtype(dict(b.dtypes).get(a.name, "float32")).itemsize
+                for a in kernel.program.arrays}
+    names = vector_groups(kernel, b.params, b.extents, itemsize)
+    return {kernel.program.statement(n).reads[0].array for n in names
+            if kernel.program.statement(n).kind == kind}
 
 
 def test_tiles_are_stored_in_the_arrays_own_order():
@@ -101,10 +113,11 @@ def test_specialised_matmul_ptx_has_wide_copies_and_no_division(dtype):
 
 
 @needs_nvcc
-def test_specialised_sources_compile_for_every_case():
+@pytest.mark.parametrize("config", [STRIDED, GROUPED], ids=["strided", "grouped"])
+def test_specialised_sources_compile_for_every_case(config):
     rng = np.random.default_rng(0)
     for name, case in sorted(CASES.items()):
-        opt = pp.optimize(pp.kernel(case.func), pp.GpuConfig(), prove=False)
+        opt = pp.optimize(pp.kernel(case.func), config, prove=False)
         args = case.make(rng, 100, 72, 53, np.float32)
         for arch in ("sm_80", "sm_90"):
             compile_cubin(opt.cuda_source(*args), arch)
@@ -132,7 +145,96 @@ def test_blocks_per_sm_must_not_be_negative():
 def test_config_text_round_trips():
     from polypipe.gpu_config import format_config, parse_config
 
-    for config in (pp.GpuConfig(), pp.GpuConfig(block=(128, 64), threads=(8, 16), reduction=32,
-                                                shared_stages=4, register_stages=1,
-                                                blocks_per_sm=1)):
+    for config in (pp.GpuConfig(), STRIDED,
+                   pp.GpuConfig(block=(128, 64), threads=(8, 16), reduction=32, shared_stages=4,
+                                register_stages=1, blocks_per_sm=1, fragment_vector=2)):
         assert parse_config(format_config(config)) == config
+
+
+# -- grouped fragment ownership (fragment_vector) -------------------------------------------
+
+
+LARGE = pp.GpuConfig(block=(128, 128), threads=(16, 16), reduction=16, fragment_vector=4)
+
+
+def test_grouped_ownership_stores_tiles_reduction_major():
+    layouts = _layouts(_kernel(CASES["matmul"].func, GROUPED))
+    # A thread's fragment of A (rows) and of B (columns) lies along one stored row of length
+    # BM (BN): one group is one 16-byte load. Copies still follow the arrays' own order.
+    assert [d.name for d in layouts["A"].order] == ["pp_lk", "pp_lm"]
+    assert [d.name for d in layouts["A"].copy_order] == ["pp_lm", "pp_lk"]
+    assert [d.name for d in layouts["B"].order] == ["pp_lk", "pp_ln"]
+    assert layouts["B"].padding == 0
+
+
+def test_transposing_copies_get_the_padding_with_fewer_conflicts():
+    from polypipe.gpu_schedule import _wavefronts
+
+    # A warp's 4-byte copies of A into [k][m] rows of 128: 8 rows of k, 4 apart in k, land in
+    # 8 banks (4-way); rows of 132 spread them over 16 banks (2-way).
+    assert _wavefronts([4 * (t % 4) * 128 + t // 4 for t in range(32)], 1) == 4
+    assert _wavefronts([4 * (t % 4) * 132 + t // 4 for t in range(32)], 1) == 2
+    assert _layouts(_kernel(CASES["matmul"].func, LARGE))["A"].stored_extents == (16, 132)
+
+
+def test_wavefront_model():
+    from polypipe.gpu_schedule import _wavefronts
+
+    assert _wavefronts([0] * 32, 1) == 1                         # broadcast
+    assert _wavefronts(list(range(32)), 1) == 1
+    assert _wavefronts([32 * t for t in range(32)], 1) == 32     # one bank
+    assert _wavefronts([4 * t for t in range(32)], 4) == 4       # 16-byte loads: 4 phases
+    assert _wavefronts([0] * 32, 4) == 4
+
+
+@pytest.mark.parametrize("K", [64, 61])
+def test_fragment_loads_are_proved_wide(K):
+    opt = _kernel(CASES["matmul"].func, GROUPED)
+    args = CASES["matmul"].make(np.random.default_rng(0), 96, 64, K, np.float32)
+    # Shared rows are BM (BN) long whatever the sizes, so both fragment loads are wide; the
+    # copy of A now transposes (4-byte copies), B's stays wide when its rows start aligned.
+    assert _proved(opt, args, kind="copy") == {"A_s", "B_s"}
+    assert _proved(opt, args) == {"B"}
+    source = opt.cuda_source(*args)
+    assert "*(float4 *)((char *)&a_A_r[" in source and "*(float4 *)((char *)&a_B_r[" in source
+
+
+def test_strided_ownership_loads_fragments_one_element_at_a_time():
+    opt = _kernel(CASES["matmul"].func, STRIDED)
+    args = CASES["matmul"].make(np.random.default_rng(0), 96, 64, 64, np.float32)
+    assert _proved(opt, args, kind="copy") == set()
+    assert "*(float4 *)" not in opt.cuda_source(*args)
+
+
+def _ptx_mix(config, dtype=np.float32):
+    opt = _kernel(CASES["matmul"].func, config)
+    args = CASES["matmul"].make(np.random.default_rng(0), 512, 512, 512, dtype)
+    source = opt.cuda_source(*args)
+    ptx = compile_ptx(source, "sm_90")
+    _, [resources] = compile_cubin(source, "sm_90")
+    count = {name: len(re.findall(pattern, ptx)) for name, pattern in (
+        ("scalar", r"ld\.shared\.f(32|64)\b"), ("wide", r"ld\.shared\.v[24]\.f(32|64)"),
+        ("local", r"(ld|st)\.local"), ("fma", r"fma\.rn\.f(32|64)"))}
+    return count, resources
+
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grouped_ownership_ptx_loads_fragments_as_vectors(dtype):
+    grouped, resources = _ptx_mix(LARGE, dtype)
+    strided, _ = _ptx_mix(replace(LARGE, fragment_vector=1), dtype)
+    assert grouped["scalar"] == 0 and grouped["wide"] > 0 and grouped["local"] == 0
+    assert resources.spill_stores == 0 and resources.spill_loads == 0
+    # The same multiply-adds with fewer shared-memory load instructions: under half for
+    # float32 (4 elements a load), fewer for float64 (2).
+    assert grouped["fma"] == strided["fma"]
+    factor = 2 if dtype == np.float32 else 1
+    assert factor * grouped["wide"] < strided["scalar"] + strided["wide"]
+
+
+def test_fragment_vector_must_be_positive():
+    with pytest.raises(pp.ScheduleError, match="fragment_vector"):
+        pp.GpuConfig(fragment_vector=0).validate()
+    # An axis whose thread tile is no multiple of the group is owned strided.
+    assert pp.GpuConfig(block=(32, 64), threads=(16, 16), fragment_vector=4).fragment_vectors \
+        == (1, 4)

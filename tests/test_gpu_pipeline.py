@@ -48,6 +48,42 @@ def test_pipeline_matches_numpy(name, shared_stages, register_stages):
     check_against_numpy(name, config)
 
 
+@pytest.mark.parametrize("fragment_vector", [1, 2])
+@pytest.mark.parametrize("name", ["gemm", "batched_gemm", "conv2d_s1", "gemm_tt_local", "syrk"])
+def test_pipeline_matches_numpy_with_other_fragment_ownership(name, fragment_vector):
+    config = GpuConfig(**DEFAULT, fragment_vector=fragment_vector)
+    check_against_numpy(name, config)
+
+
+@pytest.mark.parametrize("name", ["gemm", "batched_gemm", "gemm_tt_local", "2mm", "syrk"])
+def test_pipeline_matches_numpy_with_groups_inside_larger_thread_tiles(name):
+    # Thread tiles of 8 x 8 owned as two groups of 4 rows (columns), 4 TM (4 TN) apart.
+    config = GpuConfig(block=(32, 64), threads=(4, 8), reduction=16, fragment_vector=4)
+    check_against_numpy(name, config)
+    assert optimized(name, config).kernels[-1].config.fragment_vectors == (4, 4)
+
+
+def test_refused_grouped_ownership_falls_back_to_strided(monkeypatch):
+    import polypipe.analysis.gpu_proof as gpu_proof
+
+    real = gpu_proof.prove_kernel
+
+    def refuse_grouped(program, kernel):
+        if kernel.config.fragment_vectors != (1, 1):
+            raise LegalityError("the GPU schedule changes where S1's read gets its value: x")
+        return real(program, kernel)
+
+    monkeypatch.setattr(gpu_proof, "prove_kernel", refuse_grouped)
+    config = GpuConfig(**DEFAULT, fragment_vector=4)
+    opt = pp.optimize(pp.kernel(CASES["gemm"].func), config)
+    assert opt.kernels[0].config.fragment_vector == 1
+    assert "fragment_vector=4 was refused" in opt.describe()
+    monkeypatch.setattr(gpu_proof, "prove_kernel", lambda program, kernel: (_ for _ in ()).throw(
+        LegalityError("missing barrier: both refused")))
+    with pytest.raises(LegalityError, match="both refused"):
+        pp.optimize(pp.kernel(CASES["gemm"].func), config)
+
+
 @pytest.mark.parametrize("name", ["gemm", "syrk", "conv2d_s2"])
 def test_pipeline_matches_numpy_float32_small_tiles(name):
     config = GpuConfig(block=(16, 8), threads=(4, 2), reduction=4, shared_stages=3,
@@ -264,7 +300,8 @@ def shapes_and_configs(draw):
     reduction = draw(st.integers(1, 8))
     config = GpuConfig(block=(bm, bn), threads=(tm, tn), reduction=reduction,
                        shared_stages=draw(st.integers(1, 4)),
-                       register_stages=draw(st.integers(1, min(2, reduction))))
+                       register_stages=draw(st.integers(1, min(2, reduction))),
+                       fragment_vector=draw(st.sampled_from([1, 2, 4])))
     sizes = dict(M=draw(st.integers(1, 40)), N=draw(st.integers(1, 40)),
                  K=draw(st.integers(1, 40)))
     return name, config, sizes
