@@ -109,7 +109,8 @@ def test_pipeline_buffers_are_pipelinable():
     verdicts = check_buffers(kernel)
     assert [(v.buffer, v.source, v.pipelinable) for v in verdicts] == [
         ("A_s", "A", True), ("B_s", "B", True)]
-    assert verdicts[0].bytes_per_stage == 64 * 16 * 4
+    # A's tile is stored [k][m] (grouped ownership), its rows padded by 4 against conflicts.
+    assert verdicts[0].bytes_per_stage == 16 * (64 + 4) * 4
 
 
 # ---------------------------------------------------------------------------------------------
