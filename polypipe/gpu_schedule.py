@@ -278,12 +278,15 @@ class _Text:
     # A thread owns groups of ``v`` consecutive rows (columns), ``v * T`` apart: local row
     # ``l`` belongs to thread ``floor(l / v) mod T`` as its fragment row
     # ``v * floor(l / (v T)) + l mod v``; ``local_of`` is the inverse.
+    def _axes(self, o: list[str]) -> list[tuple[str, int, int]]:
+        """(local coordinate, group, threads) of the row and of the column axis."""
+        return [(self.local_m(o), self.vm, self.tm), (self.local_n(o), self.vn, self.tn)]
+
     def thread_of(self, o: list[str]) -> list[str]:
-        return [_owner(o[-2], self.bm, self.vm, self.tm), _owner(o[-1], self.bn, self.vn, self.tn)]
+        return [_owner(*axis) for axis in self._axes(o)]
 
     def fragment_of(self, o: list[str]) -> list[str]:
-        return [_fragment(o[-2], self.bm, self.vm, self.tm),
-                _fragment(o[-1], self.bn, self.vn, self.tn)]
+        return [_fragment(*axis) for axis in self._axes(o)]
 
     def fragment_loops(self, o: list[str]) -> list[str]:
         """Schedule dimensions enumerating a thread's fragment: the group and the position in
@@ -291,10 +294,8 @@ class _Text:
         made isl emit thread-dependent bounds and guards, which leave register indices
         non-constant and the fragments in local memory)."""
         loops = []
-        for x, block, vector, threads in ((o[-2], self.bm, self.vm, self.tm),
-                                           (o[-1], self.bn, self.vn, self.tn)):
-            local = f"(({x}) mod {block})"
-            loops += ([f"floor({local}/{threads})"] if vector == 1 else
+        for local, vector, threads in self._axes(o):
+            loops += ([_fragment(local, vector, threads)] if vector == 1 else
                       [f"floor({local}/{vector * threads})", f"({local}) mod {vector}"])
         return loops
 
@@ -328,17 +329,15 @@ class _Text:
         return f"{self.c.update}[{', '.join(self.update.iterators)}]"
 
 
-def _owner(x: str, block: int, vector: int, threads: int) -> str:
-    """The thread (row or column) owning coordinate ``x`` of the block tile."""
-    local = f"(({x}) mod {block})"
+def _owner(local: str, vector: int, threads: int) -> str:
+    """The thread (row or column) owning local coordinate ``local`` of the block tile."""
     if vector == 1:
         return f"({local} mod {threads})"
     return f"(floor({local}/{vector}) mod {threads})"
 
 
-def _fragment(x: str, block: int, vector: int, threads: int) -> str:
-    """The owning thread's fragment index of coordinate ``x``."""
-    local = f"(({x}) mod {block})"
+def _fragment(local: str, vector: int, threads: int) -> str:
+    """The owning thread's fragment index of local coordinate ``local``."""
     if vector == 1:
         return f"floor({local}/{threads})"
     return f"({vector} * floor({local}/{vector * threads}) + ({local}) mod {vector})"
