@@ -116,6 +116,9 @@ class CudaPrinter(CPrinter):
     vector_groups: frozenset = frozenset()        # statements whose lane groups are proved
     blocks_per_sm: int = 0                        # __launch_bounds__'s minimum (0: none)
     _block_names: dict = field(default_factory=dict)
+    _thread_axes: dict = field(default_factory=dict)   # thread iterator -> (axis, extent)
+    _open_threads: set = field(default_factory=set)    # thread loops around the printed node
+    _guarded: bool = False                             # inside a dropped-thread-loop guard
 
     # -- the translation unit ---------------------------------------------------------------
     def translation_unit(self, ast: isl.AstNode) -> str:
@@ -231,18 +234,48 @@ class CudaPrinter(CPrinter):
         elif name.startswith("thread:"):
             first = int(name.split(":")[1])
             axes = ["threadIdx.y", "threadIdx.x"][-len(self._threads):]
-            self._mapped = {f"{ITERATOR_PREFIX}{first + d}": f"({self.index_type}){axis}"
-                            for d, axis in enumerate(axes)}
+            iterators = [f"{ITERATOR_PREFIX}{first + d}" for d in range(len(axes))]
+            self._mapped = {it: f"({self.index_type}){axis}" for it, axis in zip(iterators, axes)}
+            self._thread_axes = {it: (axis, extent)
+                                 for it, axis, extent in zip(iterators, axes, self._threads)}
+            self._open_threads, self._guarded = set(), False
             self._in_thread = True
             self.node(node.mark_get_node(), depth)
             self._in_thread = False
             return
-        if name.startswith("vector:") and self._vector_copy(node.mark_get_node(), depth,
+        if name.startswith("vector:") and self._vector_group(node.mark_get_node(), depth,
                                                             int(name.split(":")[1])):
             return
         self.node(node.mark_get_node(), depth)
 
-    def _vector_copy(self, loop: isl.AstNode, depth: int, lanes: int) -> bool:
+    def node(self, node: isl.AstNode, depth: int) -> None:
+        """Restrict statements and inner loops to thread coordinate 0 where isl printed no
+        loop for that thread dimension.
+
+        isl prints no loop for a schedule dimension that is constant over what it scans. For
+        a thread dimension that happens only for copies whose one group (a tile no larger
+        than a group) goes to thread 0, so the coordinate is 0; without the guard every thread
+        would run them. The emulation applies the same rule (``_thread_loops``).
+        """
+        kind = node.get_type()
+        leaf = kind == isl.ast_node_type.user or (
+            kind == isl.ast_node_type.for_
+            and self.expr(node.for_get_iterator()) not in self._thread_axes)
+        if not (getattr(self, "_in_thread", False) and leaf and not self._guarded):
+            super().node(node, depth)
+            return
+        dropped = [axis for it, (axis, extent) in self._thread_axes.items()
+                   if it not in self._open_threads and extent > 1]
+        if not dropped:
+            super().node(node, depth)
+            return
+        self._emit(depth, f"if ({' && '.join(f'{axis} == 0' for axis in dropped)}) {{")
+        self._guarded = True
+        super().node(node, depth + 1)
+        self._guarded = False
+        self._emit(depth, "}")
+
+    def _vector_group(self, loop: isl.AstNode, depth: int, lanes: int) -> bool:
         """Print a whole group as 16-byte accesses; False when it cannot be one.
 
         The loop must run exactly lanes 0..lanes-1 with the copy (into shared memory) or the
@@ -302,7 +335,9 @@ class CudaPrinter(CPrinter):
         self._emit(depth, "{")
         self._emit(depth + 1, f"const {self.index_type} {iterator} = {value};")
         self._emit(depth + 1, f"if ({guard}) {{")
+        self._open_threads.add(iterator)
         self.node(node.for_get_body(), depth + 2)
+        self._open_threads.discard(iterator)
         self._emit(depth + 1, "}")
         self._emit(depth, "}")
 

@@ -295,13 +295,16 @@ class EmulationPrinter(CPrinter):
         self._emit(depth, "}")
 
     def _thread_loops(self, node: isl.AstNode, depth: int) -> None:
-        """The thread loops of one phase, visited in the emulation's thread order.
+        """The thread loops of one phase (a loop nest or a lone statement), visited in the
+        emulation's thread order.
 
         All thread coordinates are enumerated through one permutation of the block's thread
         ids; each loop's own bounds and stride become guards.
         """
         # The thread loops are the loops over iterators pp_c<depth>, pp_c<depth+1>, ...; isl
-        # emits no loop for a thread dimension whose coordinate is always 0 (extent 1).
+        # emits no loop for a thread dimension whose coordinate is constant over the phase:
+        # extent 1, or a phase whose one copy group goes to thread 0. Either way the
+        # coordinate is 0, as the CUDA printer also assumes (CudaPrinter.node).
         names = {f"{ITERATOR_PREFIX}{self._thread_depth + d}": d
                  for d in range(len(self._threads))}
         loops: list[tuple[isl.AstNode, int]] = []
@@ -313,8 +316,6 @@ class EmulationPrinter(CPrinter):
             loops.append((current, dim))
             current = current.for_get_body()
         missing = set(range(len(self._threads))) - {dim for _, dim in loops}
-        if any(self._threads[dim] > 1 for dim in missing):
-            raise AssertionError("a thread band did not become one loop per thread dimension")
         body = current
         self._in_thread_phase = False
         self._emit(depth, f"for (int64_t pp_p = 0; pp_p < {self.program.launch.thread_count}; "
@@ -325,6 +326,10 @@ class EmulationPrinter(CPrinter):
         for extent in reversed(self._threads):
             strides.insert(0, stride)
             stride *= extent
+        for dim in sorted(missing):
+            if self._threads[dim] > 1:
+                self._emit(depth + 1, f"if ((pp_tid / {strides[dim]}) % {self._threads[dim]} "
+                                      "!= 0) continue;")
         for loop, dim in loops:
             extent, step = self._threads[dim], strides[dim]
             iterator = self.expr(loop.for_get_iterator())
@@ -344,6 +349,9 @@ class EmulationPrinter(CPrinter):
 
     # -- statements ---------------------------------------------------------------------------
     def user_node(self, node: isl.AstNode, depth: int) -> None:
+        if self._in_thread_phase:  # no thread loop printed around it: see _thread_loops
+            self._thread_loops(node, depth)
+            return
         instance: StatementInstance = node.get_annotation().user
         stmt = instance.statement
         if isinstance(stmt, ir.Sync):

@@ -84,6 +84,18 @@ def test_refused_grouped_ownership_falls_back_to_strided(monkeypatch):
         pp.optimize(pp.kernel(CASES["gemm"].func), config)
 
 
+def test_copies_that_all_go_to_thread_0_run_on_thread_0_only():
+    # A 4 x 1 tile of A is one copy group and B's tile one element: isl prints no thread loop
+    # around those copies. Found by hypothesis: the emulation refused the phase, and CUDA ran
+    # the copies on every thread.
+    config = GpuConfig(block=(4, 1), threads=(2, 1), reduction=1, shared_stages=1,
+                       register_stages=1, fragment_vector=1)
+    check_against_numpy("gemm_tt_local", config, sizes=dict(M=1, N=1, K=1))
+    check_against_numpy("gemm_tt_local", config, sizes=dict(M=7, N=3, K=5))
+    source = optimized("gemm_tt_local", config).cuda_source()
+    assert source.count("if (threadIdx.y == 0) {") == 2 * source.count("pp_cp_async_commit();")
+
+
 @pytest.mark.parametrize("name", ["gemm", "syrk", "conv2d_s2"])
 def test_pipeline_matches_numpy_float32_small_tiles(name):
     config = GpuConfig(block=(16, 8), threads=(4, 2), reduction=4, shared_stages=3,
