@@ -397,14 +397,17 @@ def chart(path: Path) -> Path | None:
 
 
 def shared_load_mix(ptx: str) -> dict:
-    """Static PTX counts: multiply-adds, shared-memory load instructions, the 16-byte ones.
+    """Static PTX counts: multiply-adds, shared-memory load instructions, the 16-byte ones,
+    and global stores (the result's copy-out) with the 16-byte ones.
 
     Multiply-adds per shared load is what grouped fragment ownership raises: an FP32 SM
     issues four warp FMAs per cycle but serves one warp's 128 bytes of shared memory.
     """
     wide = len(re.findall(r"ld\.shared\.v4\.f32|ld\.shared\.v2\.f64", ptx))
     return {"fma": len(re.findall(r"fma\.rn\.f(32|64)", ptx)), "wide": wide,
-            "loads": len(re.findall(r"ld\.shared\.(v[24]\.)?[fbu](32|64)", ptx))}
+            "loads": len(re.findall(r"ld\.shared\.(v[24]\.)?[fbu](32|64)", ptx)),
+            "stores": len(re.findall(r"st\.global\.(v[24]\.)?[fbu](32|64)", ptx)),
+            "wide_stores": len(re.findall(r"st\.global\.v4\.f32|st\.global\.v2\.f64", ptx))}
 
 
 def dry_run(quick: bool, only: str | None = None) -> int:
@@ -438,7 +441,8 @@ def dry_run(quick: bool, only: str | None = None) -> int:
                       f"{max(r.shared_bytes, shared)} B shared, "
                       f"{source.count('pp_cp_async<16>')} wide copies, "
                       f"{mix['fma']} FMA / {mix['loads']} shared loads "
-                      f"({mix['wide']} of 16 bytes) = {mix['fma'] / max(mix['loads'], 1):.1f}")
+                      f"({mix['wide']} of 16 bytes) = {mix['fma'] / max(mix['loads'], 1):.1f}, "
+                      f"{mix['stores']} global stores ({mix['wide_stores']} of 16 bytes)")
     print(f"optimize + proof time: {optimizer.proof_seconds:.1f} s")
     return 1 if failures else 0
 

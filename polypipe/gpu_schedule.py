@@ -588,6 +588,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                                         source=f"{acc_buffer} <- {c.accumulator}")
         schedule_pieces[name] = {"via": ident, "instance": f"{name}[{', '.join(element_names)}]",
                                  "first": True}
+        _vector_columns(schedule_pieces[name], name, element_names, tx, vector_groups)
     if copy_out:
         name = fresh_name(f"copyout_{c.accumulator}", taken)
         written = isl.UnionSet.empty(u_domain.get_space().params())
@@ -605,6 +606,7 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                                         source=f"{c.accumulator} <- {acc_buffer}")
         schedule_pieces[name] = {"via": ident, "instance": f"{name}[{', '.join(element_names)}]",
                                  "last": True}
+        _vector_columns(schedule_pieces[name], name, element_names, tx, vector_groups)
 
     # -- pipeline iteration ranges and synchronisation ----------------------------------------
     prefix_dims = tx.block_dims + tx.r_outer
@@ -679,6 +681,21 @@ def build_gpu_kernel(c: Contraction, config: GpuConfig, kernel_name: str) -> Gpu
                          lambda p: [str(p["phase"])] if "phase" in p else None),
                      waits_after_commit=waits_after_commit, copy_layouts=tuple(copy_layouts),
                      vector_groups=tuple(vector_groups))
+
+
+def _vector_columns(piece: dict, name: str, element_names: list[str], tx: "_Text",
+                    vector_groups: list) -> None:
+    """With grouped column ownership a thread's accumulator columns come in runs of ``vn``
+    consecutive elements of the array's last dimension: the copy between the accumulator and
+    its registers gets that run as a lane loop, printed as 16-byte accesses where proved.
+
+    The run is ``o mod vn`` of the column coordinate ``o`` (the block width is a multiple of
+    ``vn``), which is the lane numbering :mod:`polypipe.analysis.alignment` proves against.
+    """
+    if tx.vn == 1:
+        return
+    piece.update(lane_last=True, vector=tx.vn)
+    vector_groups.append((name, element_names[-1], tx.vn))
 
 
 def _build_elementwise(c: Contraction, config: GpuConfig, kernel_name: str, tx: _Text
@@ -809,6 +826,8 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
             piece["block"] = _via(piece, tx.block_of(tx.element_vars()), tx)
             piece["thread"] = _via(piece, tx.thread_of(tx.element_vars()), tx)
             piece["inner"] = _via(piece, tx.fragment_loops(tx.element_vars()), tx)
+            if piece.get("lane_last"):   # the column position in its group: the lane loop
+                piece["inner"], piece["lane"] = piece["inner"][:-1], piece["inner"][-1:]
             if piece.get("last") or (name in c.statements and name in c.epilogues):
                 phases_epi.append(name)
             else:
@@ -824,7 +843,8 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
 
     def phase_of_elements(order: list[str]) -> str:
         children = [_filter([pieces[n]["instance"]], prefix,
-                            _band([(pieces[n]["instance"], pieces[n]["inner"])], prefix, None))
+                            _band([(pieces[n]["instance"], pieces[n]["inner"])], prefix,
+                                  _lane_band(pieces[n], prefix)))
                     for n in order]
         inner = _sequence(children)
         band = _band([(pieces[n]["instance"], pieces[n]["thread"]) for n in order], prefix,

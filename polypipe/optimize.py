@@ -183,7 +183,8 @@ class OptimizedProgram:
         """CUDA for these dtypes; with ``specialise`` and concrete sizes in ``binding``, for
         exactly those sizes (see :class:`~polypipe.codegen.cuda_printer.CudaPrinter`).
 
-        Copies from arrays in ``unaligned`` (base address not 16-byte aligned) stay scalar.
+        Copies from or to arrays in ``unaligned`` (base address not 16-byte aligned) stay
+        scalar.
         """
         from polypipe.analysis.alignment import vector_groups
         from polypipe.analysis.bounds import fix_parameters
@@ -205,7 +206,8 @@ class OptimizedProgram:
                 proved = vector_groups(kernel, binding.params, extents, sizes_of)
                 printer.vector_groups = frozenset(
                     name for name in proved
-                    if typed.statement(name).reads[0].array not in unaligned)
+                    if not {typed.statement(name).reads[0].array,
+                            typed.statement(name).target.array} & unaligned)
                 context = typed.context.intersect_params(
                     fix_parameters(typed.context, binding.params))
             functions.append(printer.kernel_function(build_ast(typed, context=context)))

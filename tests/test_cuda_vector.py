@@ -193,7 +193,8 @@ def test_fragment_loads_are_proved_wide(K):
     args = CASES["matmul"].make(np.random.default_rng(0), 96, 64, K, np.float32)
     # Shared rows are BM (BN) long whatever the sizes, so both fragment loads are wide; the
     # copy of A now transposes (4-byte copies), B's stays wide when its rows start aligned.
-    assert _proved(opt, args, kind="copy") == {"A_s", "B_s"}
+    # (C_r: the accumulator's copy-out, 4 consecutive columns of a row per group.)
+    assert _proved(opt, args, kind="copy") == {"A_s", "B_s", "C_r"}
     assert _proved(opt, args) == {"B"}
     source = opt.cuda_source(*args)
     assert "*(float4 *)((char *)&a_A_r[" in source and "*(float4 *)((char *)&a_B_r[" in source
@@ -206,6 +207,22 @@ def test_strided_ownership_loads_fragments_one_element_at_a_time():
     assert "*(float4 *)" not in opt.cuda_source(*args)
 
 
+@pytest.mark.parametrize("M, N, wide", [(96, 64, True), (96, 70, False), (1, 6, False)])
+def test_accumulator_copies_are_wide_where_whole_groups_start_aligned(M, N, wide):
+    # gemm (C = alpha A B + beta C) copies C into registers and back out. Rows of 70 floats
+    # start misaligned; one row of 6 starts aligned but its second group has 2 columns, so
+    # isl's lane loop has no constant bound and the printer keeps it scalar.
+    opt = _kernel(CASES["gemm"].func, GROUPED)
+    args = CASES["gemm"].make(np.random.default_rng(0), M, N, 64, np.float32)
+    source = opt.cuda_source(*args)
+    assert ("*(float4 *)((char *)&a_C[" in source) == wide                  # copy-out
+    assert ("*(const float4 *)((const char *)&a_C[" in source) == wide      # copy-in
+    assert ("C_r" in _proved(opt, args, kind="copy")) == (N == 64 or M == 1)
+    unaligned = opt.cuda_source_for(_binding(opt, args), unaligned=frozenset({"C"}))
+    assert "float4 *)((char *)&a_C[" not in unaligned
+    assert "float4 *)((const char *)&a_C[" not in unaligned
+
+
 def _ptx_mix(config, dtype=np.float32):
     opt = _kernel(CASES["matmul"].func, config)
     args = CASES["matmul"].make(np.random.default_rng(0), 512, 512, 512, dtype)
@@ -214,7 +231,9 @@ def _ptx_mix(config, dtype=np.float32):
     _, [resources] = compile_cubin(source, "sm_90")
     count = {name: len(re.findall(pattern, ptx)) for name, pattern in (
         ("scalar", r"ld\.shared\.f(32|64)\b"), ("wide", r"ld\.shared\.v[24]\.f(32|64)"),
-        ("local", r"(ld|st)\.local"), ("fma", r"fma\.rn\.f(32|64)"))}
+        ("local", r"(ld|st)\.local"), ("fma", r"fma\.rn\.f(32|64)"),
+        ("scalar_store", r"st\.global\.f(32|64)\b"),
+        ("wide_store", r"st\.global\.v[24]\.f(32|64)"))}
     return count, resources
 
 
@@ -224,6 +243,9 @@ def test_grouped_ownership_ptx_loads_fragments_as_vectors(dtype):
     grouped, resources = _ptx_mix(LARGE, dtype)
     strided, _ = _ptx_mix(replace(LARGE, fragment_vector=1), dtype)
     assert grouped["scalar"] == 0 and grouped["wide"] > 0 and grouped["local"] == 0
+    # The result leaves as 16-byte stores, a thread's 4 consecutive columns at a time.
+    assert grouped["scalar_store"] == 0 and grouped["wide_store"] > 0
+    assert strided["wide_store"] == 0 and strided["scalar_store"] > 0
     assert resources.spill_stores == 0 and resources.spill_loads == 0
     # The same multiply-adds with fewer shared-memory load instructions: under half for
     # float32 (4 elements a load), fewer for float64 (2).
