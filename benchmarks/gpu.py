@@ -15,6 +15,10 @@ Convolutions: polypipe runs the implicit GEMM on the padded NHWC input; cuBLAS a
 the same GEMM on a pre-built im2col matrix (its construction not timed), and cuDNN (PyTorch,
 TF32 off) runs the convolution itself.
 
+The baseline without pipelining keeps the best configuration's tiles with one shared and one
+register stage, built both at ptxas's register choice and for two blocks per SM; the faster
+of the two is recorded (:func:`nopipe_variants`).
+
 The configuration search (:func:`search`) is deliberately small: tile shapes and reduction
 tiles at 3 shared / 2 register stages on a representative shape, then stage counts (and
 ``blocks_per_sm=1``, and strided fragment ownership) for the best tiles, then the finalists on
@@ -67,6 +71,15 @@ def base_configs(quick: bool) -> list[pp.GpuConfig]:
 
 def nopipe(config: pp.GpuConfig) -> pp.GpuConfig:
     return replace(config, shared_stages=1, register_stages=1)
+
+
+def nopipe_variants(config: pp.GpuConfig) -> list[pp.GpuConfig]:
+    """Pipelining off with the same tiles, at ptxas's register choice and at two blocks per
+    SM: one stage frees shared memory for a second block, but ptxas may take just over 128
+    registers (the implicit-GEMM convolutions do) and keep it out. The faster one is the
+    baseline, so the pipelining ratio is not flattered by the baseline's occupancy."""
+    off = nopipe(config)
+    return [off] if off.blocks_per_sm == 2 else [off, replace(off, blocks_per_sm=2)]
 
 
 class Optimizer:
@@ -305,12 +318,15 @@ def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
             continue
         ms, config, error = best
         record("polypipe", ms, format_config(config), max_rel_error=error)
-        ms_off, info = run_polypipe(optimizer, session, func, nopipe(config))
-        if ms_off is not None:
-            record("polypipe-nopipe", ms_off, format_config(nopipe(config)),
-                   max_rel_error=info)
-        else:
-            log(f"  {workload.name}: polypipe-nopipe {info}")
+        off = None
+        for candidate in nopipe_variants(config):
+            ms_off, info = run_polypipe(optimizer, session, func, candidate)
+            if ms_off is None:
+                log(f"  {workload.name}: polypipe-nopipe {format_config(candidate)} {info}")
+            elif off is None or ms_off < off[0]:
+                off = (ms_off, candidate, info)
+        if off is not None:
+            record("polypipe-nopipe", off[0], format_config(off[1]), max_rel_error=off[2])
         del session
         torch.cuda.empty_cache()
     log(f"optimize + proof time, all configurations: {optimizer.proof_seconds:.1f} s")
@@ -422,7 +438,7 @@ def dry_run(quick: bool, only: str | None = None) -> int:
     failures = 0
     for workload in select(all_workloads(), quick, only):
         func = kernel_for(workload)
-        for cfg in (config, replace(config, fragment_vector=1), nopipe(config)):
+        for cfg in (config, replace(config, fragment_vector=1), *nopipe_variants(config)):
             opt = optimizer(func, cfg)
             if isinstance(opt, Exception):
                 print(f"{workload.name:34s} {format_config(cfg)}: refused: {opt}")

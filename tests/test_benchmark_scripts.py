@@ -68,4 +68,9 @@ def test_dry_run_proves_prints_and_compiles(capsys):
     out = capsys.readouterr().out
     assert "square-2048" in out and "0 spill bytes" in out
     # Grouped ownership (default): B's copies wide, A's transposed; strided: both wide.
-    assert "2 wide copies" in out and "4 wide copies" in out and "(0 of 16 bytes)" not in out
+    assert "2 wide copies" in out and "4 wide copies" in out
+    assert "shared loads (0 of 16 bytes)" not in out
+    # The result's copy-out: 16-byte stores with grouped ownership, scalar with strided.
+    assert "16 global stores (16 of 16 bytes)" in out and "global stores (0 of 16" in out
+    # The baseline without pipelining is also built for two blocks per SM.
+    assert "shared_stages=1,register_stages=1,blocks_per_sm=2" in out
