@@ -223,28 +223,41 @@ def run_polypipe(optimizer: Optimizer, session: GpuSession, func, config) -> tup
         return None, f"failed: {exc}".splitlines()[0]
 
 
+def fastest(optimizer: Optimizer, session: GpuSession, func, configs, on_failure=None):
+    """(ms, config, max relative error) of the fastest configuration that ran, or None;
+    ``on_failure(config, reason)`` hears of each one that did not."""
+    best = None
+    for config in configs:
+        ms, info = run_polypipe(optimizer, session, func, config)
+        if ms is None:
+            if on_failure is not None:
+                on_failure(config, info)
+        elif best is None or ms < best[0]:
+            best = (ms, config, info)
+    return best
+
+
 def search(optimizer: Optimizer, session: GpuSession, func, quick: bool, log) -> list:
     """The finalists: best tiles at 3/2 stages, then stage counts for the best tiles."""
     timed = []
-    for config in base_configs(quick):
+
+    def measure(config):
         ms, info = run_polypipe(optimizer, session, func, config)
         log(f"    search {format_config(config)}: "
             + (f"{ms:.3f} ms" if ms is not None else str(info)))
         if ms is not None:
             timed.append((ms, config))
+
+    for config in base_configs(quick):
+        measure(config)
     timed.sort(key=lambda item: item[0])
     best_tiles = [config for _, config in timed[:2]]
     for config in best_tiles:
         for (shared, registers), blocks, ownership in VARIANTS:
             candidate = replace(config, shared_stages=shared, register_stages=registers,
                                 blocks_per_sm=blocks, fragment_vector=ownership)
-            if candidate in [c for _, c in timed]:
-                continue
-            ms, info = run_polypipe(optimizer, session, func, candidate)
-            log(f"    search {format_config(candidate)}: "
-                + (f"{ms:.3f} ms" if ms is not None else str(info)))
-            if ms is not None:
-                timed.append((ms, candidate))
+            if candidate not in [c for _, c in timed]:
+                measure(candidate)
     timed.sort(key=lambda item: item[0])
     return [config for _, config in timed[:FINALISTS]]
 
@@ -308,23 +321,15 @@ def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
                 log(f"  {workload.name}: triton failed: {exc}")
         if workload.op == "conv2d":
             record("cudnn", session.cudnn_ms())
-        best = None
-        for config in finalists.get(workload.op, []):
-            ms, info = run_polypipe(optimizer, session, func, config)
-            if ms is not None and (best is None or ms < best[0]):
-                best = (ms, config, info)
+        best = fastest(optimizer, session, func, finalists.get(workload.op, []))
         if best is None:
             log(f"  {workload.name}: no polypipe configuration ran")
             continue
         ms, config, error = best
         record("polypipe", ms, format_config(config), max_rel_error=error)
-        off = None
-        for candidate in nopipe_variants(config):
-            ms_off, info = run_polypipe(optimizer, session, func, candidate)
-            if ms_off is None:
-                log(f"  {workload.name}: polypipe-nopipe {format_config(candidate)} {info}")
-            elif off is None or ms_off < off[0]:
-                off = (ms_off, candidate, info)
+        off = fastest(optimizer, session, func, nopipe_variants(config),
+                      lambda candidate, info: log(f"  {workload.name}: polypipe-nopipe "
+                                                  f"{format_config(candidate)} {info}"))
         if off is not None:
             record("polypipe-nopipe", off[0], format_config(off[1]), max_rel_error=off[2])
         del session
