@@ -1,9 +1,10 @@
 """Proofs that a group of copies may be one wide access.
 
-Copies into shared memory and fragment loads into registers are built with a lane loop where a
-thread moves consecutive elements (see ``GpuKernel.vector_groups`` in
-:mod:`polypipe.gpu_schedule`). CUDA may print a whole group as 16-byte accesses (``cp.async``,
-``float4`` loads) only when, at the concrete sizes:
+Copies into shared memory, fragment loads into registers and the accumulator's copies between
+global memory and registers are built with a lane loop where a thread moves consecutive
+elements (see ``GpuKernel.vector_groups`` in :mod:`polypipe.gpu_schedule`). CUDA may print a
+whole group as 16-byte accesses (``cp.async``, ``float4`` loads and stores) only when, at the
+concrete sizes:
 
 * consecutive lanes read consecutive elements of the source and write consecutive elements of
   the target (the innermost subscript grows by one, no other changes);

@@ -13,8 +13,8 @@ what differs (DESIGN.md 4 and 7):
 * a ``vector:<V>`` mark around a lane loop becomes one or two 16-byte accesses when the loop
   covers the whole group and :mod:`polypipe.analysis.alignment` proved the group contiguous
   and aligned (``vector_groups``): ``cp.async`` for a copy into shared memory, a 16-byte
-  vector load (``float4``, ``double2``) for a fragment load into registers; otherwise the
-  lanes stay scalar.
+  vector access (``float4``, ``double2``) for a fragment load into registers and for the
+  accumulator's copy between global memory and registers; otherwise the lanes stay scalar.
 
 With ``sizes`` (concrete parameter values and array extents) the kernel is specialised: sizes
 print as constants, isl generates the AST for those values (no ``min`` bounds where tiles divide
@@ -278,9 +278,9 @@ class CudaPrinter(CPrinter):
     def _vector_group(self, loop: isl.AstNode, depth: int, lanes: int) -> bool:
         """Print a whole group as 16-byte accesses; False when it cannot be one.
 
-        The loop must run exactly lanes 0..lanes-1 with the copy (into shared memory) or the
-        fragment load (into registers) as its only statement, which must be among the proved
-        ``vector_groups``; the group is then the addresses of lane 0 onwards, printed by
+        The loop must run exactly lanes 0..lanes-1 with the copy (into shared memory), the
+        fragment load or the accumulator copy as its only statement, which must be among the
+        proved ``vector_groups``; the group is then the addresses of lane 0 onwards, printed by
         binding the lane iterator to 0.
         """
         if loop.get_type() != isl.ast_node_type.for_ or loop.for_is_degenerate():
