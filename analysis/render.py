@@ -10,16 +10,28 @@ Before: ``deps = dependences(gemm.program)``. After ``print(dependences_text(dep
       i  around S0, S1  parallel
       k  around S1      sequential: carries flow C, anti C, output C
 
-Pictures use the Graphviz ``dot`` program when it is on PATH, else matplotlib (drawing the
-networkx graph) when it can be imported; with neither, :class:`RenderError` says what to install.
+Pictures use the Graphviz ``dot`` program when it is on PATH, else matplotlib (a dependency of
+polypipe, drawing the networkx graph); with neither, :class:`RenderError` says what to install.
+
+Every picture polypipe writes (dependence graphs here, timelines in :mod:`polypipe.timeline`)
+carries one provenance line, ``polypipe provenance: ... sha256 <hex>``, the hash of the text it
+was drawn from (the DOT text of a dependence graph, the text timeline of a timeline): an XML
+comment in an SVG, a ``Description`` text chunk in a PNG. :func:`read_provenance` reads it back,
+so a committed picture can be checked against today's model without comparing pixels. SVG
+written through matplotlib is deterministic (fixed ``svg.hashsalt``, no date).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
+import re
 import shutil
+import struct
 import subprocess
+import zlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polypipe.errors import PolypipeError
@@ -33,11 +45,112 @@ KIND_STYLE = {  # kind -> (DOT color, DOT style, matplotlib line style)
     "output": ("#2563c9", "dotted", "dotted"),
 }
 INSTALL_HINT = ("install Graphviz (the `dot` program: `apt-get install graphviz`, `brew install "
-                "graphviz` or `conda install graphviz`) or matplotlib (`pip install matplotlib`)")
+                "graphviz` or `conda install graphviz`) or matplotlib (`pip install matplotlib`; "
+                "it is a dependency of polypipe, so reinstalling polypipe brings it back)")
 
 
 class RenderError(PolypipeError):
-    """A picture was asked for but no renderer (Graphviz, matplotlib) is available or it failed."""
+    """A picture was asked for but no renderer (Graphviz, matplotlib) is available or it failed,
+    or an output file cannot be written."""
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance, deterministic matplotlib output, writing files
+# --------------------------------------------------------------------------------------------
+
+PROVENANCE_PREFIX = "polypipe provenance:"
+_PROVENANCE = re.compile(rb"polypipe provenance:[^\n<>]*?sha256 ([0-9a-f]{64})")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def provenance_line(what: str, source: str, text: str) -> str:
+    """``polypipe provenance: <what>, drawn from <source> (sha256 <hash of text>)``."""
+    return f"{PROVENANCE_PREFIX} {what}, drawn from {source} (sha256 {text_sha256(text)})"
+
+
+def embed_provenance(data: bytes, fmt: str, line: str) -> bytes:
+    """``data`` (an SVG or PNG picture) with ``line`` embedded, unless it holds it already.
+
+    SVG: an XML comment as the first child of the ``<svg>`` element. PNG: a ``tEXt`` chunk
+    ``Description`` right after the header chunk (matplotlib writes the same chunk from
+    ``metadata={"Description": ...}``).
+    """
+    if line.encode() in data:
+        return data
+    if fmt == "svg":
+        start = data.find(b"<svg")
+        end = data.find(b">", start)
+        if start < 0 or end < 0:
+            raise RenderError("the renderer's SVG output has no <svg> element")
+        comment = b"\n<!-- " + line.replace("--", "- -").encode() + b" -->"
+        return data[:end + 1] + comment + data[end + 1:]
+    if fmt == "png":
+        if not data.startswith(_PNG_SIGNATURE):
+            raise RenderError("the renderer's PNG output is not a PNG")
+        header_end = 8 + 12 + struct.unpack(">I", data[8:12])[0]   # signature, then IHDR
+        body = b"Description\x00" + line.encode("latin-1")
+        chunk = (struct.pack(">I", len(body)) + b"tEXt" + body
+                 + struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF))
+        return data[:header_end] + chunk + data[header_end:]
+    raise RenderError(f"cannot embed provenance in a {fmt!r} file")
+
+
+def read_provenance(data: bytes) -> str | None:
+    """The sha256 recorded in a picture polypipe wrote (SVG or PNG bytes), else None."""
+    if data.startswith(_PNG_SIGNATURE):
+        position = 8
+        while position + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[position:position + 8])
+            body = data[position + 8:position + 8 + length]
+            if kind == b"tEXt":
+                match = _PROVENANCE.search(body.partition(b"\x00")[2])
+                if match:
+                    return match.group(1).decode()
+            position += 12 + length
+        return None
+    match = _PROVENANCE.search(data)
+    return match.group(1).decode() if match else None
+
+
+def save_figure(fig, fmt: str, line: str, **options) -> bytes:
+    """A matplotlib figure as SVG or PNG bytes: deterministic SVG, provenance embedded."""
+    import matplotlib
+
+    buffer = io.BytesIO()
+    if fmt == "svg":
+        with matplotlib.rc_context({"svg.hashsalt": "polypipe", "svg.fonttype": "path"}):
+            fig.savefig(buffer, format="svg", metadata={"Date": None}, **options)
+    else:
+        fig.savefig(buffer, format=fmt, metadata={"Description": line}, **options)
+    return embed_provenance(buffer.getvalue(), fmt, line)
+
+
+def check_writable(path: str) -> None:
+    """Refuse an output path whose folder does not exist, or that is a folder, before any work."""
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise RenderError(f"cannot write {path}: the folder {str(folder) or '.'} does not exist")
+    if target.is_dir():
+        raise RenderError(f"cannot write {path}: it is a folder")
+
+
+def write_output(path: str, data: "bytes | str") -> None:
+    """Write ``data`` to ``path``; any OSError becomes a RenderError naming the file."""
+    check_writable(path)
+    try:
+        if isinstance(data, str):
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(data)
+        else:
+            with open(path, "wb") as handle:
+                handle.write(data)
+    except OSError as exc:
+        raise RenderError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +275,7 @@ def _run_dot(dot_text: str, fmt: str) -> bytes:
     return result.stdout
 
 
-def _draw_matplotlib(deps: "Dependences", fmt: str) -> bytes:
+def _draw_matplotlib(deps: "Dependences", fmt: str, provenance: str) -> bytes:
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     graph = deps.graph()
@@ -193,11 +306,14 @@ def _draw_matplotlib(deps: "Dependences", fmt: str) -> bytes:
         if source == sink:
             count = self_count.get(source, 0)
             self_count[source] = count + 1
+            # A rectangular loop out of the box's right side, nested loops further out.
+            arm = 12 + 9 * count
             ax.annotate("", xy=(1.0, 0.3), xycoords=boxes[source], xytext=(1.0, 0.7),
                         textcoords=boxes[source],
-                        arrowprops=dict(arrow, connectionstyle=f"arc3,rad={-1.2 - 0.4 * count}"))
+                        arrowprops=dict(arrow, connectionstyle=f"arc,angleA=0,angleB=0,"
+                                                               f"armA={arm},armB={arm},rad=3"))
             ax.annotate(label, xy=(1.0, 0.5), xycoords=boxes[source], fontsize=7, color=color,
-                        xytext=(24 + 0 * count, 12 - 10 * count), textcoords="offset points",
+                        xytext=(48, 10 - 10 * count), textcoords="offset points",
                         va="center")
             continue
         count = pair_count.get((source, sink), 0)
@@ -210,17 +326,22 @@ def _draw_matplotlib(deps: "Dependences", fmt: str) -> bytes:
         middle = -(names.index(source) + names.index(sink)) / 2
         ax.text(0.02, middle - 0.12 * count + 0.12, f"{source} -> {sink}: {label}", fontsize=7,
                 color=color, va="center")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, bbox_inches="tight")
-    return buffer.getvalue()
+    return save_figure(fig, fmt, provenance, bbox_inches="tight", dpi=150)
+
+
+def dependences_provenance(deps: "Dependences") -> str:
+    """The provenance line of a dependence picture: the sha256 of its DOT text."""
+    return provenance_line(f"dependence graph of {deps.program.name}", "its DOT text",
+                           dependences_dot(deps))
 
 
 def _render(deps: "Dependences", fmt: str) -> bytes:
     renderer = available_renderer()
+    line = dependences_provenance(deps)
     if renderer == "dot":
-        return _run_dot(dependences_dot(deps), fmt)
+        return embed_provenance(_run_dot(dependences_dot(deps), fmt), fmt, line)
     if renderer == "matplotlib":
-        return _draw_matplotlib(deps, fmt)
+        return _draw_matplotlib(deps, fmt, line)
     raise RenderError(f"cannot draw the dependence graph as {fmt.upper()}: {INSTALL_HINT}; "
                       "the DOT text (`to_dot()`) and `to_text()` work without them")
 
@@ -232,12 +353,8 @@ def render_svg(deps: "Dependences") -> str:
 
 def render_png(deps: "Dependences", path: str) -> None:
     """Write the dependence graph as PNG to ``path`` (RenderError when it cannot)."""
-    data = _render(deps, "png")
-    try:
-        with open(path, "wb") as handle:
-            handle.write(data)
-    except OSError as exc:
-        raise RenderError(f"cannot write {path}: {exc}") from None
+    check_writable(path)
+    write_output(path, _render(deps, "png"))
 
 
 def repr_svg(deps: "Dependences") -> str | None:
@@ -263,18 +380,49 @@ def repr_html(deps: "Dependences") -> str:
 # --------------------------------------------------------------------------------------------
 
 FORMATS = ("text", "dot", "svg", "png")
+EXTENSIONS = {".txt": "text", ".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png"}
 
 
-def export_dependences(deps: "Dependences", fmt: str = "text",
+def output_format(fmt: str | None, path: str | None) -> str:
+    """The format to write: ``fmt`` if given, else the one ``path``'s extension names.
+
+    Without a path the default is ``text``. An explicit format that contradicts a known
+    extension (``--format text -o g.svg``) is refused, as is a path whose extension names no
+    format when no format is given.
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise RenderError(f"unknown format {fmt!r}; formats are {', '.join(FORMATS)}")
+    if path is None:
+        return fmt or "text"
+    extension = Path(path).suffix.lower()
+    implied = EXTENSIONS.get(extension)
+    known = ", ".join(EXTENSIONS)
+    if fmt is None:
+        if implied is None:
+            raise RenderError(f"cannot tell the format of {path!r} from its extension "
+                              f"({extension or 'none'}); use one of {known} or name the "
+                              f"format with --format ({', '.join(FORMATS)})")
+        return implied
+    if implied is not None and implied != fmt:
+        raise RenderError(f"--format {fmt} contradicts the output file {path!r}, whose "
+                          f"extension {extension} means {implied}; drop --format or rename "
+                          "the file")
+    return fmt
+
+
+def export_dependences(deps: "Dependences", fmt: str | None = None,
                        path: str | None = None) -> str | None:
     """What ``polypipe deps`` shows: the dependences as ``text``, ``dot``, ``svg`` or ``png``.
 
-    Text formats are returned when ``path`` is None, else written to ``path`` (and None is
-    returned); ``png`` needs a ``path``. Raises :class:`RenderError` for an unknown format, a
-    PNG without a path, or a picture with no renderer installed.
+    ``fmt=None`` takes the format from ``path``'s extension (``.txt``, ``.dot``/``.gv``,
+    ``.svg``, ``.png``; text without a path). Text formats are returned when ``path`` is None,
+    else written to ``path`` (and None is returned); ``png`` needs a ``path``. Raises
+    :class:`RenderError` for an unknown format, a format that contradicts the extension, a PNG
+    without a path, a missing output folder, or a picture with no renderer installed.
     """
-    if fmt not in FORMATS:
-        raise RenderError(f"unknown format {fmt!r}; formats are {', '.join(FORMATS)}")
+    fmt = output_format(fmt, path)
+    if path is not None:
+        check_writable(path)
     if fmt == "png":
         if path is None:
             raise RenderError("a PNG picture needs an output file: pass -o FILE.png")
@@ -284,9 +432,5 @@ def export_dependences(deps: "Dependences", fmt: str = "text",
             "svg": lambda: render_svg(deps)}[fmt]()
     if path is None:
         return text
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise RenderError(f"cannot write {path}: {exc}") from None
+    write_output(path, text)
     return None

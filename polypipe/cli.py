@@ -2,11 +2,27 @@
 
     polypipe show FILE.py[:KERNEL]                      print the polyhedral model
     polypipe deps FILE.py[:KERNEL] [--format text|dot|svg|png] [-o OUT]   dependences
-    polypipe pipeline FILE.py[:KERNEL] [--config ...] [--timeline OUT.svg]
+    polypipe pipeline FILE.py[:KERNEL] [--config ...] [--size ...] [--timeline OUT.svg|OUT.png]
                                                         pipelinable reads, GPU buffers, timeline
     polypipe run FILE.py[:KERNEL] --size N=64 --check [--backend emulate --config ...]
                                                         run on random inputs, compare, time
-    polypipe demo                                       walk through the embedded GEMM example
+    polypipe demo [--size N]                            walk through the embedded GEMM example
+
+``deps -o OUT`` takes the format from OUT's extension (``.txt``, ``.dot``/``.gv``, ``.svg``,
+``.png``) unless ``--format`` names it; a ``--format`` that contradicts the extension is an
+error.
+
+Exit status:
+
+    0  success
+    1  ``run --check`` or ``demo``: a result differs from the Python function's (or the Python
+       function raised on the random inputs, so nothing could be compared)
+    2  bad input or a refused request: a bad option or file, a kernel outside the subset, a
+       schedule or configuration that cannot be honoured, sizes that do not fit in memory, an
+       output file that cannot be written; ``polypipe: error: ...`` on stderr, no traceback
+    3  an internal error (``polypipe.errors.InternalError``): a bug in polypipe, not in the
+       input; ``polypipe: internal error: ...`` on stderr
+    130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -20,8 +36,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import PolypipeError
+from .errors import InternalError, PolypipeError
 from .kernel import Kernel, kernel
+
+EXIT_OK, EXIT_MISMATCH, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DTYPES = ("float64", "float32", "int64", "int32")
+DEFAULT_DTYPE = "float64"        # NumPy's default, for run, pipeline and demo alike
+MAX_TIMELINE_TILES = 256         # pipeline: no timeline beyond this many reduction tiles
 
 
 class CommandError(PolypipeError):
@@ -47,8 +68,9 @@ def load_module(path: str):
         spec.loader.exec_module(module)
     except PolypipeError:
         raise
-    except Exception as exc:
-        raise CommandError(f"importing {path} failed: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # a file that raises, or calls sys.exit, on import
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise CommandError(f"importing {path} failed: {text}") from None
     finally:
         sys.path.pop(0)
     return module
@@ -110,19 +132,22 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds:8.3f} s "
 
 
-def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = "float64", seed: int = 0,
+def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = DEFAULT_DTYPE, seed: int = 0,
                   check: bool = True, repeat: int = 3, backend: str = "c",
                   out=None, config=None) -> bool:
     """Run ``k`` on seeded random inputs; with ``check`` compare with the Python function.
 
     Prints the time of the Python function, of the first compiled call (code generation and
     compilation included) and of the best of ``repeat`` cached calls. Returns whether the
-    results matched (True when not checking).
+    results matched (True when not checking). Sizes whose arrays (the copies this function
+    holds included) exceed physical memory are refused before anything is allocated.
     """
-    from .inputs import random_arguments, written_arrays
+    from .inputs import check_memory, random_arguments, written_arrays
 
     out = out or sys.stdout
     program = k.program
+    # Inputs, a pristine copy, one per timed call and, with check, the Python reference's.
+    check_memory(program, sizes, dtype, copies=4 if check else 3)
     args = random_arguments(program, sizes, dtype=dtype, seed=seed)
     fresh = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     outputs = written_arrays(program)
@@ -205,67 +230,133 @@ def _config(options):
 
 def cmd_deps(options) -> int:
     from .analysis.dependences import dependences
-    from .analysis.render import export_dependences
+    from .analysis.render import check_writable, export_dependences, output_format
 
-    text = export_dependences(dependences(single_kernel(options.target).program),
-                              options.format, options.output)
+    fmt = output_format(options.format, options.output)   # refuse a contradiction up front
+    if options.output is not None:
+        check_writable(options.output)
+    text = export_dependences(dependences(single_kernel(options.target).program), fmt,
+                              options.output)
     if text is not None:
         sys.stdout.write(text)
+    elif options.output is not None:
+        print(f"{fmt} written to {options.output}")
     return 0
+
+
+def _timeline_path(path: str, kernel_name: str, several: bool) -> str:
+    if not several:
+        return path
+    target = Path(path)
+    return str(target.with_name(f"{target.stem}_{kernel_name}{target.suffix}"))
 
 
 def cmd_pipeline(options) -> int:
     """Pipelinable reads of the source, and with --config the GPU kernels' buffers."""
-    from .inputs import parse_sizes
+    from .analysis.render import check_writable
+    from .inputs import parameter_values, parse_sizes
     from .optimize import optimize
-    from .timeline import format_timeline, pipeline_timeline, write_timeline
-    from polypipe.analysis.pipeline_check import check_buffers, max_stages
+    from .timeline import format_timeline, pipeline_timeline, timeline_format, write_timeline
+    from polypipe.analysis.pipeline_check import check_buffers, max_stages, tile_trip_count
 
     from polypipe.analysis.pipelinable import format_table, pipelinable_reads
 
+    if options.timeline:
+        timeline_format(options.timeline)       # .svg or .png, before any work
+        check_writable(options.timeline)
     k = single_kernel(options.target)
+    given = parse_sizes(options.size) if options.size else None
+    sizes = parameter_values(k.program, given if given is not None else {
+        name: 256 for name in k.program.parameter_names})
     print(f"{k.program.name}: reads that can be streamed along a loop")
     print(format_table(pipelinable_reads(k.program)))
     if options.config is None and not options.timeline:
         return 0
     config = _config(options)
     optimized = optimize(k.program, config)
-    sizes = parse_sizes(options.size) if options.size else {
-        name: 256 for name in k.program.parameter_names}
     print(f"\nGPU mapping: {config.describe()}")
     print(optimized.describe())
-    itemsize = 8 if options.dtype == "float64" else 4
-    for kernel in optimized.kernels:
-        print(f"\n{kernel.name}: promoted buffers")
-        for verdict in check_buffers(kernel, itemsize):
+    itemsize = np.dtype(options.dtype).itemsize
+    at = ", ".join(f"{n}={v}" for n, v in sizes.items())
+    for gpu_kernel in optimized.kernels:
+        print(f"\n{gpu_kernel.name}: promoted buffers ({options.dtype}, {itemsize} bytes per "
+              "element)")
+        for verdict in check_buffers(gpu_kernel, itemsize):
             print("  " + verdict.line())
-        limit, why = max_stages(kernel, itemsize, sizes)
-        print(f"  largest legal shared_stages at {', '.join(f'{n}={v}' for n, v in sizes.items())}"
-              f": {limit} (limited by {why})")
-        rows = pipeline_timeline(kernel, sizes)
+        limit, why = max_stages(gpu_kernel, itemsize, sizes)
+        print(f"  largest legal shared_stages at {at}: {limit} (limited by {why})")
+        tiles = tile_trip_count(gpu_kernel, sizes)
+        if tiles > MAX_TIMELINE_TILES and options.timeline:
+            raise CommandError(f"{gpu_kernel.name}: {tiles} reduction tiles at these sizes, more "
+                               f"than the {MAX_TIMELINE_TILES} a timeline shows; pass smaller "
+                               "sizes with --size")
+        if tiles > MAX_TIMELINE_TILES:
+            print(f"\n{gpu_kernel.name}: no timeline at these sizes: {tiles} reduction tiles, "
+                  f"more than the {MAX_TIMELINE_TILES} a timeline shows; pass smaller sizes "
+                  "with --size")
+            continue
+        rows = pipeline_timeline(gpu_kernel, sizes)
         print()
-        print(format_timeline(kernel, rows))
+        print(format_timeline(gpu_kernel, rows))
         if options.timeline:
-            path = options.timeline
-            if len(optimized.kernels) > 1:
-                stem, dot, ext = path.rpartition(".")
-                path = f"{stem}_{kernel.name}.{ext}"
-            write_timeline(kernel, rows, path)
+            path = _timeline_path(options.timeline, gpu_kernel.name, len(optimized.kernels) > 1)
+            write_timeline(gpu_kernel, rows, path)
             print(f"timeline written to {path}")
     return 0
+
+
+DEMO_MAX_SIZE = 512
 
 
 def cmd_demo(options) -> int:
     from .demo import run_demo
 
+    if options.size > DEMO_MAX_SIZE:
+        raise CommandError(f"demo --size {options.size} is too large: the demo runs the plain "
+                           f"Python function as the reference, which would take hours; use at "
+                           f"most {DEMO_MAX_SIZE} (or `polypipe run` without --check)")
     return run_demo(size=options.size)
 
 
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """argparse refused the command line (raised instead of argparse's own exit)."""
+
+    def __init__(self, message: str, usage: str):
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors reach :func:`main` as ``polypipe: error: ...``, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(message, self.format_usage())
+
+
+def _integer(low: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed: {what}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="polypipe", description="Polyhedral loop optimizer: model, analyse and run "
-                                     "Python loop nests.")
-    sub = parser.add_subparsers(dest="command", required=True)
+                                     "Python loop nests.",
+        epilog="exit status: 0 success, 1 a result differs from Python, 2 bad input or a "
+               "refused request, 3 internal error (a polypipe bug)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     show = sub.add_parser("show", help="print the polyhedral model of a kernel")
     show.add_argument("target", help="FILE.py or FILE.py:KERNEL")
@@ -276,21 +367,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--size", default="", help="parameter values, e.g. N=64,M=48")
     run.add_argument("--check", action="store_true",
                      help="compare with the plain Python function")
-    run.add_argument("--dtype", default="float64",
-                     choices=("float64", "float32", "int64", "int32"))
+    run.add_argument("--dtype", default=DEFAULT_DTYPE, choices=DTYPES,
+                     help=f"element type of every array (default {DEFAULT_DTYPE})")
     run.add_argument("--backend", default="c", choices=("c", "emulate"),
                      help="c: compiled C; emulate: the GPU kernels run on the CPU with GPU "
                           "semantics (needs a contraction; see --config)")
     run.add_argument("--config", default=None,
                      help="GPU mapping, e.g. block=64x64,threads=16x16,reduction=16,"
                           "shared_stages=3,register_stages=2 (defaults for the rest)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--repeat", type=int, default=3, help="cached calls to time (best kept)")
+    run.add_argument("--seed", type=_integer(0, "the seed must be 0 or more"), default=0,
+                     help="seed of the random inputs (an integer >= 0, default 0)")
+    run.add_argument("--repeat", type=_integer(1, "time at least one cached call"), default=3,
+                     help="cached calls to time (best kept)")
     run.set_defaults(handler=cmd_run)
 
     deps = sub.add_parser("deps", help="show the dependences of a kernel")
     deps.add_argument("target", help="FILE.py or FILE.py:KERNEL")
-    deps.add_argument("--format", default="text", choices=("text", "dot", "svg", "png"))
+    deps.add_argument("--format", default=None, choices=("text", "dot", "svg", "png"),
+                      help="default: from the extension of -o (.txt, .dot/.gv, .svg, .png), "
+                           "else text")
     deps.add_argument("-o", "--output", default=None, help="output file (required for png)")
     deps.set_defaults(handler=cmd_deps)
 
@@ -298,25 +393,44 @@ def build_parser() -> argparse.ArgumentParser:
                                            "buffers, stages and timeline")
     pipe.add_argument("target", help="FILE.py or FILE.py:KERNEL")
     pipe.add_argument("--config", default=None, help="GPU mapping (see `run --config`)")
-    pipe.add_argument("--size", default="", help="sizes for trip counts and the timeline "
-                                                 "(default: 256 for every size)")
-    pipe.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    pipe.add_argument("--size", default="", help="sizes for trip counts and the timeline, every "
+                                                 "size named (default: 256 for every size)")
+    pipe.add_argument("--dtype", default=DEFAULT_DTYPE, choices=DTYPES,
+                      help=f"element type for buffer sizes (default {DEFAULT_DTYPE}, as run)")
     pipe.add_argument("--timeline", default=None, help="write the timeline (.svg or .png)")
     pipe.set_defaults(handler=cmd_pipeline)
 
     demo = sub.add_parser("demo", help="walk through the embedded GEMM example")
-    demo.add_argument("--size", type=int, default=96, help="matrix size (default 96)")
+    demo.add_argument("--size", type=_integer(1, "the matrix size must be at least 1"),
+                      default=96, help=f"matrix size, 1 to {DEMO_MAX_SIZE} (default 96)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+    """Run one command; returns the exit status (see the module docstring)."""
+    try:
+        options = build_parser().parse_args(argv)
+    except _UsageError as exc:
+        sys.stderr.write(exc.usage)
+        print(f"polypipe: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         return options.handler(options)
     except PolypipeError as exc:
         print(f"polypipe: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except InternalError as exc:
+        print(f"polypipe: internal error: {exc.message}\nThis is a bug in polypipe, not in "
+              "your input: please report it with the command that raised it.",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    except MemoryError:
+        print("polypipe: error: out of memory; choose smaller sizes", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("polypipe: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

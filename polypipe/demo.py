@@ -5,7 +5,11 @@ from __future__ import annotations
 import inspect
 import sys
 
+import numpy as np
+
 from .kernel import kernel
+
+DTYPE = "float64"   # what the demo runs (NumPy's default); buffer sizes use its itemsize
 
 
 @kernel
@@ -25,7 +29,10 @@ def _section(title: str, out) -> None:
 
 
 def run_demo(size: int = 96, out=None) -> int:
-    """Print each step polypipe takes on GEMM and run it; 0 if every run matched Python."""
+    """Print each step polypipe takes on GEMM and run it; 0 if every run matched Python.
+
+    ``size`` (at least 1) is NI; NJ is ``size + 8`` and NK ``max(size - 8, 1)``.
+    """
     from .analysis.dependences import dependences
     from .analysis.pipelinable import format_table, pipelinable_reads
     from .analysis.pipeline_check import check_buffers, max_stages
@@ -36,6 +43,14 @@ def run_demo(size: int = 96, out=None) -> int:
     from .timeline import format_timeline, pipeline_timeline
     from polypipe.codegen.ast_build import build_ast
 
+    from .errors import ArgumentError
+    from .inputs import check_memory
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ArgumentError(f"demo size {size!r} must be an integer >= 1")
+    sizes = {"NI": size, "NJ": size + 8, "NK": max(size - 8, 1)}
+    check_memory(gemm.program, sizes, DTYPE, copies=5)
+    itemsize = np.dtype(DTYPE).itemsize
     out = out or sys.stdout
     print("polypipe demo: C = alpha * A @ B + beta * C, written as a plain Python loop nest "
           "(PolyBench gemm).", file=out)
@@ -53,10 +68,9 @@ def run_demo(size: int = 96, out=None) -> int:
     print("\nReads that could be streamed through a staging buffer:", file=out)
     print(format_table(pipelinable_reads(gemm.program)), file=out)
 
-    sizes = {"NI": size, "NJ": size + 8, "NK": max(size - 8, 1)}
     _section("4. Run on the CPU backend (generated C) and compare with Python", out)
-    ok = run_and_check(gemm, sizes, seed=0, check=True, out=out)
-    source = gemm.c_source(*random_arguments(gemm.program, sizes))
+    ok = run_and_check(gemm, sizes, dtype=DTYPE, seed=0, check=True, out=out)
+    source = gemm.c_source(*random_arguments(gemm.program, sizes, dtype=DTYPE))
     print("\nThe generated loop nest:", file=out)
     body = source[source.index("  for ("):source.rindex("}")]
     print(body, file=out)
@@ -71,11 +85,12 @@ def run_demo(size: int = 96, out=None) -> int:
     optimized = optimize(gemm.program, config)
     print(optimized.describe(), file=out)
     kernel = optimized.kernels[0]
-    print("\nPromoted buffers (DESIGN.md 3: pure copy, read-only source, consumed in its own "
-          "tile, single writer):", file=out)
-    for verdict in check_buffers(kernel):
+    print(f"\nPromoted buffers, {DTYPE} ({itemsize} bytes per element; docs/design.md, "
+          "\"Buffers and stages\": pure copy, read-only source, consumed in its own tile, "
+          "single writer):", file=out)
+    for verdict in check_buffers(kernel, itemsize):
         print("  " + verdict.line(), file=out)
-    limit, why = max_stages(kernel, 8, sizes)
+    limit, why = max_stages(kernel, itemsize, sizes)
     print(f"  largest legal shared_stages at these sizes: {limit} (limited by {why})", file=out)
 
     _section("6. The pipelined schedule (isl AST: prologue, steady state, epilogue)", out)
@@ -87,8 +102,8 @@ def run_demo(size: int = 96, out=None) -> int:
     _section("8. Run the GPU kernel on the CPU with GPU semantics and compare with Python", out)
     print("Threads of a phase run in scrambled order, asynchronous copies land only at the\n"
           "wait that covers them, and every shared-memory access is race-checked.", file=out)
-    ok &= run_and_check(gemm, sizes, seed=0, check=True, out=out, backend="emulate",
-                        config=config)
+    ok &= run_and_check(gemm, sizes, dtype=DTYPE, seed=0, check=True, out=out,
+                        backend="emulate", config=config)
     print("\nresult: " + ("every run matches the Python function" if ok
                           else "MISMATCH between a compiled kernel and Python"), file=out)
     return 0 if ok else 1

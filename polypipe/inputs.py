@@ -2,10 +2,15 @@
 
 Array dimensions bound to a size parameter take its value; the others get the smallest extent
 that holds every element the program touches (``1 + max index`` over all accesses, from isl).
+Before anything is allocated, the bytes the arrays need are compared with the machine's
+physical memory (:func:`check_memory`), so a size that cannot fit is refused with the figure
+instead of failing with a MemoryError or swapping.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Mapping
 
 import numpy as np
@@ -76,14 +81,65 @@ def array_extents(program: ir.Program, params: Mapping[str, int]) -> dict[str, t
     return extents
 
 
+def array_bytes(program: ir.Program, params: Mapping[str, int], dtype="float64"
+                ) -> dict[str, int]:
+    """Bytes of every argument array at these parameter values, with elements of ``dtype``."""
+    itemsize = np.dtype(dtype).itemsize
+    return {name: math.prod(max(extent, 0) for extent in shape) * itemsize
+            for name, shape in array_extents(program, params).items()}
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the OS does not say)."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def _bytes_text(count: int) -> str:
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count:,} bytes ({count / scale:.1f} {unit})"
+    return f"{count:,} bytes"
+
+
+def check_memory(program: ir.Program, sizes: Mapping[str, int], dtype="float64",
+                 copies: int = 1, limit: int | None = None) -> int:
+    """Refuse sizes whose arrays (``copies`` sets of them) exceed physical memory.
+
+    Returns the bytes of one set of arrays. ``limit`` defaults to :func:`physical_memory`;
+    raises :class:`ArgumentError` naming the bytes needed, array by array.
+    """
+    params = parameter_values(program, sizes)
+    per_array = array_bytes(program, params, dtype)
+    total = sum(per_array.values())
+    limit = physical_memory() if limit is None else limit
+    if limit is not None and total * copies > limit:
+        shown = ", ".join(f"{name} {_bytes_text(count)}" for name, count in per_array.items())
+        held = (f"; {copies} copies of them are held, {_bytes_text(total * copies)}"
+                if copies > 1 else "")
+        at = ", ".join(f"{name}={value}" for name, value in params.items())
+        raise ArgumentError(f"the arrays of {program.name} at {at} ({dtype}) need "
+                            f"{_bytes_text(total)} ({shown}){held}: more than the "
+                            f"{_bytes_text(limit)} of physical memory on this machine; "
+                            "choose smaller sizes")
+    return total
+
+
 def random_arguments(program: ir.Program, sizes: Mapping[str, int], dtype="float64",
                      seed: int = 0, scalars: Mapping[str, float] | None = None) -> list:
     """Seeded random arguments in the function's argument order.
 
     Float arrays are uniform in [0, 1); integer arrays in [0, 10). Value scalars not given in
-    ``scalars`` are drawn uniform in [0.5, 1.5).
+    ``scalars`` are drawn uniform in [0.5, 1.5). Sizes whose arrays cannot fit in physical
+    memory are refused before anything is allocated (:func:`check_memory`).
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ArgumentError(f"seed {seed!r} must be an integer >= 0")
     params = parameter_values(program, sizes)
+    check_memory(program, params, dtype)
     extents = array_extents(program, params)
     rng = np.random.default_rng(seed)
     scalars = dict(scalars or {})

@@ -2,14 +2,21 @@
 
 For the first block and the first outer reduction iteration, every pipeline iteration T lists
 what happens in order: waits, barriers, which tiles are copied into which shared slot, which
-reduction steps are loaded into registers and which are computed. Nothing is drawn from the
-configuration alone: the events are the instances of the kernel's own statements.
+reduction steps are loaded into registers and which steps of the update statement (the
+contraction's compute statement, e.g. ``S1: C[i, j] += alpha * A[i, k] * B[k, j]``, run by
+every thread on its register fragments with CUDA-core multiply-adds) are computed. Nothing is
+drawn from the configuration alone: the events are the instances of the kernel's own
+statements.
+
+:func:`format_timeline` gives the text; :func:`write_timeline` draws it with matplotlib as SVG
+or PNG, with a legend, and embeds the sha256 of the text timeline in the picture (see
+:mod:`polypipe.analysis.render`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from html import escape
+from pathlib import Path
 from typing import Mapping
 
 import islpy as isl
@@ -141,127 +148,180 @@ _SPELLING = {"wait": "cp.async.wait_group", "barrier": "__syncthreads()",
              "commit": "cp.async.commit_group", "copy": "cp.async"}
 
 
+def compute_statement(kernel) -> tuple[str, str] | None:
+    """(name, source text) of the kernel's update statement; None for an element-wise kernel."""
+    name = kernel.contraction.update
+    if name is None:
+        return None
+    statement = kernel.contraction.program.statement(name)
+    return name, (statement.source or str(statement))
+
+
+def _step(kernel) -> str:
+    """The name of the streamed reduction loop (``k`` for gemm)."""
+    return kernel.contraction.reduction_iterators[-1]
+
+
 def format_timeline(kernel, rows: list[TimelineRow]) -> str:
     """One line per pipeline iteration, events in execution order."""
     stages = kernel.config.shared_stages
     lines = [f"pipeline timeline of {kernel.name} (first block, first outer iteration; "
-             f"{stages} shared stage(s), {kernel.config.register_stages} register stage(s))",
-             f"{'T':>4}  events in order"]
+             f"{stages} shared stage(s), {kernel.config.register_stages} register stage(s))"]
+    compute = compute_statement(kernel)
+    if compute is not None:
+        lines.append(f"compute: {compute[0]}: {compute[1]} (the update statement, run by every "
+                     "thread on its register fragments)")
+    lines.append(f"{'T':>4}  events in order")
     for row in rows:
         events = [f"{_SPELLING[kind]}{' ' if kind == 'copy' else ''}{detail}"
                   for kind, detail in row.ordered()]
         if row.loads:
             slots = sorted({(k // kernel.config.reduction) % stages for k in row.loads})
-            events.append(f"registers <- k {_span(row.loads)} (slot "
+            events.append(f"registers <- {_step(kernel)} {_span(row.loads)} (slot "
                           f"{', '.join(map(str, slots))})")
-        if row.updates:
-            events.append(f"update k {_span(row.updates)}")
+        if row.updates and compute is not None:
+            events.append(f"{compute[0]} {_step(kernel)} {_span(row.updates)}")
         lines.append(f"{row.T:>4}  " + "; ".join(events))
     return "\n".join(lines)
 
 
-def timeline_svg(kernel, rows: list[TimelineRow]) -> str:
-    """The timeline as an SVG picture: one lane per iteration, boxes per kind of work."""
+# --------------------------------------------------------------------------------------------
+# Pictures
+# --------------------------------------------------------------------------------------------
+
+_COLOURS = {"wait": "#e15759", "barrier": "#222222", "copy": "#4e79a7", "commit": "#9c9c9c",
+            "load": "#f28e2b", "compute": "#59a14f"}
+_NARROW, _WIDE = 1.0, 2.3
+
+
+def _boxes(kernel, row: TimelineRow) -> list[tuple[str, str]]:
+    """(kind, label) of every box of one row, left to right in execution order."""
     stages = kernel.config.shared_stages
-    colours = {"copy": "#4e79a7", "load": "#f28e2b", "update": "#59a14f", "wait": "#e15759",
-               "barrier": "#222222"}
-    row_height, x0, unit = 34, 70, 110
-    width = x0 + unit * 5 + 40
-    height = 60 + row_height * len(rows)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             'font-family="monospace" font-size="11">',
-             f'<text x="10" y="18" font-size="13">{escape(kernel.name)}: {stages} shared / '
-             f'{kernel.config.register_stages} register stages (block 0)</text>']
-    for index, row in enumerate(rows):
-        y = 40 + index * row_height
-        parts.append(f'<text x="10" y="{y + 18}">T={row.T}</text>')
-        x = x0
-        for kind, detail in row.ordered():
-            if kind in ("wait", "barrier"):
-                parts.append(f'<rect x="{x}" y="{y}" width="6" height="26" '
-                             f'fill="{colours[kind]}"><title>{_SPELLING[kind]}{detail}'
-                             '</title></rect>')
-                x += 9
-        x = max(x, x0 + 20)
-        for buffer, tiles in row.copies.items():
-            for tile in sorted(tiles):
-                parts.append(f'<rect x="{x}" y="{y}" width="{unit - 6}" height="26" '
-                             f'fill="{colours["copy"]}" rx="3"/><text x="{x + 4}" y="{y + 17}" '
-                             f'fill="white">{escape(buffer)} t{tile}&#8594;s{tile % stages}'
-                             '</text>')
-                x += unit
-        if row.loads:
-            parts.append(f'<rect x="{x}" y="{y}" width="{unit - 6}" height="26" '
-                         f'fill="{colours["load"]}" rx="3"/><text x="{x + 4}" y="{y + 17}" '
-                         f'fill="white">reg k {_span(row.loads)}</text>')
-            x += unit
-        if row.updates:
-            parts.append(f'<rect x="{x}" y="{y}" width="{unit - 6}" height="26" '
-                         f'fill="{colours["update"]}" rx="3"/><text x="{x + 4}" y="{y + 17}" '
-                         f'fill="white">mma k {_span(row.updates)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+    boxes = []
+    for kind, detail in row.ordered():
+        if kind == "wait":
+            boxes.append(("wait", f"wait{detail}"))
+        elif kind == "barrier":
+            boxes.append(("barrier", "sync"))
+        elif kind == "commit":
+            boxes.append(("commit", "commit"))
+        else:
+            array, _, rest = detail.partition(" tile ")
+            tile, _, slot = rest.partition(" -> slot ")
+            boxes.append(("copy", f"{array} t{tile}\u2192s{slot}"))
+    if row.loads:
+        slots = sorted({(k // kernel.config.reduction) % stages for k in row.loads})
+        boxes.append(("load", f"regs {_step(kernel)} {_span(row.loads)} \u2190 s"
+                              f"{','.join(map(str, slots))}"))
+    compute = compute_statement(kernel)
+    if row.updates and compute is not None:
+        boxes.append(("compute", f"{compute[0]} {_step(kernel)} {_span(row.updates)}"))
+    return boxes
+
+
+def _legend(kernel) -> list[tuple[str, str]]:
+    stages = kernel.config.shared_stages
+    entries = [
+        ("wait", "wait(n) = cp.async.wait_group(n): the thread waits until all but its n newest "
+                 "copy groups have landed in shared memory"),
+        ("barrier", "sync = __syncthreads(): all threads of the block meet; the waited-for tiles "
+                    "become visible to every thread, and the slot about to be refilled is no "
+                    "longer read"),
+        ("copy", f"X_s t\u2192s = cp.async: tile t of operand X copied asynchronously from "
+                 f"global memory into slot s = t mod {stages} of its shared buffer X_s"),
+        ("commit", "commit = cp.async.commit_group: closes this iteration's group of copies "
+                   "(one group per T)"),
+        ("load", f"regs = fragments of reduction steps {_step(kernel)} loaded from shared slot s "
+                 f"into registers ({kernel.config.register_stages} register stage(s))"),
+    ]
+    compute = compute_statement(kernel)
+    if compute is not None:
+        entries.append(("compute", f"{compute[0]} = the update statement {compute[1]}, run by "
+                                   "every thread on its register fragments (CUDA-core "
+                                   "multiply-adds)"))
+    return entries
+
+
+def timeline_figure(kernel, rows: list[TimelineRow]):
+    """The timeline as a matplotlib Figure: one lane per iteration T, one box per event."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+    from matplotlib.patches import Patch, Rectangle
+
+    lanes = [_boxes(kernel, row) for row in rows]
+    width = max((sum(_NARROW if k in ("wait", "barrier", "commit") else _WIDE for k, _ in lane)
+                 for lane in lanes), default=4.0)
+    fig = Figure(figsize=(max(7.0, 0.62 * width + 1.2), 0.42 * max(len(rows), 1) + 2.4))
+    ax = fig.add_subplot()
+    for index, lane in enumerate(lanes):
+        y = len(rows) - index
+        x = 0.0
+        for kind, label in lane:
+            step = _NARROW if kind in ("wait", "barrier", "commit") else _WIDE
+            ax.add_patch(Rectangle((x + 0.04, y - 0.36), step - 0.08, 0.72,
+                                   facecolor=_COLOURS[kind], edgecolor="none"))
+            ax.text(x + step / 2, y, label, ha="center", va="center", fontsize=6.5,
+                    color="black" if kind == "commit" else "white")
+            x += step
+    ax.set_xlim(-0.1, width + 0.1)
+    ax.set_ylim(0.4, len(rows) + 0.6)
+    ax.set_yticks([len(rows) - i for i in range(len(rows))])
+    ax.set_yticklabels([f"T={row.T}" for row in rows], fontsize=8)
+    ax.set_xticks([])
+    ax.set_xlabel("events of one pipeline iteration, in execution order", fontsize=8)
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(f"{kernel.name}: {kernel.config.shared_stages} shared / "
+                 f"{kernel.config.register_stages} register stages (first block, first outer "
+                 "iteration)", fontsize=9)
+    if not rows:
+        ax.text(width / 2, 1, "no pipelined loop: nothing to show", ha="center", va="center")
+    handles = [Patch(facecolor=_COLOURS[kind], label=text) for kind, text in _legend(kernel)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.06), fontsize=7,
+              frameon=False, handlelength=1.2)
+    return fig
+
+
+def timeline_provenance(kernel, rows: list[TimelineRow]) -> str:
+    """The provenance line of a timeline picture: the sha256 of the text timeline."""
+    from polypipe.analysis.render import provenance_line
+
+    return provenance_line(f"pipeline timeline of {kernel.name}", "its text timeline",
+                           format_timeline(kernel, rows))
+
+
+def timeline_picture(kernel, rows: list[TimelineRow], fmt: str) -> bytes:
+    """The timeline as ``svg`` or ``png`` bytes (matplotlib), provenance embedded."""
+    from polypipe.analysis.render import save_figure
+
+    try:
+        figure = timeline_figure(kernel, rows)
+    except ImportError:
+        raise PolypipeError("drawing a timeline needs matplotlib, a dependency of polypipe: "
+                            "pip install matplotlib (or reinstall polypipe)") from None
+    return save_figure(figure, fmt, timeline_provenance(kernel, rows), bbox_inches="tight",
+                       dpi=150)
+
+
+def timeline_svg(kernel, rows: list[TimelineRow]) -> str:
+    """The timeline as SVG text."""
+    return timeline_picture(kernel, rows, "svg").decode("utf-8")
+
+
+TIMELINE_FORMATS = {".svg": "svg", ".png": "png"}
+
+
+def timeline_format(path: str) -> str:
+    """``svg`` or ``png`` from the file name; anything else is refused."""
+    fmt = TIMELINE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise PolypipeError(f"timeline file {path!r} must end in .svg or .png")
+    return fmt
 
 
 def write_timeline(kernel, rows: list[TimelineRow], path: str) -> None:
-    """Write ``.svg`` (always available) or ``.png`` (needs matplotlib or cairosvg)."""
-    svg = timeline_svg(kernel, rows)
-    if path.endswith(".svg"):
-        with open(path, "w") as handle:
-            handle.write(svg)
-        return
-    if path.endswith(".png"):
-        try:
-            import cairosvg  # type: ignore
+    """Write the timeline picture to ``path`` (``.svg`` or ``.png``)."""
+    from polypipe.analysis.render import check_writable, write_output
 
-            cairosvg.svg2png(bytestring=svg.encode(), write_to=path)
-            return
-        except ImportError:
-            pass
-        try:
-            _png_with_matplotlib(kernel, rows, path)
-            return
-        except ImportError:
-            raise PolypipeError("writing a PNG timeline needs matplotlib or cairosvg "
-                                "(pip install matplotlib); .svg works without either") from None
-    raise PolypipeError(f"timeline file {path!r} must end in .svg or .png")
-
-
-def _png_with_matplotlib(kernel, rows, path: str) -> None:
-    import matplotlib  # type: ignore
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # type: ignore
-
-    stages = kernel.config.shared_stages
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
-    for index, row in enumerate(rows):
-        y = len(rows) - index
-        x = 0.3
-        for position, (kind, _) in enumerate(k for k in row.ordered()
-                                             if k[0] in ("wait", "barrier")):
-            ax.barh(y, 0.05, left=0.07 * position,
-                    color="#e15759" if kind == "wait" else "#222222")
-        for buffer, tiles in row.copies.items():
-            for tile in sorted(tiles):
-                ax.barh(y, 0.95, left=x, color="#4e79a7")
-                ax.text(x + 0.05, y, f"{buffer} t{tile}->s{tile % stages}", va="center",
-                        color="white", fontsize=8)
-                x += 1
-        if row.loads:
-            ax.barh(y, 0.95, left=x, color="#f28e2b")
-            ax.text(x + 0.05, y, f"reg k {_span(row.loads)}", va="center", color="white",
-                    fontsize=8)
-            x += 1
-        if row.updates:
-            ax.barh(y, 0.95, left=x, color="#59a14f")
-            ax.text(x + 0.05, y, f"mma k {_span(row.updates)}", va="center", color="white",
-                    fontsize=8)
-    ax.set_yticks([len(rows) - i for i in range(len(rows))])
-    ax.set_yticklabels([f"T={row.T}" for row in rows])
-    ax.set_xticks([])
-    ax.set_title(f"{kernel.name}: wait (red), barrier (black), cp.async (blue), "
-                 "register loads (orange), updates (green)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fmt = timeline_format(path)
+    check_writable(path)
+    write_output(path, timeline_picture(kernel, rows, fmt))
