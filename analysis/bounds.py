@@ -8,6 +8,7 @@ would touch, both computed by isl.
 
 from __future__ import annotations
 
+import weakref
 from typing import Mapping, Sequence
 
 import islpy as isl
@@ -70,3 +71,69 @@ def _check_one(stmt: ir.Statement, access: ir.Access, param_values: isl.Set,
         f"{access.array}[{', '.join(map(str, index))}], outside {access.array}'s shape "
         f"{tuple(shape)}; the arrays are too small for these sizes",
         stmt.location)
+
+
+_LOCAL_FLOW: "weakref.WeakKeyDictionary[ir.Program, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _local_flow(program: ir.Program) -> tuple[list, dict[str, set[str]]]:
+    """The dataflow of local scalars (isl, exact): (statement, parametric set of its instances
+    that read a local before any assignment) pairs, and for each reading statement the
+    statements whose assignments its reads can see."""
+    cached = _LOCAL_FLOW.get(program)
+    if cached is not None:
+        return cached
+    space = program.context.get_space()
+    sinks = isl.UnionMap.empty(space)
+    sources = isl.UnionMap.empty(space)
+    for stmt in program.statements:
+        for access in stmt.reads:
+            if program.array(access.array).is_local:
+                sinks = sinks.union(isl.UnionMap.from_map(access.relation))
+        if program.array(stmt.target.array).is_local:
+            sources = sources.union(isl.UnionMap.from_map(stmt.target.relation))
+    unassigned: list = []
+    writers: dict[str, set[str]] = {}
+    if not sinks.is_empty():
+        flow = isl.UnionAccessInfo.from_sink(sinks).set_must_source(sources).set_schedule(
+            program.schedule).compute_flow()
+        unread = flow.get_may_no_source().domain()
+        dependences = flow.get_must_dependence()
+        for stmt in program.statements:
+            part = unread.extract_set(stmt.domain.get_space())
+            if not part.is_empty():
+                unassigned.append((stmt, part))
+            seen = dependences.intersect_range(isl.UnionSet.from_set(stmt.domain)).domain()
+            writers[stmt.name] = {w.name for w in program.statements
+                                  if not seen.extract_set(w.domain.get_space()).is_empty()}
+    _LOCAL_FLOW[program] = (unassigned, writers)
+    return unassigned, writers
+
+
+def unassigned_local_reads(program: ir.Program) -> list[tuple[ir.Statement, isl.Set]]:
+    """(statement, parametric set of its instances) that read a local scalar no earlier
+    instance has assigned: Python raises UnboundLocalError there."""
+    return _local_flow(program)[0]
+
+
+def local_writers_seen(program: ir.Program) -> dict[str, set[str]]:
+    """Reading statement -> the statements whose local assignments its reads can see (a
+    statement reads each local it uses before its own assignment, so one set per statement)."""
+    return _local_flow(program)[1]
+
+
+def check_locals_assigned(program: ir.Program, params: Mapping[str, int]) -> None:
+    """Refuse a call whose sizes make the Python function read a local before assigning it."""
+    from polypipe.errors import UnboundLocalRaised
+
+    for stmt, instances in unassigned_local_reads(program):
+        fixed = instances.intersect_params(fix_parameters(instances, params))
+        if fixed.is_empty():
+            continue
+        names = sorted({a.array for a in stmt.reads if program.array(a.array).is_local})
+        where = f" (line {stmt.location.line}: {stmt.source})" if stmt.location else ""
+        raise UnboundLocalRaised(
+            f"{describe_instance(stmt, point_values(fixed.sample_point()))}{where} reads local "
+            f"{', '.join(f'`{n}`' for n in names)} before any assignment for these sizes: "
+            "Python raises UnboundLocalError there; polypipe refuses the call before running "
+            "it (the arrays are unchanged)", stmt.location)

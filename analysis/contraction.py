@@ -169,6 +169,12 @@ def _expand_local(program: ir.Program, nest: list[ir.Statement], local: str
 
 def recognise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:
     """The contraction structure of one top-level nest, or a ScheduleError saying why not."""
+    for stmt in nest:
+        guarded = [a for a in stmt.reads if a.full is not None]
+        if guarded:
+            raise ScheduleError(f"{_where(stmt)} reads {guarded[0]} only where a select's test "
+                                "holds; polypipe.optimize does not map such guarded reads yet "
+                                "(the CPU backend runs them)")
     updates = []
     for stmt in nest:
         target = stmt.target

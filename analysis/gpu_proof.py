@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import islpy as isl
 
 from polypipe import ir
-from polypipe.errors import LegalityError
+from polypipe.errors import InternalError, LegalityError
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,10 @@ def _resolve(origins, statements: dict[str, ir.Statement], key: tuple[str, int],
     return sources, resolved_live
 
 
-def _fail(kind: str, relation: isl.UnionMap | isl.UnionSet, explain) -> LegalityError:
-    """A LegalityError with one concrete element of ``relation`` (parameters fixed)."""
+def _fail(kind: str, relation: isl.UnionMap | isl.UnionSet, explain,
+          error: type = LegalityError) -> Exception:
+    """A LegalityError (or, for a broken premise of the proof, an InternalError) with one
+    concrete element of ``relation`` (parameters fixed)."""
     if isinstance(relation, isl.UnionSet):
         pieces = relation.get_set_list()
         count, wrap = pieces.n_set(), (lambda piece: piece)
@@ -127,8 +129,8 @@ def _fail(kind: str, relation: isl.UnionMap | isl.UnionSet, explain) -> Legality
         params = wrapped.params().sample_point()
         fixed = wrapped.intersect_params(isl.Set.from_point(params))
         point = fixed.sample_point()
-        return LegalityError(f"{kind}: {explain(point, params)}")
-    return LegalityError(f"{kind} (no sample could be drawn)")
+        return error(f"{kind}: {explain(point, params)}")
+    return error(f"{kind} (no sample could be drawn)")
 
 
 def _describe_point(point: isl.Point, params: isl.Point) -> str:
@@ -197,7 +199,7 @@ def _require_same_instances(stmt: ir.Statement, gpu_stmt: ir.Statement) -> None:
         return
     differ = gpu_stmt.domain.subtract(stmt.domain).union(stmt.domain.subtract(gpu_stmt.domain))
     raise _fail(f"the GPU kernel runs other instances of {stmt.name} than the source",
-                isl.UnionSet.from_set(differ), _describe_point)
+                isl.UnionSet.from_set(differ), _describe_point, InternalError)
 
 
 def _require_every_read_has_an_origin(gpu: ir.Program, origins) -> None:
@@ -209,16 +211,15 @@ def _require_every_read_has_an_origin(gpu: ir.Program, origins) -> None:
         lost = domain.subtract(sources.domain().union(live_in.domain()))
         if not lost.is_empty():
             raise _fail(f"the dataflow of {name}'s read {index} leaves instances without an "
-                        "origin (an internal error of the proof)",
-                        lost, _describe_point)
+                        "origin", lost, _describe_point, InternalError)
 
 
 def _require_function_partition(stmt, access, sources, live_in) -> None:
     """The source side's origins are functions of the read instance with disjoint domains."""
     if not (sources.is_single_valued() and live_in.is_single_valued()
             and sources.domain().intersect(live_in.domain()).is_empty()):
-        raise LegalityError(f"{stmt.name}'s read of {access}: the source dataflow does not "
-                            "give one origin per read instance (an internal error of the proof)")
+        raise InternalError(f"{stmt.name}'s read of {access}: the source dataflow does not "
+                            "give one origin per read instance")
 
 
 def _require_same_origins(stmt, access, want, got) -> None:
@@ -500,7 +501,7 @@ def _not_before(pairs: isl.UnionMap, left: isl.UnionMap, right: isl.UnionMap) ->
 def _check_one_commit_per_iteration(kernel, commits) -> None:
     """The group count above assumes every thread commits once per pipeline iteration."""
     if len(commits) != 1:
-        raise LegalityError(f"{kernel.name}: expected one commit statement, found "
+        raise InternalError(f"{kernel.name}: expected one commit statement, found "
                             f"{len(commits)}")
     commit = commits[0]
     copies = [s for s in kernel.program.statements if s.kind == "async_copy"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import islpy as isl
 
 from polypipe import ir
+from polypipe.errors import InternalError
 
 ITERATOR_PREFIX = "pp_c"
 
@@ -49,7 +50,13 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
             isl.Map.from_union_map(build.get_schedule()).reverse())
         accesses = {}
         for access in getattr(stmt, "accesses", ()):
-            index = isl.PwMultiAff.from_map(access.relation).pullback_pw_multi_aff(to_domain)
+            # A guarded access prints its subscript over the whole domain: the select test
+            # around it decides whether it runs (see ir.Access).
+            relation = access.full if access.full is not None else access.relation
+            index = isl.PwMultiAff.from_map(relation).pullback_pw_multi_aff(to_domain)
+            if index.domain().is_empty():   # isl would fail (and crash) on an empty access
+                raise InternalError(f"{stmt.name}'s access to {access.array} is empty where "
+                                    "the AST prints the statement")
             accesses[id(access)] = build.access_from_pw_multi_aff(index)
         names = stmt.iterators if isinstance(stmt, ir.Statement) else [
             stmt.domain.get_dim_name(isl.dim_type.set, pos)

@@ -3,11 +3,14 @@
 The generated function has one fixed signature so that one ctypes prototype serves every
 kernel::
 
-    void pp_kernel(void **pp_arrays, const int64_t *pp_ints, const double *pp_floats)
+    void pp_kernel(void **pp_arrays, const int64_t *pp_ints, const double *pp_floats,
+                   int64_t *pp_fault)
 
 ``pp_arrays`` holds the array data pointers in argument order; ``pp_ints`` the extents of every
 array dimension (array by array) followed by the size parameters and the integer value scalars;
 ``pp_floats`` the float value scalars. :class:`KernelABI` records that layout for the runner.
+``pp_fault`` receives the instance at which the kernel stopped because Python raises there, and
+NumPy's warning flags (layout in :mod:`codegen.value_printer`).
 
 User names are mangled (arrays ``a_``, parameters ``p_``, scalars ``s_``, locals ``l_``) so no
 Python name can collide with a C keyword, a libm function or a generated iterator.
@@ -22,7 +25,9 @@ import islpy as isl
 from polypipe import ir
 
 from .ast_build import StatementInstance
-from .value_types import TypeEnv, VType, statement_value
+from .semantics_c import semantics_runtime
+from .value_printer import FAULT_SLOTS, ValuePrinter, c_name
+from .value_types import TypeEnv, VType
 
 _OP = isl.ast_expr_op_type
 _INFIX = {_OP.add: "+", _OP.sub: "-", _OP.mul: "*", _OP.div: "/", _OP.pdiv_q: "/",
@@ -30,37 +35,18 @@ _INFIX = {_OP.add: "+", _OP.sub: "-", _OP.mul: "*", _OP.div: "/", _OP.pdiv_q: "/
           _OP.ge: ">=", _OP.gt: ">", _OP.and_: "&&", _OP.and_then: "&&", _OP.or_: "||",
           _OP.or_else: "||"}
 
-C_PRELUDE = r"""#include <stdint.h>
+# Index arithmetic of the isl AST (floord of loop bounds) and the semantics helpers of
+# values (codegen.semantics_c), with the headers both need.
+C_PRELUDE = (r"""#include <stdint.h>
 #include <tgmath.h>
 
 static inline int64_t pp_floord(int64_t n, int64_t d) {
   int64_t q = n / d;
   return (n % d != 0 && ((n < 0) != (d < 0))) ? q - 1 : q;
 }
-static inline int64_t pp_imod(int64_t n, int64_t d) {
-  int64_t r = n % d;
-  return (r != 0 && ((r < 0) != (d < 0))) ? r + d : r;
-}
-static inline double pp_fmod(double a, double b) {
-  double r = fmod(a, b);
-  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
-static inline float pp_fmodf(float a, float b) {
-  float r = fmod(a, b);
-  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
-static inline int64_t pp_ipow(int64_t b, int64_t e) {
-  int64_t r = 1;
-  while (e > 0) { if (e & 1) r *= b; b *= b; e >>= 1; }
-  return r;
-}
 #define pp_min(a, b) ((b) < (a) ? (b) : (a))
 #define pp_max(a, b) ((b) > (a) ? (b) : (a))
-"""
-
-
-def c_name(kind: str, name: str) -> str:
-    return {"array": "a_", "param": "p_", "scalar": "s_", "local": "l_"}[kind] + name
+""" + semantics_runtime("static inline"))
 
 
 @dataclass(frozen=True)
@@ -86,7 +72,7 @@ def kernel_abi(program: ir.Program, scalar_types: dict[str, VType]) -> KernelABI
 
 
 @dataclass
-class CPrinter:
+class CPrinter(ValuePrinter):
     """Prints one program (specialised to dtypes) as a C translation unit."""
 
     program: ir.Program
@@ -101,12 +87,19 @@ class CPrinter:
     def translation_unit(self, ast: isl.AstNode) -> str:
         self._lines = []
         self._emit(0, f"void {self.function_name}(void **pp_arrays, const int64_t *pp_ints, "
-                      "const double *pp_floats) {")
-        for line in self.prologue():
+                      "const double *pp_floats, int64_t *pp_fault) {")
+        for line in self.prologue() + self.fault_prologue():
             self._emit(1, line)
         self.node(ast, 1)
+        self._emit(0, "pp_done:")
+        self._emit(1, "pp_fault[2] = pp_warn;")
         self._emit(0, "}")
         return C_PRELUDE + "\n" + "\n".join(self._lines) + "\n"
+
+    @staticmethod
+    def fault_prologue() -> list[str]:
+        """The fault and warning flags the semantics helpers write (see value_printer)."""
+        return ["int64_t pp_err = 0, pp_warn = 0; (void)pp_err; (void)pp_warn;"]
 
     def prologue(self) -> list[str]:
         lines = []
@@ -116,14 +109,13 @@ class CPrinter:
         lines += self.value_lines()
         for array in self.program.arrays:
             if array.is_local:
-                ctype = self.types.storage_type(array.name).c_name
-                lines.append(f"{ctype} {c_name('local', array.name)} = 0;")
+                lines += self.local_declarations(array.name)
         # Silence unused-variable warnings for values only some statements use.
         names = [c_name("array", n) for n in self.abi.arrays]
         names += [self.extent(n, d) for n, d in self.abi.extents]
         names += [c_name("param", n) for n in self.abi.params]
         names += [c_name("scalar", n) for n in self.abi.int_scalars + self.abi.float_scalars]
-        names += [c_name("local", a.name) for a in self.program.arrays if a.is_local]
+        names += [n for a in self.program.arrays if a.is_local for n in self.local_names(a.name)]
         if names:
             lines.append(" ".join(f"(void){n};" for n in names))
         return lines
@@ -264,105 +256,3 @@ class CPrinter:
                       else self.extent(info.name, dim))
             linear = f"({linear} * {extent} + {index})"
         return linear
-
-    # -- statements and their values -----------------------------------------------------------
-    def statement(self, instance: StatementInstance) -> str:
-        stmt = instance.statement
-        target = self.expr(instance.access_exprs[id(stmt.target)])
-        storage = self.types.storage_type(stmt.target.array)
-        value = self.value(statement_value(stmt), instance, storage)
-        return f"{target} = {value}"
-
-    def value(self, expr: ir.Expr, instance: StatementInstance, want: VType | None = None) -> str:
-        """C text of a value expression, converted to ``want`` when given."""
-        have = self.types.expr(expr)
-        text = self._value(expr, instance, have)
-        if want is not None and want.c_name != have.c_name:
-            return f"(({want.c_name}){text})"
-        return text
-
-    def _value(self, expr: ir.Expr, instance: StatementInstance, have: VType) -> str:
-        value = self.value
-        if isinstance(expr, ir.Const):
-            return _literal(expr.value, have)
-        if isinstance(expr, ir.IterRef):
-            return f"((int64_t){self.expr(instance.iterator_exprs[expr.name])})"
-        if isinstance(expr, ir.ParamRef):
-            return c_name("param", expr.name)
-        if isinstance(expr, ir.ScalarArg):
-            return c_name("scalar", expr.name)
-        if isinstance(expr, ir.Read):
-            return self.expr(instance.access_exprs[id(expr.access)])
-        if isinstance(expr, ir.Unary):
-            if expr.op == "not":
-                return f"(!{value(expr.operand, instance)})"
-            return f"({expr.op}{value(expr.operand, instance, have)})"
-        if isinstance(expr, ir.Compare):
-            common = self.types.expr(ir.Binary("+", expr.left, expr.right))
-            return (f"({value(expr.left, instance, common)} {expr.op} "
-                    f"{value(expr.right, instance, common)})")
-        if isinstance(expr, ir.BoolOp):
-            joiner = " && " if expr.op == "and" else " || "
-            return "(" + joiner.join(value(o, instance) for o in expr.operands) + ")"
-        if isinstance(expr, ir.Select):
-            return (f"({value(expr.cond, instance)} ? {value(expr.then, instance, have)} : "
-                    f"{value(expr.otherwise, instance, have)})")
-        if isinstance(expr, ir.Binary):
-            return self._binary(expr, instance, have)
-        if isinstance(expr, ir.Call):
-            return self._call(expr, instance, have)
-        raise AssertionError(f"unknown expression {expr!r}")
-
-    def _binary(self, expr: ir.Binary, instance: StatementInstance, have: VType) -> str:
-        left = self.value(expr.left, instance, have)
-        right = self.value(expr.right, instance, have)
-        op = expr.op
-        if op in ("+", "-", "*", "/"):
-            return f"({left} {op} {right})"
-        if op == "//":
-            return f"pp_floord({left}, {right})" if not have.is_float else \
-                f"floor({left} / {right})"
-        if op == "%":
-            if not have.is_float:
-                return f"pp_imod({left}, {right})"
-            return f"pp_fmod{'f' if have.bits == 32 else ''}({left}, {right})"
-        assert op == "**"
-        return f"pow({left}, {right})" if have.is_float else f"pp_ipow({left}, {right})"
-
-    def _call(self, call: ir.Call, instance: StatementInstance, have: VType) -> str:
-        func = call.func
-        if func in ("min", "max"):
-            text = self.value(call.args[0], instance, have)
-            for arg in call.args[1:]:
-                text = f"pp_{func}({text}, {self.value(arg, instance, have)})"
-            return text
-        if func in ("float", "int", "float32", "float64", "int32", "int64"):
-            return f"(({have.c_name}){self.value(call.args[0], instance)})"
-        if func == "abs":
-            arg = self.value(call.args[0], instance, have)
-            return f"fabs({arg})" if have.is_float else f"({arg} < 0 ? -{arg} : {arg})"
-        if func == "square":
-            arg = self.value(call.args[0], instance, have)
-            return f"({arg} * {arg})"
-        if func == "pow" and not have.is_float:
-            return (f"pp_ipow({self.value(call.args[0], instance, have)}, "
-                    f"{self.value(call.args[1], instance, have)})")
-        if func in ("floor", "ceil") and not have.is_float:  # math.floor returns an int
-            return f"((int64_t){func}((double){self.value(call.args[0], instance)}))"
-        # libm through <tgmath.h>: the argument type picks the float or double variant.
-        compute = have if have.is_float else VType("f", 64)
-        args = ", ".join(self.value(a, instance, compute) for a in call.args)
-        return f"{func}({args})"
-
-
-def _literal(value, vtype: VType) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return f"INT64_C({value})" if abs(value) > 2**31 - 1 else str(value)
-    text = repr(float(value))
-    if text in ("inf", "-inf", "nan"):
-        return {"inf": "INFINITY", "-inf": "(-INFINITY)", "nan": "NAN"}[text]
-    if "e" not in text and "." not in text:
-        text += ".0"
-    return text

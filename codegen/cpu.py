@@ -17,7 +17,10 @@ from pathlib import Path
 
 from polypipe.errors import CodegenError
 
-C_FLAGS = ("-O2", "-std=c11", "-fPIC", "-shared", "-ffp-contract=off", "-w")
+# -ffp-contract=off: no fused multiply-adds, so results round as Python's do;
+# -fno-strict-aliasing: the same memory may be passed as arrays of two dtypes.
+C_FLAGS = ("-O2", "-std=c11", "-fPIC", "-shared", "-ffp-contract=off", "-fno-strict-aliasing",
+           "-w")
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
@@ -61,7 +64,7 @@ def compile_shared_library(source: str, flags: tuple[str, ...] = C_FLAGS) -> Pat
     return library
 
 
-KERNEL_ARGTYPES = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+KERNEL_ARGTYPES = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 EMULATION_ARGTYPES = KERNEL_ARGTYPES + (ctypes.c_char_p,)
 
 

@@ -34,6 +34,7 @@ from polypipe import ir
 
 from .ast_build import ITERATOR_PREFIX, StatementInstance
 from .c_printer import CPrinter, c_name
+from .semantics_c import semantics_runtime
 
 STATIC_SHARED_LIMIT = 48 * 1024
 
@@ -44,26 +45,13 @@ static __device__ __forceinline__ auto pp_floord(N n, D d) -> decltype(n / d) {
   auto q = n / d;
   return (n % d != 0 && ((n < 0) != (d < 0))) ? q - 1 : q;
 }
-template <typename N, typename D>
-static __device__ __forceinline__ auto pp_imod(N n, D d) -> decltype(n % d) {
-  auto r = n % d;
-  return (r != 0 && ((r < 0) != (d < 0))) ? r + d : r;
-}
-static __device__ __forceinline__ double pp_fmod(double a, double b) {
-  double r = fmod(a, b);
-  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
-static __device__ __forceinline__ float pp_fmodf(float a, float b) {
-  float r = fmodf(a, b);
-  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
-static __device__ __forceinline__ int64_t pp_ipow(int64_t b, int64_t e) {
-  int64_t r = 1;
-  while (e > 0) { if (e & 1) r *= b; b *= b; e >>= 1; }
-  return r;
-}
 #define pp_min(a, b) ((b) < (a) ? (b) : (a))
 #define pp_max(a, b) ((b) > (a) ? (b) : (a))
+""" + semantics_runtime("static __device__ __forceinline__") + r"""
+/* The first fault of any thread wins the record; see codegen.value_printer for its layout. */
+static __device__ __forceinline__ bool pp_claim_fault(int64_t *fault, int64_t code) {
+  return atomicCAS((unsigned long long *)fault, 0ULL, (unsigned long long)code) == 0ULL;
+}
 
 template <int BYTES>
 static __device__ __forceinline__ void pp_cp_async(void *shared, const void *global) {
@@ -134,11 +122,20 @@ class CudaPrinter(CPrinter):
                                               else "")
         self._emit(0, f'extern "C" __global__ void __launch_bounds__({bounds})')
         self._emit(0, f"{self.function_name}({', '.join(params)}) {{")
-        for line in self.prologue() + self._buffers() + self._block_coordinates():
+        for line in (self.prologue() + self.fault_prologue() + self._buffers()
+                     + self._block_coordinates()):
             self._emit(1, line)
         self.node(ast, 1)
+        self._emit(1, "if (pp_warn) atomicOr((unsigned long long *)&pp_fault[2], "
+                      "(unsigned long long)pp_warn);")
         self._emit(0, "}")
         return "\n".join(self._lines) + "\n"
+
+    def fault_action(self, instance: StatementInstance) -> str:
+        """A thread that meets a fault records it (the first one wins) and does not store;
+        it runs on to the kernel's end, so every barrier is still reached by all threads."""
+        return (f"if (pp_claim_fault(pp_fault, pp_err)) {{ "
+                f"{' '.join(self.fault_record(instance))} }}")
 
     def parameters(self) -> list[str]:
         """Kernel parameters: arrays, the integers of the ABI, floats, block-grid offsets."""
@@ -151,6 +148,7 @@ class CudaPrinter(CPrinter):
         params += [f"double pp_f{k}" for k in range(len(self.abi.float_scalars))]
         params += [f"int64_t pp_block_low{d}" for d in range(self.block_dims)]
         params += [f"int64_t pp_block_count{d}" for d in range(self.block_dims)]
+        params.append("int64_t *pp_fault")   # codegen.value_printer: the fault record
         return params
 
     def prologue(self) -> list[str]:

@@ -116,6 +116,7 @@ class CudaExecutable:
         self.geometries = [launch_geometry(kernel, binding.params)
                            for kernel in optimized.kernels]
         self._modules: dict[frozenset, tuple] = {}   # unaligned arrays -> (module, functions)
+        self.faults: list = []                       # one device fault record per kernel
         self.source = ""
 
     def _functions(self, unaligned: frozenset) -> list:
@@ -165,20 +166,23 @@ class CudaExecutable:
             if device_pointer(arg) is not None and int(value) % 16)
         functions = self._functions(unaligned)
         launches = []
-        for function, kernel, packer, dynamic, geometry in zip(
-                functions, self.optimized.kernels, self.packers, self.shared, self.geometries):
+        for function, kernel, packer, dynamic, geometry, fault in zip(
+                functions, self.optimized.kernels, self.packers, self.shared, self.geometries,
+                self.faults):
             if geometry.empty:
                 continue
             threads = kernel.config.threads
-            launches.append((function, cuda_parameters(packer, staged, args, geometry),
+            launches.append((function, cuda_parameters(packer, staged, args, geometry, fault),
                              (threads[1], threads[0], 1), geometry.grid, dynamic))
         return launches
 
     def run(self, args, binding=None, repeat: int = 1) -> float:
         """Launch every kernel in order ``repeat`` times; returns the GPU milliseconds of one
-        repetition (CUDA events around the launches only)."""
+        repetition (CUDA events around the launches only). A kernel that met an operation at
+        which Python raises is reported as codegen.semantics.check_fault_record says."""
         driver = self.driver
         staged, copies = self._stage(args)
+        self.faults = [self._fault_record() for _ in self.optimized.kernels]
         launches = self._launches(staged, args)
         start, end = driver.Event(), driver.Event()
         start.record()
@@ -189,13 +193,33 @@ class CudaExecutable:
         end.synchronize()
         for buffer, value in copies:
             driver.memcpy_dtoh(value, buffer)
+        self._check_faults()
         return start.time_till(end) / repeat
 
+    def _fault_record(self):
+        from .value_printer import FAULT_SLOTS
 
-def cuda_parameters(packer, staged, args, geometry: LaunchGeometry) -> list:
+        record = self.driver.mem_alloc(FAULT_SLOTS * 8)
+        self.driver.memset_d8(record, 0, FAULT_SLOTS * 8)
+        return record
+
+    def _check_faults(self) -> None:
+        from .semantics import check_fault_record
+        from .value_printer import FAULT_SLOTS
+
+        typed = [program for _, program, _, _ in self.optimized._typed_kernels(self.binding)]
+        for program, buffer in zip(typed, self.faults):
+            record = np.zeros(FAULT_SLOTS, dtype=np.int64)
+            self.driver.memcpy_dtoh(record, buffer)
+            if record[0] or record[2]:
+                check_fault_record(program, [int(v) for v in record], in_source_order=False)
+
+
+def cuda_parameters(packer, staged, args, geometry: LaunchGeometry, fault) -> list:
     """Kernel parameters in the order CudaPrinter.parameters declares them.
 
-    ``staged[i]`` is the device address (or allocation) standing for argument ``i``.
+    ``staged[i]`` is the device address (or allocation) standing for argument ``i``;
+    ``fault`` the kernel's fault record on the device.
     """
     parameters: list = [np.uintp(int(staged[slot])) for slot in packer.array_slots]
     parameters += [np.int64(args[slot].shape[dim] if dim is not None else int(args[slot]))
@@ -203,4 +227,5 @@ def cuda_parameters(packer, staged, args, geometry: LaunchGeometry) -> list:
     parameters += [np.float64(float(args[slot])) for slot in packer.float_slots]
     parameters += [np.int64(low) for low in geometry.lows]
     parameters += [np.int64(count) for count in geometry.counts]
+    parameters.append(np.uintp(int(fault)))
     return parameters

@@ -32,7 +32,6 @@ from polypipe.errors import KernelRuntimeError
 
 from .ast_build import ITERATOR_PREFIX, StatementInstance
 from .c_printer import C_PRELUDE, CPrinter, c_name
-from .value_types import statement_value
 
 EMULATION_RUNTIME = r"""
 #include <stdlib.h>
@@ -41,7 +40,7 @@ EMULATION_RUNTIME = r"""
 #include <math.h>
 
 typedef struct { int32_t w_tid, w_epoch, r_tid, r_epoch, pending_tid; uint8_t pending; } pp_shadow;
-typedef struct { int32_t buf; int64_t idx; double value; int64_t group; } pp_copy;
+typedef struct { int32_t buf; int64_t idx; double value; int64_t ivalue; int64_t group; } pp_copy;
 
 typedef struct {
   int64_t epoch, nthreads, nbuf;
@@ -55,12 +54,13 @@ static void pp_fail(pp_state *st, const char *text) {
   if (!st->error) { st->error = 1; snprintf(st->message, 1024, "%s", text); }
 }
 
-static void pp_store(pp_state *st, int32_t buf, int64_t idx, double value) {
+/* Integer copies travel as integers: a double would round int64 values beyond 2**53. */
+static void pp_store(pp_state *st, int32_t buf, int64_t idx, double value, int64_t ivalue) {
   switch (st->kind[buf]) {
     case 0: ((float *)st->data[buf])[idx] = (float)value; break;
     case 1: ((double *)st->data[buf])[idx] = value; break;
-    case 2: ((int32_t *)st->data[buf])[idx] = (int32_t)value; break;
-    default: ((int64_t *)st->data[buf])[idx] = (int64_t)value; break;
+    case 2: ((int32_t *)st->data[buf])[idx] = (int32_t)ivalue; break;
+    default: ((int64_t *)st->data[buf])[idx] = ivalue; break;
   }
 }
 
@@ -122,7 +122,8 @@ static void pp_check_write(pp_state *st, int64_t tid, int32_t buf, int64_t idx) 
   }
 }
 
-static void pp_async(pp_state *st, int64_t tid, int32_t buf, int64_t idx, double value) {
+static void pp_async(pp_state *st, int64_t tid, int32_t buf, int64_t idx, double value,
+                     int64_t ivalue) {
   pp_check_write(st, tid, buf, idx);
   if (st->qlen[tid] == st->cap) {
     int64_t cap = st->cap * 2;
@@ -132,7 +133,8 @@ static void pp_async(pp_state *st, int64_t tid, int32_t buf, int64_t idx, double
     free(st->queue); st->queue = queue; st->cap = cap;
   }
   pp_copy *c = &st->queue[tid * st->cap + st->qlen[tid]++];
-  c->buf = buf; c->idx = idx; c->value = value; c->group = st->committed[tid];
+  c->buf = buf; c->idx = idx; c->value = value; c->ivalue = ivalue;
+  c->group = st->committed[tid];
   st->shadow[buf][idx].pending = 1; st->shadow[buf][idx].pending_tid = (int32_t)tid;
 }
 
@@ -143,7 +145,7 @@ static void pp_wait(pp_state *st, int64_t tid, int64_t pending) {
   pp_copy *q = st->queue + tid * st->cap;
   for (int64_t i = 0; i < st->qlen[tid]; i++) {
     if (q[i].group < st->committed[tid] - pending) {
-      pp_store(st, q[i].buf, q[i].idx, q[i].value);
+      pp_store(st, q[i].buf, q[i].idx, q[i].value, q[i].ivalue);
       pp_shadow *sh = &st->shadow[q[i].buf][q[i].idx];
       sh->pending = 0; sh->w_tid = (int32_t)tid; sh->w_epoch = (int32_t)st->epoch;
     } else {
@@ -188,10 +190,12 @@ class EmulationPrinter(CPrinter):
         self._block_depth = None
         self._lines = []
         self._emit(0, f"int {self.function_name}(void **pp_arrays, const int64_t *pp_ints, "
-                      "const double *pp_floats, char *pp_message) {")
-        for line in self.prologue() + self._emulation_prologue():
+                      "const double *pp_floats, int64_t *pp_fault, char *pp_message) {")
+        for line in self.prologue() + self.fault_prologue() + self._emulation_prologue():
             self._emit(1, line)
         self.node(ast, 1)
+        self._emit(0, "pp_done:")
+        self._emit(1, "pp_fault[2] = pp_warn;")
         for line in self._emulation_epilogue():
             self._emit(1, line)
         self._emit(0, "}")
@@ -371,12 +375,14 @@ class EmulationPrinter(CPrinter):
             return super().statement(instance)
         buffer_id = self._buffer_id[target_info.name]
         index = self._index_of(instance.access_exprs[id(stmt.target)], target_info)
-        value = self.value(statement_value(stmt), instance,
-                           self.types.storage_type(target_info.name))
+        value = self.stored_value(instance)
         if stmt.kind == "async_copy":
-            return f"pp_async(pp_st, pp_tid, {buffer_id}, {index}, (double)({value}))"
+            if self.types.storage_type(target_info.name).is_float:
+                return f"pp_async(pp_st, pp_tid, {buffer_id}, {index}, (double)({value}), 0)"
+            return f"pp_async(pp_st, pp_tid, {buffer_id}, {index}, 0.0, (int64_t)({value}))"
+        target = f"{c_name('array', target_info.name)}[{index}]"
         return (f"pp_check_write(pp_st, pp_tid, {buffer_id}, {index}); "
-                f"{c_name('array', target_info.name)}[{index}] = {value}")
+                + self.store(instance, target, value))
 
     def _index_of(self, access_expr: isl.AstExpr, info: ir.Array) -> str:
         args = [access_expr.get_op_arg(i) for i in range(1, access_expr.get_op_n_arg())]
@@ -399,10 +405,17 @@ def _product(values) -> int:
     return result
 
 
-def run_emulated(function, pointers, ints, floats) -> None:
-    """Call an emulation kernel; a detected race or missing wait raises KernelRuntimeError."""
+def run_emulated(program: ir.Program, function, pointers, ints, floats) -> None:
+    """Call an emulation kernel; a detected race or missing wait raises KernelRuntimeError,
+    an instance at which Python raises the error the fault record names."""
+    from .semantics import check_fault_record
+    from .value_printer import FAULT_SLOTS
+
     message = ctypes.create_string_buffer(1024)
-    status = function(pointers, ints, floats, message)
+    record = (ctypes.c_int64 * FAULT_SLOTS)()
+    status = function(pointers, ints, floats, record, message)
     if status:
         raise KernelRuntimeError("GPU emulation found a synchronisation error: "
                                  + message.value.decode(errors="replace"))
+    if record[0] or record[2]:
+        check_fault_record(program, record, in_source_order=False)

@@ -2,9 +2,19 @@
 
 The generated C must compute what the Python function computes on NumPy arrays, so every
 expression gets the type NumPy would give it: array elements are "strong" (their dtype wins),
-Python ints and floats are "weak" (they adapt to a strong operand: ``float32_array * 0.5`` stays
-float32). Local scalars take the join of every value assigned to them, which is the type they
-hold after their first update in the Python run.
+Python ints, floats and bools are "weak" (they adapt to a strong operand: ``float32_array * 0.5``
+stays float32). Which operation runs on which types is :mod:`codegen.semantics`; this module
+holds the types themselves and the per-program :class:`TypeEnv`.
+
+A ``select`` (``x if c else y``), builtin ``min`` and ``max`` return one of their operands
+unchanged, so their type is the taken branch's: an expression can have several possible types,
+one per combination of branches (:meth:`TypeEnv.branch_types`). Before printing, the consumer
+of such an expression is distributed into the branches (:mod:`codegen.lower_values`) until
+every branch has a single type or reaches the store, which converts each branch on its own.
+
+Local scalars hold whatever Python object was last assigned to them. polypipe stores a local in
+one C variable of the join of its assigned types where that changes nothing, else in one
+variable per type with a tag saying which holds the value (:meth:`TypeEnv.decide_locals`).
 """
 
 from __future__ import annotations
@@ -34,18 +44,33 @@ class VType:
     def is_float(self) -> bool:
         return self.kind == "f"
 
+    @property
+    def is_int(self) -> bool:
+        return self.kind == "i"
+
+    @property
+    def is_bool(self) -> bool:
+        return self.kind == "b"
+
     def strong(self) -> "VType":
         return VType(self.kind, self.bits, False)
 
+    def __str__(self) -> str:
+        if self.weak:
+            return {"b": "Python bool", "i": "Python int", "f": "Python float"}[self.kind]
+        return {"b": "numpy.bool", "i": f"int{self.bits}", "f": f"float{self.bits}"}[self.kind]
+
 
 BOOL = VType("b", 8)
+WEAK_BOOL = VType("b", 8, True)
 WEAK_INT = VType("i", 64, True)
 WEAK_FLOAT = VType("f", 64, True)
+F32 = VType("f", 32)
 F64 = VType("f", 64)
+I32 = VType("i", 32)
 I64 = VType("i", 64)
 
-_DTYPES = {"float32": VType("f", 32), "float64": VType("f", 64), "int32": VType("i", 32),
-           "int64": VType("i", 64)}
+_DTYPES = {"float32": F32, "float64": F64, "int32": I32, "int64": I64}
 SUPPORTED_DTYPES = tuple(_DTYPES)
 
 
@@ -72,13 +97,51 @@ def promote(a: VType | None, b: VType | None) -> VType | None:
         weak, strong = (a, b) if a.weak else (b, a)
         if _KIND_ORDER[weak.kind] <= _KIND_ORDER[strong.kind]:
             return strong
-        # A Python float meets an integer array (or a Python int meets a bool array).
+        # A Python float meets an integer or boolean array, a Python int a boolean one.
         return F64 if weak.kind == "f" else I64
     if a.kind == b.kind:
         return a if a.bits >= b.bits else b
     if a.kind == "b" or b.kind == "b":
         return b if a.kind == "b" else a
-    return F64  # mixing integers and floats of different kinds: NumPy goes to float64
+    return F64  # mixing integers and floats: NumPy goes to float64
+
+
+def join(types) -> VType | None:
+    """The promotion of all ``types`` (None for none)."""
+    result = None
+    for vtype in types:
+        result = promote(result, vtype)
+    return result
+
+
+def lossless(have: VType, want: VType) -> bool:
+    """Whether every value of ``have`` converts to ``want`` exactly."""
+    if have.c_name == want.c_name:
+        return True
+    if have.kind == "b":
+        return True
+    if have.kind == "i":
+        return want.kind == "i" and want.bits >= have.bits or (
+            want.kind == "f" and want.bits == 64 and have.bits == 32)
+    return want.kind == "f" and want.bits >= have.bits
+
+
+def constant_fits(value, want: VType) -> bool:
+    """Whether the Python constant ``value`` is exactly a value of ``want``."""
+    import numpy as np
+
+    if isinstance(value, bool):
+        return True
+    if want.kind == "b":
+        return False
+    if want.kind == "i":
+        return isinstance(value, int) and -2**(want.bits - 1) <= value < 2**(want.bits - 1)
+    if isinstance(value, int) and abs(value) > 2**53:
+        return False
+    dtype = np.float32 if want.bits == 32 else np.float64
+    with np.errstate(all="ignore"):
+        converted = dtype(value)
+    return bool(converted == value) or (value != value and converted != converted)
 
 
 def true_divide(a: VType, b: VType) -> VType:
@@ -93,6 +156,8 @@ class TypeEnv:
     """Types of every name a statement can read, for one specialisation of a program."""
 
     def __init__(self, program: ir.Program, scalar_types: dict[str, VType]):
+        from .semantics import Semantics
+
         self.program = program
         self.scalars = scalar_types
         self.arrays: dict[str, VType] = {}
@@ -100,21 +165,24 @@ class TypeEnv:
             if not array.is_local and array.accessed:
                 assert array.dtype is not None, f"array {array.name} has no dtype yet"
                 self.arrays[array.name] = from_dtype(array.dtype)
+        self.rules = Semantics(self)
+        self.variants: dict[str, tuple[VType, ...]] = {}   # see lower_values.decide_variants
         self._infer_locals()
 
     def _infer_locals(self) -> None:
         """Join the types of every value assigned to each local, to a fixed point."""
         self._locals: dict[str, VType | None] = {
             a.name: None for a in self.program.arrays if a.is_local}
-        for _ in range(len(self._locals) + 2):
+        for _ in range(4 * len(self._locals) + 2):
             changed = False
             for stmt in self.program.statements:
                 name = stmt.target.array
                 if name not in self._locals:
                     continue
-                joined = promote(self._locals[name], self.expr(statement_value(stmt)))
+                joined = join([self._locals[name], *self.branch_types(statement_value(stmt))])
                 if joined != self._locals[name]:
                     self._locals[name] = joined
+                    self.rules.forget()       # types computed from the old local types
                     changed = True
             if not changed:
                 break
@@ -126,72 +194,51 @@ class TypeEnv:
         """The C type of an array element or local scalar."""
         return self.arrays[name]
 
-    def expr(self, expr: ir.Expr) -> VType:
+    def local_type(self, name: str) -> VType:
+        """The type a read of local ``name`` has (weak when it only ever holds Python numbers)."""
+        return self._locals[name] or WEAK_FLOAT
+
+    def leaf(self, expr: ir.Expr) -> VType:
+        """The type of a leaf: constant, loop variable, size, scalar or read."""
         if isinstance(expr, ir.Const):
             if isinstance(expr.value, bool):
-                return BOOL
+                return WEAK_BOOL
             return WEAK_INT if isinstance(expr.value, int) else WEAK_FLOAT
         if isinstance(expr, (ir.IterRef, ir.ParamRef)):
             return WEAK_INT
         if isinstance(expr, ir.ScalarArg):
             return self.scalars[expr.name]
-        if isinstance(expr, ir.Read):
-            name = expr.access.array
-            if name in self._locals:
-                return self._locals[name] or WEAK_FLOAT
-            return self.arrays[name]
-        if isinstance(expr, ir.Unary):
-            return BOOL if expr.op == "not" else self.expr(expr.operand)
-        if isinstance(expr, (ir.Compare, ir.BoolOp)):
-            return BOOL
-        if isinstance(expr, ir.Binary):
-            left, right = self.expr(expr.left), self.expr(expr.right)
-            if expr.op == "/":
-                return true_divide(left, right)
-            result = promote(left, right)
-            assert result is not None
-            if result.kind == "b":  # True + True is 2 in Python and NumPy
-                return WEAK_INT if (left.weak and right.weak) else I64
-            return result
-        if isinstance(expr, ir.Select):
-            result = promote(self.expr(expr.then), self.expr(expr.otherwise))
-            assert result is not None
-            return result
-        if isinstance(expr, ir.Call):
-            return self._call(expr)
-        raise AssertionError(f"unknown expression {expr!r}")
+        assert isinstance(expr, ir.Read), expr
+        name = expr.access.array
+        if name in self._locals:
+            return self.local_type(name)
+        return self.arrays[name]
 
-    def _call(self, call: ir.Call) -> VType:
-        args = [self.expr(a) for a in call.args]
-        func = call.func
-        if func in ("min", "max"):
-            result = args[0]
-            for other in args[1:]:
-                result = promote(result, other)
-            assert result is not None
-            return result.strong() if call.origin == "numpy" else result
-        if func == "abs":
-            return args[0].strong() if call.origin == "numpy" else args[0]
-        if func in _DTYPES and call.origin == "numpy":
-            return from_dtype(func)
-        if func == "float":
-            return WEAK_FLOAT
-        if func == "int":
-            return WEAK_INT
-        if call.origin == "builtin" and func == "pow":
-            return self.expr(ir.Binary("**", call.args[0], call.args[1]))
-        if call.origin == "math":
-            return WEAK_INT if func in ("floor", "ceil") else WEAK_FLOAT
-        # numpy ufuncs: float32 stays float32, everything else computes in float64.
-        result = args[0]
-        for other in args[1:]:
+    def branch_types(self, expr: ir.Expr) -> tuple[VType, ...]:
+        """Every type ``expr`` can have, one per combination of select/min/max branches."""
+        return self.rules.branch_types(expr)
+
+    def expr(self, expr: ir.Expr) -> VType:
+        """The type of ``expr``; where branches differ, their promotion (see branch_types)."""
+        types = self.branch_types(expr)
+        result = types[0]
+        for other in types[1:]:
             result = promote(result, other)
-        assert result is not None
-        if result.kind == "f" and result.bits == 32 and not result.weak:
-            return result
-        if func == "square" and result.kind != "f":
-            return result.strong()
-        return F64
+        return result
+
+    def joined_locals(self) -> dict[str, VType | None]:
+        return dict(self._locals)
+
+    def set_variants(self, variants: dict[str, tuple[VType, ...]]) -> None:
+        self.variants = dict(variants)
+        self.rules.forget()
+
+    def decide_locals(self) -> None:
+        """Give a variable per type to every local one variable cannot serve (lower_values)."""
+        from .lower_values import decide_variants
+
+        if self._locals:
+            decide_variants(self)
 
 
 def statement_value(stmt: ir.Statement) -> ir.Expr:

@@ -71,3 +71,50 @@ class ArgumentError(PolypipeError):
 
 class KernelRuntimeError(PolypipeError):
     """A compiled kernel could not be run."""
+
+
+class PythonRaisesError(KernelRuntimeError):
+    """The Python function raises an exception for these inputs, and so does the kernel.
+
+    The generated code checks every operation at which Python raises (an integer division by
+    zero between Python ints, ``int(nan)``, ``math.sqrt(-1.0)``, storing an out-of-range value
+    into an integer array, ...) and stops at that instance, so on the CPU backend the arrays
+    hold exactly what the Python function had written when it raised. ``python_type`` is the
+    exception class Python raises; the concrete subclasses below also derive from it, so
+    ``except ZeroDivisionError`` catches the kernel's error as it catches Python's.
+    """
+
+    python_type: type = Exception
+
+
+class ZeroDivisionRaised(PythonRaisesError, ZeroDivisionError):
+    python_type = ZeroDivisionError
+
+
+class ValueErrorRaised(PythonRaisesError, ValueError):
+    python_type = ValueError
+
+
+class OverflowErrorRaised(PythonRaisesError, OverflowError):
+    python_type = OverflowError
+
+
+class UnboundLocalRaised(PythonRaisesError, UnboundLocalError):
+    python_type = UnboundLocalError
+
+
+class TypeErrorRaised(PythonRaisesError, TypeError):
+    python_type = TypeError
+
+
+class InternalError(Exception):
+    """A broken internal invariant of polypipe: a bug, never a verdict on the user's input.
+
+    Deliberately outside the :class:`PolypipeError` tree, so that no code path that handles
+    user errors or refusals (the optimizer's fallbacks included) can swallow it.
+    """
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(f"internal error: {message}\nThis is a bug in polypipe, not in your "
+                         "code: please report it with the kernel and the call that raised it.")

@@ -711,6 +711,7 @@ class _Builder:
             raise self.error(target_node, "tuple assignment is not supported; assign one target "
                                           "per statement")
         reads: list[ir.Access] = []
+        self._statement_domain = domain
         target = self._target_access(target_node, name, iterators, domain)
         if op is not None:
             reads.append(ir.Access(target.array, target.indices, target.relation, False,
@@ -760,10 +761,14 @@ class _Builder:
         text = (f"{self.param_prefix}{{ {stmt}[{', '.join(iterators)}] -> "
                 f"{array}[{', '.join(indices)}] }}")
         try:
-            relation = isl.Map(text).intersect_domain(domain)
+            function = isl.Map(text)
         except isl.Error:
             raise self.error(node, "cannot represent this subscript as an affine access") from None
-        return ir.Access(array, tuple(indices), relation, is_write, self.source.location(node))
+        full = function.intersect_domain(self._statement_domain)
+        relation = function.intersect_domain(domain)
+        guarded = not relation.is_equal(full)
+        return ir.Access(array, tuple(indices), relation, is_write, self.source.location(node),
+                         full=full if guarded else None)
 
     # -- values --------------------------------------------------------------------------------
     def _value(self, node: ast.AST, stmt: str, iterators: Sequence[str], domain: isl.Set,
@@ -819,16 +824,45 @@ class _Builder:
             if not in_condition:
                 raise self.error(node, "`and`/`or` are only supported inside conditions (the "
                                        "test of `x if cond else y` or `not`)")
-            op = "and" if isinstance(node.op, ast.And) else "or"
-            return ir.BoolOp(op, tuple(value(v, True) for v in node.values))
+            return self._bool_op(node, stmt, iterators, domain, reads)
         if isinstance(node, ast.IfExp):
-            return ir.Select(value(node.test, True), value(node.body), value(node.orelse))
+            # Each branch is evaluated only where the test sends it: with an affine test its
+            # accesses happen on that part of the domain only (`A[i - 1] if i > 0 else 0.0`).
+            cond = value(node.test, True)
+            holds = self._try_condition(node.test, iterators, stmt)
+            then_domain, else_domain = domain, domain
+            if holds is not None:
+                then_domain, else_domain = domain.intersect(holds), domain.subtract(holds)
+            return ir.Select(
+                cond, self._value(node.body, stmt, iterators, then_domain, reads, False),
+                self._value(node.orelse, stmt, iterators, else_domain, reads, False))
         if isinstance(node, ast.Call):
             return self._call(node, value)
         what = type(node).__name__
         raise self.error(node, f"`{what}` expressions are not supported; allowed are arithmetic, "
                                "comparisons, `x if c else y`, min/max/abs and math/numpy "
                                "functions")
+
+    def _bool_op(self, node: ast.BoolOp, stmt: str, iterators: Sequence[str],
+                 domain: isl.Set, reads: list[ir.Access]) -> ir.Expr:
+        """``a and b``: ``b`` is evaluated only where ``a`` holds (``or``: where it does not),
+        so an affine ``a`` restricts the domain of ``b``'s accesses."""
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        operands = []
+        for operand in node.values:
+            operands.append(self._value(operand, stmt, iterators, domain, reads, True))
+            holds = self._try_condition(operand, iterators, stmt)
+            if holds is not None:
+                domain = domain.intersect(holds) if op == "and" else domain.subtract(holds)
+        return ir.BoolOp(op, tuple(operands))
+
+    def _try_condition(self, node: ast.AST, iterators: Sequence[str], stmt: str):
+        """The statement instances where an affine test holds, or None for a data-dependent
+        test (whose branches may then run anywhere in the domain)."""
+        try:
+            return self._condition(node, iterators).set_tuple_name(stmt)
+        except FrontendError:
+            return None
 
     def _value_name(self, node: ast.Name, stmt: str, iterators: Sequence[str], domain: isl.Set,
                     reads: list[ir.Access]) -> ir.Expr:
@@ -896,6 +930,8 @@ class _Builder:
                                    f"got {count}")
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise self.error(node, "starred arguments are not supported")
+        if canonical == "pow" and origin == "builtin":   # pow(a, b) is a ** b
+            return ir.Binary("**", value(node.args[0]), value(node.args[1]))
         return ir.Call(canonical, tuple(value(a) for a in node.args), origin)
 
 

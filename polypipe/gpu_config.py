@@ -68,20 +68,25 @@ class GpuConfig:
         """Refuse configurations that cannot be honoured, saying why."""
         problems = []
         for label, values in (("block", self.block), ("threads", self.threads)):
-            if len(values) != 2 or any(not isinstance(v, int) or v < 1 for v in values):
-                problems.append(f"{label}={values!r} must be two positive integers")
-        if not isinstance(self.reduction, int) or self.reduction < 1:
+            if not isinstance(values, tuple) or len(values) != 2 or any(
+                    not _is_int(v, 1) for v in values):
+                problems.append(f"{label}={values!r} must be two positive integers (a tuple)")
+        if not _is_int(self.reduction, 1):
             problems.append(f"reduction={self.reduction!r} must be a positive integer")
         for label, value in (("shared_stages", self.shared_stages),
                              ("register_stages", self.register_stages)):
-            if not isinstance(value, int) or value < 1:
-                problems.append(f"{label}={value!r} must be at least 1 (1 = no pipelining)")
-        if not isinstance(self.blocks_per_sm, int) or self.blocks_per_sm < 0:
+            if not _is_int(value, 1):
+                problems.append(f"{label}={value!r} must be at least 1 (an integer; "
+                                "1 = no pipelining)")
+        if not _is_int(self.blocks_per_sm, 0):
             problems.append(f"blocks_per_sm={self.blocks_per_sm!r} must be 0 (ptxas's choice) "
                             "or a positive integer")
-        if not isinstance(self.fragment_vector, int) or self.fragment_vector < 1:
+        if not _is_int(self.fragment_vector, 1):
             problems.append(f"fragment_vector={self.fragment_vector!r} must be a positive "
                             "integer (1 = strided ownership)")
+        if not isinstance(self.target, GpuTarget):
+            problems.append(f"target={self.target!r} must be a GpuTarget (polypipe.H100, "
+                            "polypipe.A100)")
         if problems:
             raise ScheduleError("invalid GpuConfig: " + "; ".join(problems))
         for axis, (tile, count) in enumerate(zip(self.block, self.threads)):
@@ -103,6 +108,36 @@ class GpuConfig:
         text += f" blocks_per_sm={self.blocks_per_sm}" if self.blocks_per_sm else ""
         return text + (f" fragment_vector={self.fragment_vector}"
                        if self.fragment_vector != 4 else "")
+
+
+def _is_int(value, low: int) -> bool:
+    """An int (not a bool) of at least ``low``, below 2**31 (no GPU tile is larger)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < 2**31
+
+
+def as_config(config) -> GpuConfig:
+    """A validated GpuConfig from a GpuConfig, a dict of its fields, a ``parse_config``
+    string or None (the default); ScheduleError for anything else."""
+    if config is None:
+        config = GpuConfig()
+    elif isinstance(config, str):
+        config = parse_config(config)
+    elif isinstance(config, dict):
+        from dataclasses import fields
+
+        known = {f.name for f in fields(GpuConfig)}
+        unknown = sorted(str(k) for k in config if k not in known)
+        if unknown:
+            raise ScheduleError(f"unknown GpuConfig field(s) {', '.join(unknown)}; known: "
+                                f"{', '.join(sorted(known))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+        config = GpuConfig(**values)
+    elif not isinstance(config, GpuConfig):
+        raise ScheduleError(f"the configuration must be a polypipe.GpuConfig (or a dict of its "
+                            f"fields, or a string like 'block=64x64'), not "
+                            f"{type(config).__name__}")
+    config.validate()
+    return config
 
 
 def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:

@@ -25,7 +25,10 @@ class Access:
 
     ``indices`` are isl quasi-affine expressions (text) in the statement's iterators and the
     parameters; ``relation`` is the exact access relation ``S[i, ..] -> A[..]`` restricted to the
-    statement's domain.
+    instances that perform the access: the statement's domain, or the part of it where an
+    affine select test takes the access's branch (``A[i - 1] if i > 0 else 0.0`` reads ``A``
+    only for ``i > 0``). For such a *guarded* access, ``full`` is the same subscript over the
+    whole domain: what code generation prints (the branch's test keeps it from running).
     """
 
     array: str
@@ -33,6 +36,7 @@ class Access:
     relation: isl.Map
     is_write: bool
     location: SourceLocation | None = None
+    full: isl.Map | None = None
 
     def __str__(self) -> str:
         if not self.indices:

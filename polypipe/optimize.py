@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from . import ir
-from .errors import KernelRuntimeError, LegalityError, PolypipeError
-from .gpu_config import GpuConfig
+from .binding import positional, refuse_aliasing
+from .errors import ArgumentError, KernelRuntimeError, LegalityError, ScheduleError
+from .gpu_config import GpuConfig, as_config
 from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
 
 OPTIMIZED_BACKENDS = ("emulate", "cuda")
+THREAD_ORDERS = ("scrambled", "forward", "reverse")
 
 
 def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict[str, str]:
@@ -49,9 +51,18 @@ def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict
     return dtypes
 
 
+@dataclass(frozen=True, eq=False)
+class _EmulatedKernel:
+    program: ir.Program        # the typed GPU program (fault records name its statements)
+    function: Any
+    packer: Any
+    source: str
+    index_tree: tuple          # for codegen.index_range
+
+
 @dataclass(eq=False)
 class _Emulated:
-    kernels: list[tuple[Any, Any, Any]]   # (function, packer, source)
+    kernels: list[_EmulatedKernel]
 
 
 @dataclass(eq=False)
@@ -88,16 +99,24 @@ class OptimizedProgram:
         return "\n".join(lines)
 
     def run(self, *args, backend: str = "emulate", thread_order: str = "scrambled",
-            seed: int = 0) -> None:
-        """Run every kernel in order on ``args`` (in place, like the Python function)."""
+            seed: int = 0, **kwargs) -> None:
+        """Run every kernel in order on ``args`` (in place, like the Python function).
+
+        ``backend="emulate"`` runs the GPU kernels on the CPU with GPU semantics (threads of a
+        phase in ``thread_order``: ``"scrambled"`` by ``seed``, ``"forward"`` or
+        ``"reverse"``); ``"cuda"`` runs them on the GPU.
+        """
         if backend not in OPTIMIZED_BACKENDS:
-            raise PolypipeError(f"unknown backend {backend!r} for an optimized program; "
+            raise ArgumentError(f"unknown backend {backend!r} for an optimized program; "
                                 f"available: {', '.join(OPTIMIZED_BACKENDS)}")
+        check_thread_order(thread_order, seed)
+        args = positional(self.original, args, kwargs)
         if backend == "cuda":
             _require_cuda()
         from polypipe.codegen.emulate import run_emulated
 
         binding = bind_arguments(self.original, args, device_arrays=backend == "cuda")
+        refuse_aliasing(self.original, args, backend)
         self._check_once(binding)
         if backend == "cuda":
             self.last_gpu_milliseconds = self._cuda_executable(binding).run(args)
@@ -107,8 +126,15 @@ class OptimizedProgram:
         if emulated is None:
             emulated = self._build_emulation(binding, thread_order, seed)
             self._compiled[key] = emulated
-        for function, packer, _ in emulated.kernels:
-            run_emulated(function, *packer.pack(args))
+        sizes = (key, tuple(binding.params.items()))
+        if sizes not in self._checked:
+            from polypipe.codegen.index_range import check_index_range
+
+            for unit in emulated.kernels:
+                check_index_range(unit.index_tree, binding.params, self.original.name)
+            self._checked.add(sizes)
+        for unit in emulated.kernels:
+            run_emulated(unit.program, unit.function, *unit.packer.pack(args))
 
     def time_cuda(self, *args, repeat: int = 20) -> float:
         """Milliseconds of one run on the GPU, averaged over ``repeat`` back-to-back runs.
@@ -116,8 +142,11 @@ class OptimizedProgram:
         Pass device arrays (CuPy, PyTorch, PyCUDA) so no copies are timed or made. Without
         PyCUDA or a GPU it raises KernelRuntimeError saying which is missing.
         """
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ArgumentError(f"repeat must be a positive int, not {repeat!r}")
         _require_cuda()
         binding = bind_arguments(self.original, args, device_arrays=True)
+        refuse_aliasing(self.original, args, "cuda")
         self._check_once(binding)
         return self._cuda_executable(binding).run(args, repeat=repeat)
 
@@ -134,19 +163,23 @@ class OptimizedProgram:
 
     def emulation_source(self, *args, thread_order: str = "scrambled", seed: int = 0) -> str:
         """The C of every kernel's emulation for these arguments' dtypes."""
+        check_thread_order(thread_order, seed)
         binding = bind_arguments(self.original, args)
         units = self._emulation_units(binding, thread_order, seed)
-        return "\n\n".join(source for _, _, source in units)
+        return "\n\n".join(source for _, _, source, _ in units)
 
     def cuda_source(self, *args, dtype: str = "float32") -> str:
         """The complete CUDA translation unit: one ``__global__`` function per kernel.
 
         Element types come from ``args`` when given, else every array has ``dtype``.
         """
-        from polypipe.codegen.value_types import WEAK_FLOAT
+        from polypipe.codegen.value_types import SUPPORTED_DTYPES, WEAK_FLOAT
 
         if args:
             binding = bind_arguments(self.original, args)
+        elif dtype not in SUPPORTED_DTYPES:
+            raise ArgumentError(f"dtype {dtype!r} is not supported; supported are "
+                                f"{', '.join(SUPPORTED_DTYPES)}")
         else:
             binding = Binding({}, {}, tuple((a.name, dtype) for a in self.original.arrays
                                             if not a.is_local and a.accessed),
@@ -234,15 +267,17 @@ class OptimizedProgram:
             require_stages_fit(kernel, itemsize, binding.params)
 
     def _emulation_units(self, binding: Binding, thread_order: str, seed: int) -> list:
-        """(typed program, ABI, C source) of every kernel, specialised to the dtypes."""
+        """(typed program, ABI, C source, index tree) of every kernel, for these dtypes."""
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.emulate import EmulationPrinter
+        from polypipe.codegen.index_range import index_tree
 
         units = []
         for kernel, typed, types, abi in self._typed_kernels(binding):
             printer = EmulationPrinter(typed, types, abi, thread_order=thread_order, seed=seed,
                                        block_dims=kernel.contraction.rank)
-            units.append((typed, abi, printer.translation_unit(build_ast(typed))))
+            ast = build_ast(typed)
+            units.append((typed, abi, printer.translation_unit(ast), index_tree(ast)))
         return units
 
     def _build_emulation(self, binding: Binding, thread_order: str, seed: int) -> _Emulated:
@@ -251,10 +286,20 @@ class OptimizedProgram:
         from polypipe.codegen.cpu import EMULATION_ARGTYPES, load_kernel
 
         compiled = []
-        for typed, abi, source in self._emulation_units(binding, thread_order, seed):
+        for typed, abi, source, tree in self._emulation_units(binding, thread_order, seed):
             function = load_kernel(source, argtypes=EMULATION_ARGTYPES, restype=ctypes.c_int)
-            compiled.append((function, ArgumentPacker(typed, abi), source))
+            compiled.append(_EmulatedKernel(typed, function, ArgumentPacker(typed, abi), source,
+                                            tree))
         return _Emulated(compiled)
+
+
+def check_thread_order(thread_order, seed) -> None:
+    """ArgumentError unless ``thread_order`` is an emulation order and ``seed`` an int."""
+    if thread_order not in THREAD_ORDERS:
+        raise ArgumentError(f"thread_order must be one of {', '.join(map(repr, THREAD_ORDERS))},"
+                            f" not {thread_order!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ArgumentError(f"seed must be an int, not {type(seed).__name__}")
 
 
 def _require_cuda() -> None:
@@ -280,8 +325,10 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
 
     if isinstance(program, Kernel):
         program = program.program
-    config = config or GpuConfig()
-    config.validate()
+    if not isinstance(program, ir.Program):
+        raise ArgumentError(f"optimize() takes a @polypipe.kernel function or its program, "
+                            f"not {type(program).__name__}")
+    config = as_config(config)
     kernels = []
     for index, nest in enumerate(top_level_nests(program)):
         contraction = recognise(program, nest)

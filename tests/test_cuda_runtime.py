@@ -51,14 +51,16 @@ def test_cuda_parameters_follow_the_kernel_signature():
     binding = bind_arguments(opt.original, args, device_arrays=True)
     [packer] = opt.cuda_packers(binding)
     geometry = launch_geometry(opt.kernels[0], binding.params)
-    parameters = cuda_parameters(packer, [None, None, 0x1000, 0x2000, 0x3000], args, geometry)
+    parameters = cuda_parameters(packer, [None, None, 0x1000, 0x2000, 0x3000], args, geometry,
+                                 0x4000)
     assert [int(p) for p in parameters[:3]] == [0x1000, 0x2000, 0x3000]
     assert [int(p) for p in parameters[3:12]] == [100, 72, 100, 53, 53, 72, 100, 72, 53]
     assert [float(p) for p in parameters[12:14]] == [1.5, 0.5]
-    assert [int(p) for p in parameters[14:]] == [0, 0, 2, 2]
+    assert [int(p) for p in parameters[14:18]] == [0, 0, 2, 2]
+    assert int(parameters[18]) == 0x4000 and len(parameters) == 19   # the fault record
     source = opt.cuda_source_for(binding)
     assert len(re.findall(r"int64_t pp_i\d+[,)]", source)) == 9
-    assert "int64_t pp_block_count1)" in source
+    assert "int64_t pp_block_count1, int64_t *pp_fault)" in source
 
 
 def test_cuda_rejects_device_array_of_wrong_rank():
