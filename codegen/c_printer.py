@@ -26,7 +26,7 @@ from polypipe import ir
 
 from .ast_build import StatementInstance
 from .semantics_c import semantics_runtime
-from .value_printer import FAULT_SLOTS, ValuePrinter, c_name
+from .value_printer import ValuePrinter, c_name
 from .value_types import TypeEnv, VType
 
 _OP = isl.ast_expr_op_type
@@ -153,7 +153,9 @@ class CPrinter(ValuePrinter):
 
     @staticmethod
     def extent(array: str, dim: int) -> str:
-        return f"a_{array}_d{dim}"
+        # ``n_`` is no prefix of a user name (see c_name), and the last ``_`` separates the
+        # dimension: array ``A_0``'s dimension 0 is ``n_A_0_0``, array ``A``'s is ``n_A_0``.
+        return f"n_{array}_{dim}"
 
     def _emit(self, depth: int, text: str) -> None:
         self._lines.append(self.indent_unit * depth + text)

@@ -1,7 +1,7 @@
 """GPU program -> CUDA: the C printer with blocks, threads, shared memory and cp.async.
 
 It prints the same isl AST as the CPU emulation (:mod:`codegen.emulate`) and overrides only
-what differs (DESIGN.md 4 and 7):
+what differs (docs/design.md, sections 7 "Code generation" and 8 "Runtimes"):
 
 * loops under a ``block`` mark become ``blockIdx`` coordinates with the loop's bounds as a guard
   (x: column tiles, y: row tiles, z: the outer output dimensions, flattened);

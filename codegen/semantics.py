@@ -428,11 +428,12 @@ def check_fault_record(program: ir.Program, record, in_source_order: bool) -> No
     import warnings
 
     from polypipe.analysis.bounds import describe_instance
+    from polypipe.errors import user_stacklevel
 
     if record[2] & WARN_DIVIDE:
         warnings.warn(f"{program.name}: divide by zero encountered in an integer // or % of "
                       "NumPy values (the result is 0, as in NumPy)", RuntimeWarning,
-                      stacklevel=4)
+                      stacklevel=user_stacklevel())
     if not record[0]:
         return
     fault = FAULTS_BY_CODE.get(record[0])

@@ -26,7 +26,8 @@ FAULT_ITERATORS = FAULT_SLOTS - 4
 
 def c_name(kind: str, name: str) -> str:
     """The C name of a user name (arrays ``a_``, parameters ``p_``, scalars ``s_``, locals
-    ``l_``): no Python name can collide with a C keyword, a libm function or a generated one."""
+    ``l_``): no Python name can collide with a C keyword, a libm function or a generated one
+    (extents ``n_``, variant locals ``lv``/``lt_``, generated names ``pp_``)."""
     return {"array": "a_", "param": "p_", "scalar": "s_", "local": "l_"}[kind] + name
 
 

@@ -42,7 +42,7 @@ class Binding:
 
 def positional(program: ir.Program, args: tuple, kwargs: dict) -> tuple:
     """``args`` and ``kwargs`` as one positional tuple, bound the way Python binds them."""
-    names = [a.name for a in program.arguments]
+    names = [a.spelling for a in program.arguments]
     if len(args) > len(names):
         raise ArgumentError(f"{program.name}() takes {len(names)} arguments "
                             f"({', '.join(names)}), got {len(args)}")
@@ -155,6 +155,15 @@ def _check_dtype(name: str, dtype: np.dtype, where: str = "") -> None:
                             f"pass `{name}.astype({name}.dtype.newbyteorder('='))`")
 
 
+def _overrides_indexing(cls: type) -> bool:
+    """An ndarray subclass whose element access is not the array's memory (a masked array,
+    np.matrix, a class that checks or remaps subscripts); np.memmap reads memory as it is."""
+    if issubclass(cls, np.memmap):
+        return False
+    return (cls.__getitem__ is not np.ndarray.__getitem__
+            or cls.__setitem__ is not np.ndarray.__setitem__)
+
+
 def _array_extents(program: ir.Program, array: ir.Array, value, written: set,
                    device_arrays: bool) -> tuple[tuple[int, ...], str | None]:
     """(extents, dtype name) of one array argument, after every check."""
@@ -179,6 +188,10 @@ def _array_extents(program: ir.Program, array: ir.Array, value, written: set,
     if not isinstance(value, np.ndarray):
         raise ArgumentError(f"argument `{name}` must be a NumPy array (it is subscripted in "
                             f"{program.name}), got {type(value).__name__}")
+    if _overrides_indexing(type(value)):
+        raise ArgumentError(f"argument `{name}` is a {type(value).__name__}, whose indexing "
+                            "differs from a plain array's, but compiled code reads the "
+                            f"array's memory; pass np.asarray({name}) (or the data you mean)")
     if value.ndim != array.rank:
         raise ArgumentError(f"argument `{name}` must have {array.rank} dimension(s), got an "
                             f"array of shape {value.shape}")

@@ -7,6 +7,9 @@ wrong and what is allowed. Errors tied to a place in the user's source carry a
 
 from __future__ import annotations
 
+import functools
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -118,3 +121,50 @@ class InternalError(Exception):
         self.message = message
         super().__init__(f"internal error: {message}\nThis is a bug in polypipe, not in your "
                          "code: please report it with the kernel and the call that raised it.")
+
+
+@contextmanager
+def deep_nesting(what: str):
+    """Allow deep recursion over long expressions (a sum of a thousand terms is valid Python;
+    polypipe's passes recurse over it); past even that, a clear error, not a RecursionError."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 20000))
+    try:
+        yield
+    except RecursionError:
+        raise CodegenError(f"{what}: an expression is nested too deeply for polypipe; split it "
+                           "into several statements through local scalars") from None
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def public(function):
+    """Decorator of a public entry point: an unexpected exception inside polypipe (a bug)
+    reaches the caller as an InternalError asking for a report, with the original chained,
+    never as a raw traceback of some library; user errors and refusals pass unchanged."""
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (PolypipeError, InternalError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every other exception is polypipe's bug
+            raise InternalError(f"{function.__qualname__} failed with "
+                                f"{type(exc).__name__}: {exc}") from exc
+    return guarded
+
+
+def user_stacklevel() -> int:
+    """The ``warnings.warn`` stacklevel of the first caller outside polypipe (its caller's
+    frame counts 1), so that a warning points at the user's call."""
+    import os
+
+    import polypipe.analysis
+    import polypipe.codegen
+
+    homes = tuple(os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+                  for module in (sys.modules["polypipe"], polypipe.analysis, polypipe.codegen))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(homes):
+        frame, level = frame.f_back, level + 1
+    return level

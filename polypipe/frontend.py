@@ -1,7 +1,7 @@
 """Python source -> :class:`~polypipe.ir.Program`.
 
 The function's source is read with :mod:`inspect` and parsed with :mod:`ast`; nothing is traced
-or executed. The accepted subset is DESIGN.md section 1.1; everything else raises
+or executed. The accepted subset is documented in README.md, "The subset"; everything else raises
 :class:`FrontendError` at the offending node.
 
 Two passes: :class:`_NameClassifier` decides what every name is (array, size parameter, value
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import ast
 import builtins
-import inspect
 import math
-import textwrap
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -24,7 +22,10 @@ import islpy as isl
 import numpy
 
 from . import ir
-from .errors import FrontendError, SourceLocation
+from .errors import FrontendError, deep_nesting
+from .frontend_names import (_is_range_call, _is_shape_expr, _NameClassifier, _Names, _Source,
+                             flatten_subscript, is_shape_binding, read_source, safe_names,
+                             check_shadowing)
 
 # Functions accepted in value expressions: source name -> canonical name.
 MATH_FUNCTIONS = {name: name for name in (
@@ -61,306 +62,6 @@ _STATEMENT_NAMES = {
 }
 ALLOWED_SUMMARY = ("allowed are `for v in range(...)` loops, affine if/elif/else, and "
                    "assignments or augmented assignments to array elements or local scalars")
-
-
-@dataclass
-class _Source:
-    """The function's source text and how to map AST positions back to the file."""
-
-    filename: str
-    lines: list[str]
-    first_line: int
-    indent: int
-
-    def location(self, node: ast.AST) -> SourceLocation:
-        line = getattr(node, "lineno", 1)
-        column = getattr(node, "col_offset", 0) + self.indent
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        return SourceLocation(self.filename, line + self.first_line - 1, column, text)
-
-    def segment(self, node: ast.AST) -> str:
-        line = getattr(node, "lineno", 0)
-        return self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
-
-
-def read_source(func: Callable) -> tuple[ast.FunctionDef, _Source]:
-    """Parse ``func``'s source; the AST's positions map back through the returned ``_Source``."""
-    try:
-        lines, first_line = inspect.getsourcelines(func)
-        filename = inspect.getsourcefile(func) or "<unknown>"
-    except (OSError, TypeError) as exc:
-        raise FrontendError(
-            f"cannot read the source of {getattr(func, '__name__', func)!r} ({exc}); "
-            "polypipe kernels must be defined in a file, not typed at an interactive prompt "
-            "or built with exec()") from None
-    raw = "".join(lines)
-    dedented = textwrap.dedent(raw)
-    indent = _first_indent(raw) - _first_indent(dedented)
-    tree = ast.parse(dedented)
-    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    if not funcs:
-        raise FrontendError(f"{func!r} is not a plain function defined with `def`")
-    # AST columns count from the dedented text; `indent` maps them back to the file's lines.
-    return funcs[0], _Source(filename, raw.splitlines(), first_line or 1, indent)
-
-
-def _first_indent(text: str) -> int:
-    for line in text.splitlines():
-        if line.strip():
-            return len(line) - len(line.lstrip())
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# Pass 1: what is every name?
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Names:
-    arguments: list[str]
-    arrays: dict[str, int] = field(default_factory=dict)        # name -> rank
-    array_order: list[str] = field(default_factory=list)
-    shape_params: dict[str, tuple] = field(default_factory=dict)  # param -> ("shape", A, dim)
-    int_params: list[str] = field(default_factory=list)
-    scalars: list[str] = field(default_factory=list)             # value arguments
-    unused: list[str] = field(default_factory=list)              # never referenced
-    shape_only: set[str] = field(default_factory=set)            # arrays never subscripted
-    locals: list[str] = field(default_factory=list)              # local scalar names
-    loop_vars: set[str] = field(default_factory=set)
-    constants: dict[str, object] = field(default_factory=dict)   # module-level numbers
-
-    @property
-    def parameters(self) -> list[str]:
-        return self.int_params + list(self.shape_params)
-
-
-class _NameClassifier:
-    def __init__(self, func: ast.FunctionDef, source: _Source, globals_: dict):
-        self.func = func
-        self.source = source
-        self.globals = globals_
-        self.names = _Names(arguments=[a.arg for a in func.args.args])
-
-    def error(self, node: ast.AST, message: str) -> FrontendError:
-        return FrontendError(message, self.source.location(node))
-
-    def classify(self) -> _Names:
-        args = self.func.args
-        for bad, what in ((args.vararg, "*args"), (args.kwarg, "**kwargs")):
-            if bad is not None:
-                raise self.error(bad, f"{what} is not supported: list every argument by name")
-        if args.kwonlyargs or args.posonlyargs:
-            node = (args.kwonlyargs or args.posonlyargs)[0]
-            raise self.error(node, "keyword-only and positional-only arguments are not supported")
-        if args.defaults:
-            raise self.error(args.defaults[0], "default argument values are not supported")
-        subscripted: dict[str, tuple[int, ast.AST]] = {}
-        in_affine: set[str] = set()
-        assigned: dict[str, ast.AST] = {}
-        self._collect_shape_bindings()
-        # In `A[i][j]` the inner `A[i]` is part of one access, not an access of its own; and
-        # `len(A[0])` in a shape binding is no access at all.
-        inner = {id(n.value) for n in ast.walk(self.func) if isinstance(n, ast.Subscript)}
-        for binding in self.func.body:
-            if is_shape_binding(binding):
-                inner.update(id(n) for n in ast.walk(binding) if isinstance(n, ast.Subscript))
-        for node in ast.walk(self.func):
-            if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
-                self.names.loop_vars.add(node.target.id)
-            if isinstance(node, ast.Subscript) and id(node) not in inner \
-                    and not _is_shape_attribute(node.value):
-                base, indices = flatten_subscript(node)
-                if isinstance(base, ast.Name):
-                    rank = len(indices)
-                    previous = subscripted.get(base.id)
-                    if previous is not None and previous[0] != rank:
-                        raise self.error(node, f"array `{base.id}` is indexed with {rank} "
-                                               f"subscripts here but {previous[0]} at line "
-                                               f"{self.source.location(previous[1]).line}")
-                    subscripted.setdefault(base.id, (rank, node))
-                    for index in indices:
-                        in_affine.update(_names_in(index))
-            if isinstance(node, ast.For) and _is_range_call(node.iter):
-                for arg in node.iter.args:
-                    in_affine.update(_names_in(arg))
-            if isinstance(node, (ast.If,)):
-                in_affine.update(_names_in(node.test))
-            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    if isinstance(target, ast.Name) and not is_shape_binding(node):
-                        assigned.setdefault(target.id, target)
-        for name, node in assigned.items():
-            if name in subscripted and name not in self.names.arguments:
-                raise self.error(node, f"`{name}` is created inside the kernel and subscripted; "
-                                       "local arrays are not supported: create work arrays "
-                                       "outside and pass them in as arguments")
-        self._classify_arrays(subscripted)
-        used = {n.id for n in ast.walk(self.func) if isinstance(n, ast.Name)}
-        for name in self.names.arguments:
-            if name in self.names.arrays:
-                continue
-            if name not in used:
-                self.names.unused.append(name)
-                continue
-            if name in assigned:
-                raise self.error(assigned[name], f"argument `{name}` is reassigned; a kernel may "
-                                 "only write array elements and local scalars")
-            if name in in_affine:
-                self.names.int_params.append(name)
-            else:
-                self.names.scalars.append(name)
-        for name, node in assigned.items():
-            if name in self.names.arguments:
-                continue
-            if name in self.names.loop_vars:
-                raise self.error(node, f"loop variable `{name}` is assigned; loop variables are "
-                                       "read-only")
-            if name in self.names.shape_params:
-                raise self.error(node, f"size parameter `{name}` is assigned again")
-            self.names.locals.append(name)
-        for name in self.names.loop_vars:
-            if name in self.names.arguments or name in self.names.shape_params:
-                raise self.error(self.func, f"`{name}` is used both as a loop variable and as "
-                                            "an argument or size")
-        for name in in_affine:
-            value = self.globals.get(name)
-            if (name not in self.names.arguments and name not in self.names.shape_params
-                    and name not in self.names.loop_vars and name not in self.names.locals
-                    and isinstance(value, int) and not isinstance(value, bool)):
-                self.names.constants[name] = value
-        return self.names
-
-    def _classify_arrays(self, subscripted: dict[str, tuple[int, ast.AST]]) -> None:
-        for name, (rank, node) in subscripted.items():
-            if name not in self.names.arguments:
-                if name in self.names.shape_params or name in self.names.loop_vars:
-                    raise self.error(node, f"`{name}` is subscripted but it is an integer, "
-                                           "not an array")
-                raise self.error(node, f"`{name}` is subscripted but is not an argument; kernels "
-                                       "only index arrays passed as arguments (create work "
-                                       "arrays outside and pass them in)")
-            self.names.arrays[name] = rank
-        # Arrays only used for their shape: the rank is what the bindings show (exact when
-        # `.shape` is unpacked, a lower bound otherwise).
-        for param, (_, array, dim) in self.names.shape_params.items():
-            if array in subscripted:
-                continue
-            if array not in self.names.arguments:
-                raise self.error(self.func, f"`{param}` takes its value from the shape of "
-                                            f"`{array}`, which is not an argument")
-            self.names.shape_only.add(array)
-            self.names.arrays[array] = max(self.names.arrays.get(array, 0),
-                                           self._binding_ranks.get(array, dim + 1))
-        for param, (_, array, dim) in self.names.shape_params.items():
-            rank = self.names.arrays[array]
-            declared = self._binding_ranks.get(array)
-            if declared is not None and declared != rank:
-                raise self.error(self._binding_nodes[array],
-                                 f"`{array}.shape` is unpacked into {declared} names but "
-                                 f"`{array}` is indexed with {rank} subscripts")
-            if dim >= rank:
-                raise self.error(self._binding_nodes[array], f"`{array}` has rank {rank}; it has "
-                                                             f"no dimension {dim}")
-        order = [n for n in self.names.arguments if n in self.names.arrays]
-        self.names.array_order = order
-
-    # -- shape bindings ----------------------------------------------------------------------
-    def _collect_shape_bindings(self) -> None:
-        self._binding_ranks: dict[str, int] = {}
-        self._binding_nodes: dict[str, ast.AST] = {}
-        self._binding_statements: set[int] = set()
-        for node in ast.walk(self.func):
-            if not is_shape_binding(node):
-                continue
-            if not any(node is top for top in self.func.body):
-                raise self.error(node, "shape bindings (`N = A.shape[0]`) must be at the top "
-                                       "level of the function, outside loops and ifs")
-            self._binding_statements.add(id(node))
-            target = node.targets[0]
-            value = node.value
-            if isinstance(target, ast.Tuple) and _is_shape_attribute(value):
-                array = value.value.id
-                self._binding_ranks[array] = len(target.elts)
-                self._binding_nodes[array] = node
-                pairs = [(elt, (array, dim)) for dim, elt in enumerate(target.elts)]
-            elif isinstance(target, ast.Tuple):
-                pairs = [(elt, self._shape_ref(v)) for elt, v in zip(target.elts, value.elts)]
-            else:
-                pairs = [(target, self._shape_ref(value))]
-            for elt, (array, dim) in pairs:
-                if isinstance(elt, ast.Name) and elt.id == "_":
-                    continue
-                if not isinstance(elt, ast.Name):
-                    raise self.error(elt, "a shape binding must bind plain names")
-                if elt.id in self.names.shape_params:
-                    raise self.error(elt, f"size `{elt.id}` is bound twice")
-                if elt.id in self.names.arguments:
-                    raise self.error(elt, f"size `{elt.id}` has the name of an argument")
-                self.names.shape_params[elt.id] = ("shape", array, dim)
-                self._binding_nodes.setdefault(array, node)
-
-    def _shape_ref(self, node: ast.AST) -> tuple[str, int]:
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id == "len" and len(node.args) == 1):
-            # len(A) is A.shape[0]; len(A[0]) is A.shape[1], and so on.
-            base, indices = (flatten_subscript(node.args[0])
-                             if isinstance(node.args[0], ast.Subscript) else (node.args[0], []))
-            if isinstance(base, ast.Name) and all(
-                    isinstance(i, ast.Constant) and isinstance(i.value, int) for i in indices):
-                return base.id, len(indices)
-        if (isinstance(node, ast.Subscript) and _is_shape_attribute(node.value)
-                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int)):
-            if node.slice.value < 0:
-                raise self.error(node, "use a non-negative dimension in `A.shape[d]`")
-            return node.value.value.id, node.slice.value
-        raise self.error(node, "expected `A.shape`, `A.shape[d]`, `len(A)` or `len(A[0])`")
-
-
-def is_shape_binding(node: ast.AST) -> bool:
-    """``N, M = A.shape``, ``N = A.shape[0]``, ``n = len(x)`` or a tuple of those."""
-    if not isinstance(node, ast.Assign) or len(node.targets) != 1:
-        return False
-    value = node.value
-    if isinstance(node.targets[0], ast.Tuple) and isinstance(value, ast.Tuple):
-        return all(_is_shape_expr(v) for v in value.elts) and len(value.elts) == len(
-            node.targets[0].elts)
-    return _is_shape_expr(value)
-
-
-def _is_shape_attribute(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Attribute) and node.attr == "shape"
-            and isinstance(node.value, ast.Name))
-
-
-def _is_shape_expr(node: ast.AST) -> bool:
-    if _is_shape_attribute(node):
-        return True
-    if isinstance(node, ast.Subscript) and _is_shape_attribute(node.value):
-        return True
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id == "len")
-
-
-def _is_range_call(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id == "range")
-
-
-def _names_in(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-
-
-def flatten_subscript(node: ast.Subscript) -> tuple[ast.AST, list[ast.AST]]:
-    """``A[i][j, k]`` -> (``A``, [i, j, k])."""
-    indices: list[ast.AST] = []
-    while isinstance(node, ast.Subscript):
-        index = node.slice
-        part = list(index.elts) if isinstance(index, ast.Tuple) else [index]
-        indices = part + indices
-        node = node.value
-    return node, indices
 
 
 # --------------------------------------------------------------------------------------------
@@ -829,10 +530,9 @@ class _Builder:
             # Each branch is evaluated only where the test sends it: with an affine test its
             # accesses happen on that part of the domain only (`A[i - 1] if i > 0 else 0.0`).
             cond = value(node.test, True)
-            holds = self._try_condition(node.test, iterators, stmt)
-            then_domain, else_domain = domain, domain
-            if holds is not None:
-                then_domain, else_domain = domain.intersect(holds), domain.subtract(holds)
+            then_set, else_set = self._guard_sets(node.test, iterators, stmt)
+            then_domain = domain if then_set is None else domain.intersect(then_set)
+            else_domain = domain if else_set is None else domain.intersect(else_set)
             return ir.Select(
                 cond, self._value(node.body, stmt, iterators, then_domain, reads, False),
                 self._value(node.orelse, stmt, iterators, else_domain, reads, False))
@@ -851,10 +551,33 @@ class _Builder:
         operands = []
         for operand in node.values:
             operands.append(self._value(operand, stmt, iterators, domain, reads, True))
-            holds = self._try_condition(operand, iterators, stmt)
-            if holds is not None:
-                domain = domain.intersect(holds) if op == "and" else domain.subtract(holds)
+            then_set, else_set = self._guard_sets(operand, iterators, stmt)
+            known = then_set if op == "and" else else_set
+            if known is not None:
+                domain = domain.intersect(known)
         return ir.BoolOp(op, tuple(operands))
+
+    def _guard_sets(self, node: ast.AST, iterators: Sequence[str], stmt: str):
+        """(where the test surely holds, where it surely fails) as sets of the statement's
+        instances, each None where that is not affine: ``i > 0 and x[i] > 0`` holds only
+        where ``i > 0``, and nothing is known of where it fails."""
+        holds = self._try_condition(node, iterators, stmt)
+        if holds is not None:
+            return holds, holds.complement()
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            then_set, else_set = self._guard_sets(node.operand, iterators, stmt)
+            return else_set, then_set
+        if isinstance(node, ast.BoolOp):
+            # `and` holds only where every operand holds; `or` fails only where every fails.
+            side = 0 if isinstance(node.op, ast.And) else 1
+            known = [self._guard_sets(v, iterators, stmt)[side] for v in node.values]
+            known = [k for k in known if k is not None]
+            if known:
+                meet = known[0]
+                for other in known[1:]:
+                    meet = meet.intersect(other)
+                return (meet, None) if side == 0 else (None, meet)
+        return None, None
 
     def _try_condition(self, node: ast.AST, iterators: Sequence[str], stmt: str):
         """The statement instances where an affine test holds, or None for a data-dependent
@@ -982,16 +705,23 @@ def build_program(func: Callable) -> ir.Program:
     Raises :class:`FrontendError` with the file, line and column of the first construct outside
     the supported subset.
     """
+    with deep_nesting(f"the kernel {getattr(func, '__name__', func)}"):
+        return _build_program(func)
+
+
+def _build_program(func: Callable) -> ir.Program:
     tree, source = read_source(func)
+    python_names = safe_names(tree)
     globals_ = getattr(func, "__globals__", {})
+    check_shadowing(tree, source, globals_)
     names = _NameClassifier(tree, source, globals_).classify()
     builder = _Builder(tree, source, names, globals_)
     nodes = builder.build()
     statements = tuple(builder.statements)
     prefix = builder.param_prefix
     parameters = tuple(
-        [ir.Parameter(p, ("argument", p)) for p in names.int_params]
-        + [ir.Parameter(p, src) for p, src in names.shape_params.items()])
+        [ir.Parameter(p, ("argument", p), python_names.get(p, "")) for p in names.int_params]
+        + [ir.Parameter(p, src, python_names.get(p, "")) for p, src in names.shape_params.items()])
     shape_constraints = " and ".join(f"{p} >= 0" for p in names.shape_params)
     context = isl.Set(f"{prefix}{{ : {shape_constraints} }}" if shape_constraints
                       else f"{prefix}{{ : }}")
@@ -1011,8 +741,25 @@ def build_program(func: Callable) -> ir.Program:
     arguments = tuple(
         ir.Argument(n, "array" if n in names.arrays else
                     "param" if n in names.int_params else
-                    "unused" if n in names.unused else "scalar")
+                    "unused" if n in names.unused else "scalar",
+                    python_name=python_names.get(n, ""))
         for n in names.arguments)
-    return ir.Program(name=tree.name, arguments=arguments, parameters=parameters,
+    program = ir.Program(name=tree.name, arguments=arguments, parameters=parameters,
                       arrays=tuple(arrays), statements=statements, schedule=schedule,
                       context=context, filename=source.filename)
+    _refuse_locals_never_assigned(program)
+    return program
+
+
+def _refuse_locals_never_assigned(program: ir.Program) -> None:
+    """FrontendError for a read of a local that no assignment precedes whenever its statement
+    runs (Python always raises UnboundLocalError there); a read that is unassigned only for
+    some sizes is refused by the call with those sizes (analysis.bounds)."""
+    from .analysis.bounds import unassigned_local_reads
+
+    for stmt, instances in unassigned_local_reads(program):
+        if stmt.domain.params().is_subset(instances.params()):
+            names = sorted({a.array for a in stmt.reads if program.array(a.array).is_local})
+            raise FrontendError(f"{stmt.name} reads local {', '.join(f'`{n}`' for n in names)} "
+                                "before it is assigned (Python raises UnboundLocalError)",
+                                stmt.location)

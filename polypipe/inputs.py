@@ -27,14 +27,22 @@ def parse_sizes(text: str) -> dict[str, int]:
         if not sep:
             raise ArgumentError(f"size {part!r} must look like NAME=VALUE")
         try:
-            sizes[name.strip()] = int(value)
+            number = int(value)
         except ValueError:
             raise ArgumentError(f"size {part!r}: {value!r} is not an integer") from None
+        if not -2**63 <= number < 2**63:
+            raise ArgumentError(f"size {part!r} does not fit in int64")
+        sizes[name.strip()] = number
     return sizes
 
 
 def parameter_values(program: ir.Program, sizes: Mapping[str, int]) -> dict[str, int]:
-    """Check that ``sizes`` gives every parameter (and nothing else) and return them in order."""
+    """Check that ``sizes`` gives every parameter (and nothing else) and return them in order.
+
+    Sizes may be named as in the Python function or as in the model (where a name isl cannot
+    read was renamed, see frontend_names.safe_names)."""
+    spelled = {p.spelling: p.name for p in program.parameters}
+    sizes = {spelled.get(name, name): value for name, value in sizes.items()}
     names = program.parameter_names
     missing = [n for n in names if n not in sizes]
     unknown = [n for n in sizes if n not in names]

@@ -215,6 +215,11 @@ class Parameter:
 
     name: str
     source: tuple
+    python_name: str = ""     # the spelling in the function, where ``name`` had to differ
+
+    @property
+    def spelling(self) -> str:
+        return self.python_name or self.name
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,11 @@ class Argument:
 
     name: str
     kind: str
+    python_name: str = ""     # the spelling in the function, where ``name`` had to differ
+
+    @property
+    def spelling(self) -> str:
+        return self.python_name or self.name
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import functools
 from typing import Any, Callable
 
 from . import ir
-from .binding import Binding, bind_arguments, call_key, positional, scalar_vtype  # noqa: F401
-from .errors import ArgumentError, PolypipeError
+from .binding import Binding, bind_arguments, call_key, positional  # noqa: F401
+from .errors import ArgumentError, deep_nesting, public
 from .frontend import build_program
 
 BACKENDS = ("c", "python")
@@ -30,9 +30,11 @@ class Kernel:
     ...         x[i] *= alpha
     """
 
+    @public
     def __init__(self, func: Callable):
         self.python = func
         self.program: ir.Program = build_program(func)
+        self._spellings = {a.spelling for a in self.program.arguments}
         self._executables: dict[tuple, Any] = {}
         self._checked_sizes: set[tuple] = set()
         self._seen: dict[tuple, Any] = {}
@@ -41,10 +43,18 @@ class Kernel:
     def __repr__(self) -> str:
         return f"<polypipe.kernel {self.program.name}>"
 
-    def __call__(self, *args, backend: str = "c", **kwargs) -> None:
-        if backend == "python":
+    def __call__(self, *args, **kwargs) -> None:
+        # ``backend=`` picks the backend, unless the function has an argument of that name.
+        backend = "c"
+        if "backend" in kwargs and "backend" not in self._spellings:
+            backend = kwargs.pop("backend")
+        if backend == "python":       # the user's function, with whatever it raises
             self.python(*args, **kwargs)
             return
+        self._run(args, kwargs, backend)
+
+    @public
+    def _run(self, args: tuple, kwargs: dict, backend) -> None:
         if backend != "c":
             raise ArgumentError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         if kwargs:
@@ -77,6 +87,7 @@ class Kernel:
             self._checked_sizes.add(sizes)
         return executable
 
+    @public
     def c_source(self, *args, **kwargs) -> str:
         """The C translation unit generated for these arguments' dtypes."""
         return self._prepare(positional(self.program, args, kwargs)).source
@@ -135,6 +146,11 @@ class CpuExecutable:
 
     @classmethod
     def build(cls, program: ir.Program, binding: Binding) -> "CpuExecutable":
+        with deep_nesting(program.name):
+            return cls._build(program, binding)
+
+    @classmethod
+    def _build(cls, program: ir.Program, binding: Binding) -> "CpuExecutable":
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.c_printer import CPrinter, kernel_abi
         from polypipe.codegen.cpu import load_kernel
@@ -163,7 +179,7 @@ class CpuExecutable:
 def kernel(func: Callable) -> Kernel:
     """Decorator: build the polyhedral model of a loop-nest function.
 
-    The function must stay within polypipe's subset (DESIGN.md 1.1); anything else raises
+    The function must stay within polypipe's subset (README.md, "The subset"); anything else raises
     :class:`~polypipe.errors.FrontendError` here, at decoration time.
     """
     return Kernel(func)

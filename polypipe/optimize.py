@@ -23,7 +23,7 @@ import numpy as np
 
 from . import ir
 from .binding import positional, refuse_aliasing
-from .errors import ArgumentError, KernelRuntimeError, LegalityError, ScheduleError
+from .errors import ArgumentError, KernelRuntimeError, LegalityError, deep_nesting, public
 from .gpu_config import GpuConfig, as_config
 from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
 
@@ -76,6 +76,7 @@ class OptimizedProgram:
     _compiled: dict = field(default_factory=dict)
     _checked: set = field(default_factory=set)
 
+    @public
     def describe(self) -> str:
         lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), "
                  f"{self.config.describe()}"]
@@ -98,6 +99,7 @@ class OptimizedProgram:
             lines.append(f"  proof: {proof}")
         return "\n".join(lines)
 
+    @public
     def run(self, *args, backend: str = "emulate", thread_order: str = "scrambled",
             seed: int = 0, **kwargs) -> None:
         """Run every kernel in order on ``args`` (in place, like the Python function).
@@ -136,6 +138,7 @@ class OptimizedProgram:
         for unit in emulated.kernels:
             run_emulated(unit.program, unit.function, *unit.packer.pack(args))
 
+    @public
     def time_cuda(self, *args, repeat: int = 20) -> float:
         """Milliseconds of one run on the GPU, averaged over ``repeat`` back-to-back runs.
 
@@ -161,6 +164,7 @@ class OptimizedProgram:
             self._compiled[key] = executable
         return executable
 
+    @public
     def emulation_source(self, *args, thread_order: str = "scrambled", seed: int = 0) -> str:
         """The C of every kernel's emulation for these arguments' dtypes."""
         check_thread_order(thread_order, seed)
@@ -168,6 +172,7 @@ class OptimizedProgram:
         units = self._emulation_units(binding, thread_order, seed)
         return "\n\n".join(source for _, _, source, _ in units)
 
+    @public
     def cuda_source(self, *args, dtype: str = "float32") -> str:
         """The complete CUDA translation unit: one ``__global__`` function per kernel.
 
@@ -211,6 +216,7 @@ class OptimizedProgram:
                 return size if size > STATIC_SHARED_LIMIT else 0
         raise KeyError(kernel.name)
 
+    @public
     def cuda_source_for(self, binding: Binding, specialise: bool = True,
                         unaligned: frozenset = frozenset()) -> str:
         """CUDA for these dtypes; with ``specialise`` and concrete sizes in ``binding``, for
@@ -268,17 +274,22 @@ class OptimizedProgram:
 
     def _emulation_units(self, binding: Binding, thread_order: str, seed: int) -> list:
         """(typed program, ABI, C source, index tree) of every kernel, for these dtypes."""
+        units = []
+        with deep_nesting(self.original.name):
+            for kernel, typed, types, abi in self._typed_kernels(binding):
+                units.append(self._emulation_unit(kernel, typed, types, abi, thread_order, seed))
+        return units
+
+    @staticmethod
+    def _emulation_unit(kernel, typed, types, abi, thread_order, seed):
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.emulate import EmulationPrinter
         from polypipe.codegen.index_range import index_tree
 
-        units = []
-        for kernel, typed, types, abi in self._typed_kernels(binding):
-            printer = EmulationPrinter(typed, types, abi, thread_order=thread_order, seed=seed,
-                                       block_dims=kernel.contraction.rank)
-            ast = build_ast(typed)
-            units.append((typed, abi, printer.translation_unit(ast), index_tree(ast)))
-        return units
+        printer = EmulationPrinter(typed, types, abi, thread_order=thread_order, seed=seed,
+                                   block_dims=kernel.contraction.rank)
+        ast = build_ast(typed)
+        return typed, abi, printer.translation_unit(ast), index_tree(ast)
 
     def _build_emulation(self, binding: Binding, thread_order: str, seed: int) -> _Emulated:
         import ctypes
@@ -311,6 +322,7 @@ def _require_cuda() -> None:
         raise KernelRuntimeError(reason)
 
 
+@public
 def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
              prove: bool = True) -> OptimizedProgram:
     """Map every top-level loop nest of ``program`` to a pipelined GPU kernel.
@@ -320,6 +332,11 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
     reason. With ``prove`` (the default) every kernel is proved equivalent to the source
     before it is returned (LegalityError with a counterexample otherwise).
     """
+    with deep_nesting(getattr(program, "name", "optimize")):
+        return _optimize(program, config, prove)
+
+
+def _optimize(program, config, prove: bool) -> OptimizedProgram:
     from polypipe.analysis.contraction import recognise, top_level_nests
     from .gpu_schedule import build_gpu_kernel
 

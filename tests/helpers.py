@@ -37,3 +37,21 @@ def assert_matches_python(k: pp.Kernel, args, dtype=np.float64, backend: str = "
             error = max_relative_error(got, want)
             assert error <= tolerance(dtype), (
                 f"argument {index} ({k.program.arguments[index].name}) differs: {error:.3e}")
+
+
+def load_source(directory, source: str, name: str = "f"):
+    """The function ``name`` of a module with ``source`` (numpy as np and math imported),
+    written to ``directory`` and imported, so that polypipe can read its source."""
+    import importlib.util
+    import sys
+    import uuid
+    from pathlib import Path
+
+    module_name = f"polypipe_test_{uuid.uuid4().hex}"
+    path = Path(directory) / f"{module_name}.py"
+    path.write_text("import math\nimport numpy as np\n\n" + source)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return getattr(module, name)

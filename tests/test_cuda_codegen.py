@@ -65,7 +65,7 @@ def test_cuda_source_uses_argument_dtypes():
     source = opt.cuda_source(*args)
     # Specialised to 8x8x8: rows of 8 doubles are whole 16-byte-aligned groups of 4 lanes.
     assert "double *__restrict__ a_C" in source and "pp_cp_async<16>" in source
-    assert "const int a_A_d1 = 8;" in source
+    assert "const int n_A_1 = 8;" in source
     generic = opt.cuda_source(dtype="float64")
     assert "pp_cp_async<8>" in generic and "pp_cp_async<16>" not in generic
     compile_cubin(source, "sm_80")

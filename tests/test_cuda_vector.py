@@ -84,7 +84,7 @@ def test_specialised_source_prints_sizes_and_wide_copies():
     opt = _kernel(CASES["matmul"].func)
     args = CASES["matmul"].make(np.random.default_rng(0), 256, 128, 512, np.float32)
     source = opt.cuda_source(*args)
-    assert "const int a_A_d1 = 512;" in source and "pp_min(" not in source.split("#define pp_max")[1]
+    assert "const int n_A_1 = 512;" in source and "pp_min(" not in source.split("#define pp_max")[1]
     assert source.count("pp_cp_async<16>") >= 2 and "pp_cp_async<4>" not in source
     unaligned = opt.cuda_source_for(_binding(opt, args), unaligned=frozenset({"A"}))
     assert "pp_cp_async<4>(&a_A_s" in unaligned and "pp_cp_async<16>((char *)&a_B_s" in unaligned
