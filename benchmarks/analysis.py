@@ -2,7 +2,7 @@
 
     python benchmarks/analysis.py [--repeat 3] [NAME ...]
 
-For GEMM (DESIGN 1.1) and every kernel of ``tests/kernels/polybench.py`` (when present): the
+For GEMM (examples/gemm.py) and every kernel of ``tests/kernels/polybench.py`` (when present): the
 time of ``dependences(program)`` and of ``pipelinable_reads(program, deps=...)`` (best of
 ``--repeat`` runs, the program built once outside the timing), with the number of statements,
 dependence records and candidates. The goal is under one second per kernel.
@@ -36,7 +36,7 @@ def gemm(alpha, beta, C, A, B):
 
 
 def kernels() -> dict[str, Callable]:
-    found = {"gemm (DESIGN 1.1)": gemm}
+    found = {"gemm (examples/gemm.py)": gemm}
     try:
         from tests.kernels.polybench import KERNELS
     except ImportError:

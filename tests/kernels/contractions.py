@@ -1,6 +1,6 @@
 """Contraction loop nests for the GPU tests, each with a NumPy formula for its result.
 
-Every kernel is plain Python within DESIGN.md 1.1; ``CASES`` pairs it with a function that
+Every kernel is plain Python within the subset of README.md ("The subset"); ``CASES`` pairs it with a function that
 makes arguments for given sizes and a NumPy reference of the outputs.
 """
 
