@@ -421,16 +421,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"polypipe: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except InternalError as exc:
-        print(f"polypipe: internal error: {exc.message}\nThis is a bug in polypipe, not in "
-              "your input: please report it with the command that raised it.",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error(exc.message)
     except MemoryError:
         print("polypipe: error: out of memory; choose smaller sizes", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("polypipe: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - anything else escaping polypipe is its bug
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return _internal_error(f"{type(exc).__name__}: {exc} (at {where.filename}:"
+                               f"{where.lineno})")
+
+
+def _internal_error(message: str) -> int:
+    print(f"polypipe: internal error: {message}\nThis is a bug in polypipe, not in your input: "
+          "please report it with the command that raised it.", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover
