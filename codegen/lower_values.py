@@ -174,12 +174,12 @@ def branch_leaves(expr: ir.Expr):
 def decide_variants(env) -> dict[str, tuple[VType, ...]]:
     """The locals that need one C variable per type they hold (name -> the types).
 
-    One variable of the join ``J`` of a local's assigned types serves when every assignment
-    of another type ``T`` stores a constant that ``J`` holds exactly (``s = 0.0`` before
-    ``s += x32[i]``), or when every use that assignment reaches (isl dataflow) gives the same
-    result from the ``T`` value as from its ``J`` copy: the use converts it to ``J`` anyway
-    (``s * x32[i]`` casts a Python float to float32 first), or ``T`` converts to ``J``
-    exactly and the use computes in the same type either way. Any other local keeps a
+    One variable of the join ``J`` of a local's assigned types serves when, for every
+    assignment of another type ``T``, every use it reaches (isl dataflow) gives the same result
+    from the ``T`` value as from its ``J`` copy: the use converts it to ``J`` anyway
+    (``s = 0.0`` before ``s += x32[i]``: a Python float meeting float32 is cast first), or the
+    value is the same number in ``J`` (``T`` converts exactly, or it is a constant ``J``
+    holds) and the use computes in the same type either way. Any other local keeps a
     variable per type and a tag saying which one holds its value (what Python's object would
     be), and its reads become selects on the tag: see :class:`VariantRead`.
     """
@@ -229,10 +229,13 @@ def _disagreement(env, name: str, joined: VType):
         reached = [use for use in uses if stmt.name in seen.get(use[0].name, ())]
         for leaf in branch_leaves(lower_value(statement_value(stmt), env)):
             for vtype in env.branch_types(leaf):
-                if vtype == joined or _constant_fits(leaf, joined):
+                if vtype == joined:
                     continue
+                # A constant J holds exactly is the same number in both; its type may still
+                # change what a use computes (0 + x32 is float32, 0.0 as float64 + x32 is not).
+                equal = lossless(vtype, joined) or _constant_fits(leaf, joined)
                 bad = next((use for use in reached
-                            if not _use_agrees(env, use, vtype, joined)), None)
+                            if not _use_agrees(env, use, vtype, joined, equal)), None)
                 if bad is not None:
                     return stmt, vtype, bad
     return None
@@ -259,7 +262,7 @@ def _chains(expr: ir.Expr, name: str, ancestors: tuple):
         yield from _chains(child, name, ((expr, index),) + ancestors)
 
 
-def _use_agrees(env, use, have: VType, joined: VType) -> bool:
+def _use_agrees(env, use, have: VType, joined: VType, equal: bool) -> bool:
     """Whether this use computes the same from a ``have`` value as from its ``joined`` copy.
 
     Walking up from the read: while the two values are numerically equal (``have`` converts
@@ -269,7 +272,6 @@ def _use_agrees(env, use, have: VType, joined: VType) -> bool:
     ``joined`` by its consumer anyway (``s * x32[i]`` casts a Python float to float32).
     """
     stmt, chain = use
-    equal = lossless(have, joined)
     for node, index in chain:
         if (isinstance(node, ir.Select) and index > 0) or (
                 isinstance(node, ir.Call) and node.origin == "builtin"
@@ -284,7 +286,12 @@ def _use_agrees(env, use, have: VType, joined: VType) -> bool:
         if step[0] == step[1]:
             return True
         have, joined, equal = step[0], step[1], True
-    storage = env.storage_type(stmt.target.array)    # the value is stored as it is
+    target = env.program.array(stmt.target.array)
+    if target.is_local:
+        # Stored unchanged into a local (``t = max(t, x)`` keeps t's object): that local then
+        # holds a ``have`` in Python, which one variable of another type cannot follow.
+        return False
+    storage = env.storage_type(target.name)          # the value is stored as it is
     return equal or storage.c_name == joined.c_name
 
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import ir
 from .binding import positional, refuse_aliasing
-from .errors import ArgumentError, KernelRuntimeError, LegalityError, deep_nesting, public
+from .errors import (ArgumentError, KernelRuntimeError, LegalityError, ScheduleError,
+                     deep_nesting, public)
 from .gpu_config import GpuConfig, as_config
 from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
 
@@ -43,9 +44,17 @@ def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict
     if contraction.update is None:
         return dtypes
     if contraction.expanded_local:
+        local = contraction.expanded_local
         env = TypeEnv(typed_original, dict(binding.scalar_types))
-        dtypes[kernel.accumulator_buffer] = dtype_name(
-            env.storage_type(contraction.expanded_local))
+        env.decide_locals()
+        if local in env.variants or env.local_type(local).weak:
+            # The accumulator becomes an array of one NumPy dtype on the GPU.
+            held = "values of several types" if local in env.variants else "a Python number"
+            raise ScheduleError(f"the accumulator `{local}` holds {held} for these arguments "
+                                "(polypipe.optimize needs one NumPy type for it); initialise "
+                                f"it with the arrays' type, e.g. `{local} = np.float32(0)` for "
+                                "float32 arrays")
+        dtypes[kernel.accumulator_buffer] = dtype_name(env.storage_type(local))
     else:
         dtypes[kernel.accumulator_buffer] = dtypes[contraction.accumulator]
     return dtypes
