@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import polypipe as pp
-from polypipe.errors import (KernelRuntimeError, OverflowErrorRaised, PythonRaisesError,
+from polypipe.errors import (KernelRuntimeError, PythonRaisesError,
                              UnboundLocalRaised, ValueErrorRaised, ZeroDivisionRaised)
 
 
@@ -348,3 +348,60 @@ def guarded(y, x):
 def test_guarded_accesses_pass_the_bounds_proof_and_never_run_out_of_bounds():
     run_both(guarded, np.zeros(5), np.array([1.0, -2.0, 3.0, -4.0, 5.0]))
     run_both(guarded, np.zeros(1), np.array([1.0]))
+
+
+# --------------------------------------------------------------------------------------------
+# the GPU path: the same rules in the emulation and in the CUDA text
+# --------------------------------------------------------------------------------------------
+
+
+@pp.kernel
+def integer_gemm(C, A, B):
+    NI, NJ = C.shape
+    NK = A.shape[1]
+    for i in range(NI):
+        for j in range(NJ):
+            for k in range(NK):
+                C[i, j] += A[i, k] // B[k, j] + A[i, k] % B[k, j]
+
+
+SMALL = pp.GpuConfig(block=(8, 8), threads=(2, 2), reduction=4, shared_stages=2,
+                     register_stages=2)
+
+
+def _integer_operands(dtype):
+    rng = np.random.default_rng(3)
+    A = rng.integers(-9, 9, size=(8, 12)).astype(dtype)
+    B = rng.integers(-3, 3, size=(12, 8)).astype(dtype)     # zeros: NumPy gives 0
+    return np.zeros((8, 8), dtype), A, B
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_emulated_gpu_kernel_follows_numpy_integer_division(dtype):
+    opt = pp.optimize(integer_gemm, SMALL)
+    C, A, B = _integer_operands(dtype)
+    want = C.copy()
+    with np.errstate(all="ignore"):
+        integer_gemm.python(want, A, B)
+    with pytest.warns(RuntimeWarning, match="divide by zero"):
+        opt.run(C, A, B)
+    assert np.array_equal(C, want)
+
+
+def test_emulated_gpu_kernel_refuses_aliased_written_arrays():
+    opt = pp.optimize(integer_gemm, SMALL)
+    C, A, B = _integer_operands(np.int64)
+    with pytest.raises(pp.ArgumentError, match="`C` and `A` share memory"):
+        opt.run(C, C, B[:8])           # C is also the left operand (8 x 8)
+
+
+def test_cuda_text_of_faulting_operations_compiles():
+    from polypipe.codegen.nvcc import compile_cubin, find_nvcc
+
+    if find_nvcc() is None:
+        pytest.skip("nvcc not installed")
+    opt = pp.optimize(integer_gemm, SMALL, prove=False)
+    source = opt.cuda_source(*_integer_operands(np.int64))
+    assert "pp_np_floordiv_i64" in source and "int64_t *pp_fault" in source
+    for arch in ("sm_80", "sm_90"):
+        compile_cubin(source, arch)
