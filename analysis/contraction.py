@@ -86,16 +86,41 @@ def _where(stmt: ir.Statement) -> str:
     return f"{stmt.name} ({line}{stmt.source})"
 
 
+def affine_function(relation: isl.Map) -> isl.MultiAff | None:
+    """One affine function equal to ``relation`` on its domain, or None if there is none.
+
+    isl may write one function differently on the pieces of a domain that is a union
+    (``j - 1`` as ``-1`` where ``j = 0``); any piece's expression, or the relation's affine
+    hull where that is a function, that gives the same values on the whole domain will do.
+    On an empty domain every function is equal to the relation: the zero function is returned.
+    """
+    if relation.is_empty():
+        return isl.MultiAff.zero(relation.get_space())
+    domain = relation.domain()
+    candidates = []
+    isl.PwMultiAff.from_map(relation).foreach_piece(lambda _, ma: candidates.append(ma))
+    hull = isl.Map.from_basic_map(relation.affine_hull())
+    if hull.is_single_valued():
+        isl.PwMultiAff.from_map(hull).foreach_piece(lambda _, ma: candidates.append(ma))
+    for candidate in candidates:
+        if isl.Map.from_multi_aff(candidate).intersect_domain(domain).is_equal(relation):
+            return candidate
+    return None
+
+
 def _unit_index(access: ir.Access, stmt: ir.Statement) -> tuple[list[str], list[int]]:
     """For ``C[i, j + 1]``: (["i", "j"], [0, 1]); refuses anything but iterator + constant."""
-    pma = isl.PwMultiAff.from_map(access.relation)
+    if access.relation.is_empty():
+        raise ScheduleError(f"{_where(stmt)} never runs, whatever the sizes (its loops and "
+                            "conditions leave no iteration); remove it from the loop nest")
+    function = affine_function(access.relation)
+    if function is None:
+        raise ScheduleError(f"{_where(stmt)}: the accumulator subscripts of {access} are "
+                            "piecewise (not one affine function of the loop variables), so "
+                            "an output element has no single owning thread")
     iterators, offsets = [], []
-    for dim in range(pma.dim(isl.dim_type.out)):
-        pieces = pma.get_pw_aff(dim).get_pieces()
-        affs = {str(aff) for _, aff in pieces}
-        if len(affs) != 1:
-            raise ScheduleError(f"{_where(stmt)}: accumulator index {dim} is piecewise")
-        aff = pieces[0][1]
+    for dim in range(function.dim(isl.dim_type.out)):
+        aff = function.get_aff(dim)
         used = [k for k in range(aff.dim(isl.dim_type.in_))
                 if not aff.get_coefficient_val(isl.dim_type.in_, k).is_zero()]
         params = [k for k in range(aff.dim(isl.dim_type.param))
@@ -245,6 +270,11 @@ def _elements(nest: list[ir.Statement], accumulator: str, update: ir.Statement |
     for stmt in nest:
         touching = [a for a in stmt.accesses if a.array == accumulator]
         if not touching:
+            if update is None:   # element-wise: the output is the first statement's target
+                raise ScheduleError(
+                    f"{_where(stmt)} does not touch `{accumulator}`, the output of the "
+                    f"element-wise nest starting at {_where(nest[0])}; a GPU kernel maps one "
+                    "output array per loop nest: split the nest")
             raise ScheduleError(f"{_where(stmt)} does not touch the accumulator "
                                 f"`{accumulator}` of {_where(update)}; a GPU kernel holds one "
                                 "contraction: split the nest")

@@ -1,7 +1,7 @@
 """Which promoted buffers of a GPU kernel can be pipelined, how deep, and why not.
 
 A shared buffer B filled by copy statement P inside the pipelined tile loop L is pipelinable
-when (DESIGN.md 3), each checked with isl on the kernel:
+when (docs/design.md, "Buffers and stages"), each checked with isl on the kernel:
 
 1. P is a pure copy: its value is a load of a global array;
 2. that source array is not written anywhere in the kernel;
@@ -9,8 +9,13 @@ when (DESIGN.md 3), each checked with isl on the kernel:
    distance 0 on L: nothing reads B across iterations);
 4. no statement other than P writes B.
 
-The deepest legal pipeline is limited by the trip count of L at given sizes (at most one
-prefetch per remaining tile) and by the shared memory of the target.
+The deepest pipeline is limited by the shared memory of the target: that is the one real
+limit, and :func:`require_stages_fit` refuses beyond it. At given sizes, stages beyond one more
+than the trip count of L are also reported (:func:`max_stages`) as the deepest pipeline that
+is of use; more stages are not refused: one group of copies is committed per pipeline
+iteration whether or not it holds copies, so every wait counts the same groups, and the kernel
+(its proof holds for every value of the sizes, trip counts of 0 and 1 included) only leaves
+the extra slots unfilled.
 """
 
 from __future__ import annotations
@@ -122,20 +127,27 @@ def _same_tile(kernel, pairs: isl.UnionMap) -> isl.UnionMap:
 
 def max_stages(kernel, itemsize: int, sizes: Mapping[str, int] | None = None
                ) -> tuple[int, str]:
-    """The largest legal number of shared stages and what limits it."""
+    """The deepest useful number of shared stages and what limits it: shared memory, and at
+    concrete ``sizes`` the trip count (more than one stage per tile plus one only leaves slots
+    unfilled; :func:`require_stages_fit` does not refuse that)."""
+    limit, why = _memory_limit(kernel, itemsize)
+    if sizes is not None and kernel.contraction.update is not None:
+        trips = tile_trip_count(kernel, sizes)
+        if trips + 1 < limit:
+            limit, why = trips + 1, (f"trip count: {trips} reduction tile(s) of "
+                                     f"{kernel.config.reduction} at these sizes")
+    return max(limit, 1), why
+
+
+def _memory_limit(kernel, itemsize: int) -> tuple[int, str]:
+    """The most shared stages the target's shared memory per block holds, and why."""
     config = kernel.config
     per_stage = 0
     for verdict in check_buffers(kernel, itemsize):
         per_stage += verdict.bytes_per_stage
     by_memory = config.target.shared_bytes // per_stage if per_stage else 1 << 30
-    limit, why = by_memory, (f"shared memory: {per_stage} bytes per stage, "
-                             f"{config.target.shared_bytes} on {config.target.name}")
-    if sizes is not None and kernel.contraction.update is not None:
-        trips = tile_trip_count(kernel, sizes)
-        if trips + 1 < limit:
-            limit, why = trips + 1, (f"trip count: {trips} reduction tile(s) of "
-                                     f"{config.reduction} at these sizes")
-    return max(limit, 1), why
+    return by_memory, (f"shared memory: {per_stage} bytes per stage, "
+                       f"{config.target.shared_bytes} on {config.target.name}")
 
 
 def tile_trip_count(kernel, sizes: Mapping[str, int]) -> int:
@@ -155,10 +167,15 @@ def tile_trip_count(kernel, sizes: Mapping[str, int]) -> int:
     return high // kernel.config.reduction - low // kernel.config.reduction + 1
 
 
-def require_stages_fit(kernel, itemsize: int, sizes: Mapping[str, int] | None = None) -> None:
-    """Refuse a configuration whose shared stages exceed what memory or trip count allow."""
+def require_stages_fit(kernel, itemsize: int) -> None:
+    """Refuse a configuration whose shared stages do not fit in the target's shared memory
+    with ``itemsize``-byte elements. The sizes do not matter: the buffers do not depend on
+    them, and a short or empty reduction (fewer tiles than stages) is no reason to refuse,
+    since the kernel is proved for every value of the sizes (see the module docstring)."""
     config = kernel.config
-    limit, why = max_stages(kernel, itemsize, sizes)
+    limit, why = _memory_limit(kernel, itemsize)
+    limit = max(limit, 1)
     if config.shared_stages > limit:
         raise ScheduleError(f"{kernel.name}: shared_stages={config.shared_stages} is more than "
-                            f"the {limit} that can be used; limited by {why}")
+                            f"the {limit} that fit; limited by {why}: lower shared_stages or "
+                            "the block or reduction tile")

@@ -284,7 +284,7 @@ def cmd_pipeline(options) -> int:
         for verdict in check_buffers(gpu_kernel, itemsize):
             print("  " + verdict.line())
         limit, why = max_stages(gpu_kernel, itemsize, sizes)
-        print(f"  largest legal shared_stages at {at}: {limit} (limited by {why})")
+        print(f"  deepest useful shared_stages at {at}: {limit} (limited by {why})")
         tiles = tile_trip_count(gpu_kernel, sizes)
         if tiles > MAX_TIMELINE_TILES and options.timeline:
             raise CommandError(f"{gpu_kernel.name}: {tiles} reduction tiles at these sizes, more "

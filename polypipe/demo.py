@@ -91,7 +91,7 @@ def run_demo(size: int = 96, out=None) -> int:
     for verdict in check_buffers(kernel, itemsize):
         print("  " + verdict.line(), file=out)
     limit, why = max_stages(kernel, itemsize, sizes)
-    print(f"  largest legal shared_stages at these sizes: {limit} (limited by {why})", file=out)
+    print(f"  deepest useful shared_stages at these sizes: {limit} (limited by {why})", file=out)
 
     _section("6. The pipelined schedule (isl AST: prologue, steady state, epilogue)", out)
     print(build_ast(kernel.program).to_C_str(), file=out)

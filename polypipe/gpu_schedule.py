@@ -37,10 +37,10 @@ from dataclasses import dataclass, field, replace
 import islpy as isl
 
 from . import ir
-from .errors import ScheduleError
+from .errors import InternalError, ScheduleError
 from .ir import fresh_name
 from .gpu_config import GpuConfig
-from polypipe.analysis.contraction import Contraction
+from polypipe.analysis.contraction import Contraction, affine_function
 
 # Position of each part of a pipeline iteration (a sequence inside the T band).
 PHASE_WAIT, PHASE_BARRIER0, PHASE_COPY, PHASE_BARRIER1, PHASE_COMPUTE = range(5)
@@ -320,7 +320,7 @@ class _Text:
         try:
             return isl.Map(f"{self.prefix}{{ {text} }}")
         except isl.Error as exc:  # an internal bug: the text is generated here
-            raise AssertionError(f"bad isl text {text}: {exc}") from None
+            raise InternalError(f"bad isl text {text}: {exc}") from None
 
     def set_(self, text: str) -> isl.Set:
         return isl.Set(f"{self.prefix}{{ {text} }}")
@@ -798,16 +798,45 @@ def _lane_band(piece: dict, prefix: str) -> str | None:
 
 
 def _via(piece: dict, outputs: list[str], tx: _Text) -> list[str]:
-    """Express ``outputs`` (functions of the accumulator element) on a statement's instance."""
-    relation = piece["via"].apply_range(tx.element_map(outputs))
-    pma = isl.PwMultiAff.from_map(relation)
-    exprs = []
-    for dim in range(pma.dim(isl.dim_type.out)):
-        pieces = pma.get_pw_aff(dim).get_pieces()
-        affs = {str(aff) for _, aff in pieces}
-        assert len(affs) == 1, f"piecewise mapping for {piece['instance']}"
-        exprs.append(_aff_expression(pieces[0][1]))
-    return exprs
+    """Express ``outputs`` (functions of the accumulator element) on a statement's instance.
+
+    The element is taken as one affine function of the instance (``_element_function``) and
+    ``outputs`` are pulled back over it without the statement's domain: over a domain that is
+    a union of pieces (``if not (0 < j < M - 1)``), isl would otherwise simplify
+    ``floor((j - 1)/8)`` differently on each piece (``-1`` where ``j = 0``), which is one
+    function written several ways, not a piecewise mapping.
+    """
+    element = _element_function(piece["via"], piece["instance"])
+    outputs_map = isl.PwMultiAff.from_map(tx.element_map(outputs))
+    if outputs_map.n_piece() != 1:
+        raise InternalError(f"the mapping of {tx.c.accumulator}'s elements is piecewise: "
+                            f"{outputs_map}")
+    mapped = _single_multi_aff(outputs_map).pullback_multi_aff(element)
+    return [_aff_expression(mapped.get_aff(dim)) for dim in range(mapped.dim(isl.dim_type.out))]
+
+
+def _single_multi_aff(pma: isl.PwMultiAff) -> isl.MultiAff:
+    pieces = []
+    pma.foreach_piece(lambda _, ma: pieces.append(ma))
+    return pieces[0]
+
+
+def _element_function(relation: isl.Map, instance: str) -> isl.MultiAff:
+    """The accumulator element of each instance as one affine function on the domain.
+
+    isl may write the function differently on different pieces of the domain
+    (:func:`~polypipe.analysis.contraction.affine_function` finds one expression). A statement
+    whose element really is piecewise (``C[i, i if i < N // 2 else N - 1 - i]``, ...) gets a
+    ScheduleError: its instances cannot be given one block and thread by one formula.
+    """
+    function = affine_function(relation)
+    if function is not None:
+        return function
+    raise ScheduleError(
+        f"{instance}: the {relation.get_tuple_name(isl.dim_type.out)} element it touches is "
+        f"not one affine function of its loop variables over its domain ({relation}); the GPU "
+        "mapping gives each element's block and thread by one formula: split the statement "
+        "so that each part touches its elements by one subscript expression")
 
 
 def _aff_expression(aff: isl.Aff) -> str:
@@ -910,4 +939,4 @@ def _schedule_tree(program: ir.Program, tx: _Text, pieces: dict[str, dict],
     try:
         return isl.Schedule.read_from_str(domain.get_ctx(), text)
     except isl.Error as exc:
-        raise AssertionError(f"internal: bad GPU schedule tree ({exc}):\n{text}") from None
+        raise InternalError(f"bad GPU schedule tree ({exc}):\n{text}") from None

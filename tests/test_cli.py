@@ -116,7 +116,7 @@ def test_cli_pipeline_with_config_and_timeline(tmp_path, capsys):
     # float64 by default, as for `run`: 32 x (8 + 1 padding) x 8 bytes per stage of A_s
     assert "(float64, 8 bytes per element)" in out
     assert "A_s        <- A        by copy_A     pipelinable      stages=3  2304 B/stage" in out
-    assert "largest legal shared_stages" in out and "limited by trip count: 4" in out
+    assert "deepest useful shared_stages" in out and "limited by trip count: 4" in out
     assert "cp.async A_s tile 2 -> slot 2" in out
     assert "compute: S1: C[i, j] += alpha * A[i, k] * B[k, j]" in out and "S1 k 0..6" in out
     assert "mma" not in out and "update k" not in out

@@ -208,11 +208,10 @@ def test_pipeline_rejects_two_reductions_in_one_nest():
         pp.optimize(pp.kernel(two_reductions))
 
 
-def test_pipeline_rejects_too_many_stages_for_trip_count():
-    opt = pp.optimize(pp.kernel(CASES["gemm"].func), GpuConfig(**DEFAULT, shared_stages=4))
-    args = CASES["gemm"].make(np.random.default_rng(0), 30, 20, 20, np.float64)
-    with pytest.raises(ScheduleError, match=r"limited by trip count: 2 reduction tile"):
-        opt.run(*args)
+def test_pipeline_runs_with_more_stages_than_reduction_tiles():
+    """2 tiles of 16 and 4 stages: the proof holds for every size, so no run-time refusal."""
+    config = GpuConfig(**DEFAULT, shared_stages=4)
+    check_against_numpy("gemm", config, sizes=dict(M=30, N=20, K=20))
 
 
 def test_pipeline_rejects_too_many_stages_for_shared_memory():
@@ -376,9 +375,4 @@ def shapes_and_configs(draw):
 @given(case=shapes_and_configs())
 def test_pipeline_random_shapes_and_configs(case):
     name, config, sizes = case
-    tiles = -(-sizes["K"] // config.reduction)
-    if config.shared_stages > tiles + 1:
-        with pytest.raises(ScheduleError, match="limited by trip count"):
-            check_against_numpy(name, config, sizes=sizes)
-        return
-    check_against_numpy(name, config, sizes=sizes)
+    check_against_numpy(name, config, sizes=sizes)   # fewer tiles than stages included
