@@ -20,10 +20,12 @@ from polypipe.errors import ArgumentError
 def fix_parameters(space_object, values: Mapping[str, int]) -> isl.Set:
     """The parameter set ``{ : N = 5 and M = 3 }`` in the object's parameter space."""
     context = isl.Set.universe(space_object.get_space().params())
+    ctx = context.get_ctx()
     for pos in range(context.dim(isl.dim_type.param)):
         name = context.get_dim_name(isl.dim_type.param, pos)
-        context = context.fix_val(isl.dim_type.param, pos, isl.Val.int_from_si(
-            context.get_ctx(), values[name]))
+        # from text: exact for integers beyond a C long, which int_from_si refuses
+        context = context.fix_val(isl.dim_type.param, pos,
+                                  isl.Val(str(int(values[name])), context=ctx))
     return context
 
 

@@ -32,13 +32,16 @@ or by none (loop-independent: ordered by the source order of the statements only
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import islpy as isl
 
 from polypipe import ir
-from polypipe.errors import PolypipeError, ScheduleError
+from polypipe.errors import ArgumentError, PolypipeError, ScheduleError, public
+
+if TYPE_CHECKING:  # annotations only: kernel.py imports the front end
+    from polypipe.kernel import Kernel
 
 KINDS = ("flow", "anti", "output")
 
@@ -107,6 +110,68 @@ def time_space_relation(n_dims: int, params_like, equal_prefix: int,
 
 
 # --------------------------------------------------------------------------------------------
+# Argument checks shared by the analyses and the transformations
+# --------------------------------------------------------------------------------------------
+
+
+def type_name(value) -> str:
+    """``None``, ``str``, ``function``: how messages name what was passed instead."""
+    return "None" if value is None else type(value).__name__
+
+
+def as_program(program, function: str) -> ir.Program:
+    """``program`` itself, or the model of a ``@polypipe.kernel`` function (``kernel.program``).
+
+    Every public function that takes a program accepts a :class:`~polypipe.kernel.Kernel` the
+    same way; anything else raises :class:`ArgumentError` naming ``function``."""
+    if isinstance(program, ir.Program):
+        return program
+    from polypipe.kernel import Kernel  # kernel -> frontend -> analysis: imported late
+
+    if isinstance(program, Kernel):
+        return program.program
+    hint = (" (decorate it with @polypipe.kernel first)"
+            if callable(program) and not isinstance(program, type) else "")
+    raise ArgumentError(f"{function}() takes a @polypipe.kernel function or its program (a "
+                        f"polypipe.Program), not {type_name(program)}{hint}")
+
+
+def check_name(value, what: str) -> str:
+    """A statement or loop name: a non-empty string (ScheduleError otherwise, like every other
+    malformed part of a request)."""
+    if not isinstance(value, str) or not value:
+        raise ScheduleError(f"{what} must be a name (a non-empty string), got {value!r}")
+    return value
+
+
+def check_statement(program: ir.Program, statement, what: str = "statement") -> str:
+    """The name of a statement of ``program`` (ScheduleError for anything else)."""
+    check_name(statement, what)
+    names = [s.name for s in program.statements]
+    if statement not in names:
+        raise ScheduleError(f"no statement {statement!r} in {program.name} (statements: "
+                            f"{', '.join(names) or 'none'})")
+    return statement
+
+
+def check_dependences(program: ir.Program, deps, function: str) -> "Dependences":
+    """``deps`` if it is a :class:`Dependences` of ``program`` (or of a program with the same
+    statements, a transformed one), else ArgumentError / ScheduleError."""
+    if not isinstance(deps, Dependences):
+        raise ArgumentError(f"{function}(): deps must be the Dependences that "
+                            f"polypipe.dependences() returns, not {type_name(deps)}")
+    if deps.program is not program:
+        ours = [(s.name, len(s.iterators)) for s in program.statements]
+        theirs = [(s.name, len(s.iterators)) for s in deps.program.statements]
+        if ours != theirs:
+            raise ScheduleError(f"{function}(): deps were computed for {deps.program.name}, "
+                                f"whose statements ({', '.join(n for n, _ in theirs) or 'none'}) "
+                                f"are not those of {program.name} "
+                                f"({', '.join(n for n, _ in ours) or 'none'})")
+    return deps
+
+
+# --------------------------------------------------------------------------------------------
 # The schedule tree, flattened: time vectors and the loop behind each dimension
 # --------------------------------------------------------------------------------------------
 
@@ -154,6 +219,8 @@ class ScheduleLayout:
 
     def loop(self, statement: str, var: str) -> Loop:
         """The loop that runs ``var`` around ``statement`` (ScheduleError if there is none)."""
+        check_name(statement, "statement")
+        check_name(var, "the loop variable")
         if statement not in self.statement_loops:
             known = ", ".join(self.statement_loops) or "none"
             raise ScheduleError(f"no statement {statement!r} in the schedule (statements: "
@@ -185,6 +252,8 @@ def schedule_layout(schedule: isl.Schedule) -> ScheduleLayout:
     Works for any tree (band, sequence, set, filter, mark, ... nodes); the layout is the one of
     ``schedule.get_map()`` with dimensions named ``t0, t1, ...``.
     """
+    if not isinstance(schedule, isl.Schedule):
+        raise ArgumentError(f"schedule_layout() takes an isl.Schedule, not {type_name(schedule)}")
     components: dict[str, list] = {}
     domains: dict[str, isl.Set] = {s.get_tuple_name(): s for s in set_list(schedule.get_domain())}
     band_members: dict[tuple, dict] = {}
@@ -408,11 +477,15 @@ class Dependences:
         return self.layout.loops
 
     def of_kind(self, kind: str) -> tuple[Dependence, ...]:
-        if kind not in KINDS:
-            raise PolypipeError(f"unknown dependence kind {kind!r}; kinds are {', '.join(KINDS)}")
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise ScheduleError(f"unknown dependence kind {kind!r}; kinds are "
+                                f"{', '.join(KINDS)}"[:300])
         return tuple(d for d in self.records if d.kind == kind)
 
     def between(self, source: str, sink: str) -> tuple[Dependence, ...]:
+        """The dependences from statement ``source`` to statement ``sink``."""
+        check_statement(self.program, source, "source")
+        check_statement(self.program, sink, "sink")
         return tuple(d for d in self.records if d.source == source and d.sink == sink)
 
     def loop(self, statement: str, var: str) -> Loop:
@@ -502,7 +575,8 @@ class Dependences:
         return self.to_text()
 
 
-def dependences(program: ir.Program) -> Dependences:
+@public
+def dependences(program: ir.Program | Kernel) -> Dependences:
     """Flow (exact, value-based), anti and output dependences of ``program`` on its schedule.
 
     Before: a Python loop nest, e.g. a prefix sum running downwards::
@@ -513,7 +587,11 @@ def dependences(program: ir.Program) -> Dependences:
     After: ``dependences(p).flow`` is ``{ S0[i] -> S0[i' = -1 + i] : 0 < i <= -2 + n }`` (the
     value of ``suf[i]`` is read by the next iteration, which has the smaller ``i``) and
     ``carried_by("S0", "i")`` holds that flow dependence, so loop ``i`` is not parallel.
+
+    ``program`` is a :class:`~polypipe.ir.Program` or a ``@polypipe.kernel`` function (its
+    ``.program``); anything else raises :class:`~polypipe.errors.ArgumentError`.
     """
+    program = as_program(program, "dependences")
     try:
         return _dependences(program)
     except isl.Error as exc:  # an isl failure here is a bug, but say what was being analysed
@@ -521,8 +599,36 @@ def dependences(program: ir.Program) -> Dependences:
             from None
 
 
-def _dependences(program: ir.Program) -> Dependences:
+def program_layout(program: ir.Program) -> ScheduleLayout:
+    """The layout of the program's own schedule, with every statement in it.
+
+    A statement whose domain is empty (``for i in range(0)``) has no instance, so isl leaves
+    it out of the schedule's domain; it gets an empty time map (and no loops) here, so that
+    every analysis can look any statement up."""
     layout = schedule_layout(program.schedule)
+    missing = [s for s in program.statements if s.name not in layout.time]
+    if not missing:
+        return layout
+    time = dict(layout.time)
+    statement_loops = dict(layout.statement_loops)
+    for stmt in missing:
+        if not stmt.domain.is_empty():
+            raise ScheduleError(f"the schedule of {program.name} does not schedule "
+                                f"{stmt.name}, which has instances")
+        time[stmt.name] = empty_time(stmt.domain, layout.n_dims)
+        statement_loops[stmt.name] = ()
+    return replace(layout, time=time, statement_loops=statement_loops)
+
+
+def empty_time(domain: isl.Set, n_dims: int) -> isl.Map:
+    """``S[..] -> [t0, .., t<n-1>]`` with no pair: the time map of a statement without
+    instances (``domain`` is empty)."""
+    relation = isl.Map.from_domain(domain).add_dims(isl.dim_type.out, n_dims)
+    return _name_dims(relation, isl.dim_type.out, [f"t{k}" for k in range(n_dims)])
+
+
+def _dependences(program: ir.Program) -> Dependences:
+    layout = program_layout(program)
     context = program.context
     statements = {s.name: s for s in program.statements}
 

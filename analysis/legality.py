@@ -33,15 +33,20 @@ counterexamples that are not real dataflow).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Collection, Mapping, Sequence
 
 import islpy as isl
 
 from polypipe import ir
 from polypipe.analysis.bounds import describe_instance, fix_parameters, point_values
-from polypipe.analysis.dependences import (Dependence, Dependences, ScheduleLayout, dependences,
-                                           map_list, schedule_layout, time_space_relation)
-from polypipe.errors import LegalityError, ScheduleError
+from polypipe.analysis.dependences import (Dependence, Dependences, ScheduleLayout,
+                                           as_program, check_dependences, dependences,
+                                           empty_time, map_list, schedule_layout,
+                                           time_space_relation, type_name)
+from polypipe.errors import ArgumentError, LegalityError, ScheduleError, public
+
+if TYPE_CHECKING:  # annotations only: kernel.py imports the front end
+    from polypipe.kernel import Kernel
 
 
 class DependenceViolation(LegalityError):
@@ -139,8 +144,10 @@ def element_between(program: ir.Program, kind: str, array: str, pair: InstancePa
 
 
 def _instance(domain: isl.Set, values: Sequence[int]) -> isl.Set:
+    ctx = domain.get_ctx()
     for pos, value in enumerate(values):
-        domain = domain.fix_val(isl.dim_type.set, pos, value)
+        # exact: coordinates may lie beyond a C long (range(10**30, 10**30 + N))
+        domain = domain.fix_val(isl.dim_type.set, pos, isl.Val(str(int(value)), context=ctx))
     return domain
 
 
@@ -181,8 +188,9 @@ def format_parameters(values: Mapping[str, int]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def check_schedule(program: ir.Program, schedule: isl.Schedule | isl.UnionMap | str, *,
-                   parallel: Collection[int | str] = (),
+@public
+def check_schedule(program: ir.Program | Kernel, schedule: isl.Schedule | isl.UnionMap | str,
+                   *, parallel: Collection[int | str] | int | str = (),
                    deps: Dependences | None = None) -> None:
     """Raise :class:`DependenceViolation` unless ``schedule`` respects every dependence.
 
@@ -202,9 +210,17 @@ def check_schedule(program: ir.Program, schedule: isl.Schedule | isl.UnionMap | 
         check_schedule(p, p.schedule, parallel=["k"])          # DependenceViolation: loop k
         # (dimension 2) carries a flow dependence on C: S1[i=0, k=0, j=0] -> S1[i=0, k=1, j=0]
 
+    ``program`` may be a ``@polypipe.kernel`` function (its ``.program`` is checked); ``deps``,
+    when given, must be ``dependences(program)`` (or of a program with the same statements).
+
     A schedule that misses statements or instances, maps one instance to several times or is
-    not an isl object raises :class:`ScheduleError`.
+    not an isl object raises :class:`ScheduleError`; a program, ``parallel`` or ``deps`` of the
+    wrong type raises :class:`~polypipe.errors.ArgumentError`.
     """
+    program = as_program(program, "check_schedule")
+    parallel = _parallel_items(parallel)
+    if deps is not None:
+        check_dependences(program, deps, "check_schedule")
     layout, dims_of, labels = _normalise(program, schedule, parallel)
     deps = deps if deps is not None else dependences(program)
     try:
@@ -291,16 +307,32 @@ def _time_of(layout: ScheduleLayout, stmt: str, values: Sequence[int],
 # --------------------------------------------------------------------------------------------
 
 
-def _normalise(program: ir.Program, schedule, parallel: Collection[int | str]
+def _parallel_items(parallel) -> tuple:
+    """``parallel`` as a tuple of items (one int or name on its own is one item)."""
+    if isinstance(parallel, str) or (hasattr(parallel, "__index__")
+                                     and not isinstance(parallel, bool)):
+        return (parallel,)
+    if not isinstance(parallel, (bytes, bytearray, Mapping)):
+        try:
+            return tuple(parallel)
+        except TypeError:
+            pass
+    raise ArgumentError(f"parallel must be a time dimension (an int or a loop name) or a "
+                        f"collection of them, got {parallel!r}"[:200]
+                        + ("" if parallel is None else f" ({type_name(parallel)})"))
+
+
+def _normalise(program: ir.Program, schedule, parallel: Sequence[int | str]
                ) -> tuple[ScheduleLayout, dict[int, frozenset[str] | None], dict[int, str]]:
     """The schedule as per-statement time maps of one length, and the parallel dimensions
     (dimension -> statements it applies to, None for all; dimension -> how the user named it).
     """
-    if isinstance(parallel, (str, int)):
-        parallel = [parallel]
     try:
         if isinstance(schedule, str):
             schedule = isl.UnionMap(schedule)
+        elif isinstance(schedule, isl.Map):
+            schedule = isl.UnionMap.from_map(schedule)
+        schedule = _in_context(schedule, program.context.get_ctx())
         if isinstance(schedule, isl.Schedule):
             layout = schedule_layout(schedule)
             named = {}
@@ -312,8 +344,8 @@ def _normalise(program: ir.Program, schedule, parallel: Collection[int | str]
             layout, named = _layout_of_map(program, schedule)
         else:
             raise ScheduleError(f"a schedule must be an isl.Schedule or an isl.UnionMap "
-                                f"(statement instance -> time vector), got "
-                                f"{type(schedule).__name__}")
+                                f"(statement instance -> time vector) or its text, got "
+                                f"{type_name(schedule)}")
         layout = _check_coverage(program, layout)
     except isl.Error as exc:
         raise ScheduleError(f"cannot read the schedule: {exc}") from None
@@ -321,13 +353,18 @@ def _normalise(program: ir.Program, schedule, parallel: Collection[int | str]
     dims_of: dict[int, frozenset[str] | None] = {}
     labels: dict[int, str] = {}
     for item in parallel:
+        if not isinstance(item, str) and hasattr(item, "__index__") \
+                and not isinstance(item, bool):
+            item = int(item.__index__())  # NumPy integers count as ints
         if isinstance(item, bool) or not isinstance(item, (int, str)):
             raise ScheduleError(f"parallel dimensions are ints (positions in the time vector) "
-                                f"or names, got {item!r}")
+                                f"or names, got {item!r}"[:300])
         if isinstance(item, int):
             if not 0 <= item < layout.n_dims:
+                span = (f"dimensions 0 to {layout.n_dims - 1}" if layout.n_dims
+                        else "it has no dimensions")
                 raise ScheduleError(f"parallel dimension {item} is outside the time vector "
-                                    f"(dimensions 0 to {layout.n_dims - 1})")
+                                    f"({span})"[:300])
             dims_of[item] = None
             continue
         if item not in named:
@@ -342,6 +379,21 @@ def _normalise(program: ir.Program, schedule, parallel: Collection[int | str]
     return layout, dims_of, labels
 
 
+def strip_parameters_text(relation: isl.Map) -> str:
+    text = str(relation)
+    return text[text.find("{"):] if "{" in text else text
+
+
+def _in_context(schedule, ctx: isl.Context):
+    """An isl schedule made in another isl context, re-read in the program's (isl objects of
+    two contexts cannot be combined)."""
+    if isinstance(schedule, (isl.Schedule, isl.UnionMap)) and not schedule.get_ctx() == ctx:
+        reader = (isl.Schedule.read_from_str if isinstance(schedule, isl.Schedule)
+                  else isl.UnionMap.read_from_str)
+        return reader(ctx, str(schedule))
+    return schedule
+
+
 def _layout_of_map(program: ir.Program, schedule: isl.UnionMap
                    ) -> tuple[ScheduleLayout, dict[str, dict[int, set[str]]]]:
     schedule = schedule.align_params(program.context.get_space())
@@ -351,6 +403,10 @@ def _layout_of_map(program: ir.Program, schedule: isl.UnionMap
     named: dict[str, dict[int, set[str]]] = {}
     for relation in maps:
         stmt = relation.get_tuple_name(isl.dim_type.in_)
+        if not stmt:
+            raise ScheduleError(f"the schedule maps an unnamed tuple "
+                                f"({strip_parameters_text(relation)}); name each statement's "
+                                f"instances like S0[i, j]"[:300])
         if stmt in time:
             raise ScheduleError(f"the schedule maps {stmt} to time vectors of different "
                                 "shapes; give each statement one map")
@@ -375,6 +431,10 @@ def _check_coverage(program: ir.Program, layout: ScheduleLayout) -> ScheduleLayo
     time: dict[str, isl.Map] = {}
     for stmt in program.statements:
         relation = layout.time.get(stmt.name)
+        if relation is None and stmt.domain.is_empty():
+            # no instance to schedule: isl leaves such a statement out of a schedule tree's
+            # domain (for i in range(0)), so the program's own schedule has no map for it
+            relation = empty_time(stmt.domain, layout.n_dims)
         if relation is None:
             raise ScheduleError(f"the schedule does not schedule {stmt.name} "
                                 f"{statement_line(stmt)}; give every statement a time")

@@ -39,14 +39,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import islpy as isl
 
 from polypipe import ir
-from polypipe.analysis.dependences import Dependences, Loop, _BeforeCache, dependences, map_list
+from polypipe.analysis.dependences import (Dependences, Loop, _BeforeCache, as_program,
+                                           check_dependences, check_name, check_statement,
+                                           dependences, map_list, type_name)
 from polypipe.analysis.legality import concrete_pair, describe_dependence_pair, format_parameters
-from polypipe.errors import PolypipeError, ScheduleError
+from polypipe.errors import ArgumentError, PolypipeError, ScheduleError, public
+
+if TYPE_CHECKING:  # annotations only: kernel.py imports the front end
+    from polypipe.kernel import Kernel
 
 
 class Reason(str, Enum):
@@ -101,7 +106,8 @@ class PipelineCandidate:
         return f"{self.statement} {self.read} along {self.loop}: {verdict}: {self.explanation}"
 
 
-def pipelinable_reads(program: ir.Program, *, deps: Dependences | None = None,
+@public
+def pipelinable_reads(program: ir.Program | Kernel, *, deps: Dependences | None = None,
                       include_locals: bool = False) -> list[PipelineCandidate]:
     """Every read of an array, along every loop around it, with a verdict (module docstring).
 
@@ -113,8 +119,16 @@ def pipelinable_reads(program: ir.Program, *, deps: Dependences | None = None,
     >>> [(c.read, c.loop) for c in pipelinable_reads(gemm.program)
     ...  if c.pipelinable and c.loop == "k"]
     [('A[i, k]', 'k'), ('B[k, j]', 'k')]
+
+    ``program`` may be a ``@polypipe.kernel`` function; ``deps``, when given, must be
+    ``dependences(program)``.
     """
-    deps = deps if deps is not None else dependences(program)
+    program = as_program(program, "pipelinable_reads")
+    if not isinstance(include_locals, bool):
+        raise ArgumentError(f"pipelinable_reads(): include_locals must be True or False, got "
+                            f"{include_locals!r}"[:200])
+    deps = (check_dependences(program, deps, "pipelinable_reads") if deps is not None
+            else dependences(program))
     try:
         return _all_candidates(program, deps, include_locals)
     except isl.Error as exc:  # a bug rather than bad input, but say what was being analysed
@@ -141,25 +155,28 @@ def _all_candidates(program: ir.Program, deps: Dependences,
     return result
 
 
-def pipeline_candidate(program: ir.Program, statement: str, read: int | str, loop: str, *,
-                       deps: Dependences | None = None) -> PipelineCandidate:
+@public
+def pipeline_candidate(program: ir.Program | Kernel, statement: str, read: int | str,
+                       loop: str, *, deps: Dependences | None = None) -> PipelineCandidate:
     """The verdict for one read (index into ``Statement.reads``, array name or access text such
     as ``"A[i, k]"``) of ``statement`` along the loop over ``loop``.
 
     >>> pipeline_candidate(gemm.program, "S1", "C", "k").reason
     <Reason.WRITTEN_IN_LOOP: 'written in loop'>
 
-    Raises :class:`PolypipeError` for an unknown statement or read and :class:`ScheduleError`
-    for a loop variable that no loop of the program uses.
+    Raises :class:`ScheduleError` for an unknown statement, read or loop variable (one that no
+    loop of the program uses) and for a statement without instances.
     """
-    deps = deps if deps is not None else dependences(program)
-    try:
-        stmt = program.statement(statement)
-    except KeyError:
-        known = ", ".join(s.name for s in program.statements)
-        raise PolypipeError(f"{program.name} has no statement {statement!r} (statements: "
-                            f"{known})") from None
+    program = as_program(program, "pipeline_candidate")
+    check_statement(program, statement)
+    check_name(loop, "the loop variable")
+    deps = (check_dependences(program, deps, "pipeline_candidate") if deps is not None
+            else dependences(program))
+    stmt = program.statement(statement)
     index = _read_index(stmt, read)
+    if stmt.domain.is_empty():
+        raise ScheduleError(f"{stmt.name} {_line_text(stmt)}never runs (its loops have no "
+                            "iterations for any sizes); there is nothing to stream")
     if not any(loop in (l.name, *l.iterators) for l in deps.loops):
         known = ", ".join(dict.fromkeys(l.name for l in deps.loops)) or "none"
         raise ScheduleError(f"{program.name} has no loop over {loop!r} (loops: {known})")
@@ -170,10 +187,18 @@ def pipeline_candidate(program: ir.Program, statement: str, read: int | str, loo
                             f"{exc}") from None
 
 
+def _line_text(stmt: ir.Statement) -> str:
+    return f"(line {stmt.location.line}) " if stmt.location else ""
+
+
 def _read_index(stmt: ir.Statement, read: int | str) -> int:
-    if isinstance(read, int) and not isinstance(read, bool):
+    if not isinstance(read, str) and hasattr(read, "__index__") and not isinstance(read, bool):
+        read = int(read.__index__())
         if 0 <= read < len(stmt.reads):
             return read
+    elif not isinstance(read, str):
+        raise ScheduleError(f"read must be an index into {stmt.name}'s reads or an array name "
+                            f"or access text such as 'A[i, k]', got {read!r}"[:300])
     else:
         by_text = [k for k, a in enumerate(stmt.reads) if str(a) == read]
         by_array = [k for k, a in enumerate(stmt.reads) if a.array == read]
@@ -183,11 +208,11 @@ def _read_index(stmt: ir.Statement, read: int | str) -> int:
             return by_array[0]
         if by_array:
             options = ", ".join(dict.fromkeys(str(stmt.reads[k]) for k in by_array))
-            raise PolypipeError(f"{stmt.name} reads {read} more than once ({options}); name the "
+            raise ScheduleError(f"{stmt.name} reads {read} more than once ({options}); name the "
                                 "access")
     options = ", ".join(str(a) for a in stmt.reads) or "nothing"
-    raise PolypipeError(f"{stmt.name} ({stmt.source or stmt}) has no read {read!r} (it reads "
-                        f"{options})")
+    raise ScheduleError(f"{stmt.name} ({stmt.source or stmt}) has no read {read!r} (it reads "
+                        f"{options})"[:500])
 
 
 class _Analysis:
@@ -376,6 +401,14 @@ def _footprint_words(extents: Sequence[str]) -> str:
 
 def format_table(candidates: Sequence[PipelineCandidate]) -> str:
     """A fixed-width table, one row per candidate; refusals show their reason and first line."""
+    if isinstance(candidates, (str, bytes)) or not hasattr(candidates, "__iter__"):
+        raise ArgumentError(f"format_table() takes the list pipelinable_reads() returns, not "
+                            f"{type_name(candidates)}")
+    candidates = list(candidates)
+    for c in candidates:
+        if not isinstance(c, PipelineCandidate):
+            raise ArgumentError(f"format_table() takes PipelineCandidate objects (from "
+                                f"pipelinable_reads()), got {type_name(c)}")
     header = ("stmt", "line", "read", "loop", "kind", "per iteration", "reused across",
               "verdict")
     rows = []

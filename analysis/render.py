@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import os
 import re
 import shutil
 import struct
@@ -34,7 +35,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polypipe.errors import PolypipeError
+from polypipe.errors import ArgumentError, PolypipeError, public
 
 if TYPE_CHECKING:  # only for annotations: dependences imports this module lazily
     from polypipe.analysis.dependences import Dependence, Dependences
@@ -57,6 +58,27 @@ class RenderError(PolypipeError):
 # --------------------------------------------------------------------------------------------
 # Provenance, deterministic matplotlib output, writing files
 # --------------------------------------------------------------------------------------------
+
+def _require_dependences(deps, function: str) -> None:
+    """ArgumentError unless ``deps`` is what :func:`polypipe.dependences` returns."""
+    from polypipe.analysis.dependences import Dependences, type_name
+
+    if not isinstance(deps, Dependences):
+        raise ArgumentError(f"{function}() takes the Dependences that polypipe.dependences() "
+                            f"returns, not {type_name(deps)}")
+
+
+def _require_path(path, function: str) -> str:
+    """``path`` as a string: a str or an os.PathLike (ArgumentError otherwise)."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise ArgumentError(f"{function}(): the output path must be a file name (a non-empty "
+                            f"str or pathlib.Path), got {path!r}"[:300])
+    if "\x00" in path:
+        raise RenderError(f"cannot write {path!r}: a file name cannot contain a NUL character")
+    return path
+
 
 PROVENANCE_PREFIX = "polypipe provenance:"
 _PROVENANCE = re.compile(rb"polypipe provenance:[^\n<>]*?sha256 ([0-9a-f]{64})")
@@ -100,7 +122,14 @@ def embed_provenance(data: bytes, fmt: str, line: str) -> bytes:
 
 
 def read_provenance(data: bytes) -> str | None:
-    """The sha256 recorded in a picture polypipe wrote (SVG or PNG bytes), else None."""
+    """The sha256 recorded in a picture polypipe wrote (SVG or PNG bytes, or SVG text), else
+    None."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="replace")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ArgumentError(f"read_provenance() takes the bytes of a picture, not "
+                            f"{type(data).__name__}")
+    data = bytes(data)
     if data.startswith(_PNG_SIGNATURE):
         position = 8
         while position + 8 <= len(data):
@@ -131,6 +160,7 @@ def save_figure(fig, fmt: str, line: str, **options) -> bytes:
 
 def check_writable(path: str) -> None:
     """Refuse an output path whose folder does not exist, or that is a folder, before any work."""
+    path = _require_path(path, "check_writable")
     target = Path(path)
     folder = target.parent
     if not folder.is_dir():
@@ -141,6 +171,7 @@ def check_writable(path: str) -> None:
 
 def write_output(path: str, data: "bytes | str") -> None:
     """Write ``data`` to ``path``; any OSError becomes a RenderError naming the file."""
+    path = _require_path(path, "write_output")
     check_writable(path)
     try:
         if isinstance(data, str):
@@ -149,8 +180,9 @@ def write_output(path: str, data: "bytes | str") -> None:
         else:
             with open(path, "wb") as handle:
                 handle.write(data)
-    except OSError as exc:
-        raise RenderError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise RenderError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,6 +193,10 @@ def write_output(path: str, data: "bytes | str") -> None:
 def dependences_text(deps: "Dependences", loops: bool = True) -> str:
     """One aligned line per dependence; then each loop, parallel or what it carries."""
     from polypipe.analysis.dependences import strip_parameters
+
+    _require_dependences(deps, "to_text")
+    if not isinstance(loops, bool):
+        raise ArgumentError(f"to_text(): loops must be True or False, got {loops!r}"[:200])
 
     program = deps.program
     params = ", ".join(program.parameter_names)
@@ -216,6 +252,7 @@ def dependences_dot(deps: "Dependences") -> str:
     Flow edges are solid black, anti dashed red, output dotted blue; labels give the array,
     the carrying loop and the distance over the common loops.
     """
+    _require_dependences(deps, "to_dot")
     program = deps.program
     title = (f"dependences of {program.name}   (flow: solid, anti: dashed red, "
              "output: dotted blue)")
@@ -336,6 +373,7 @@ def dependences_provenance(deps: "Dependences") -> str:
 
 
 def _render(deps: "Dependences", fmt: str) -> bytes:
+    _require_dependences(deps, f"to_{fmt}")
     renderer = available_renderer()
     line = dependences_provenance(deps)
     if renderer == "dot":
@@ -353,6 +391,8 @@ def render_svg(deps: "Dependences") -> str:
 
 def render_png(deps: "Dependences", path: str) -> None:
     """Write the dependence graph as PNG to ``path`` (RenderError when it cannot)."""
+    _require_dependences(deps, "to_png")
+    path = _require_path(path, "to_png")
     check_writable(path)
     write_output(path, _render(deps, "png"))
 
@@ -390,10 +430,11 @@ def output_format(fmt: str | None, path: str | None) -> str:
     extension (``--format text -o g.svg``) is refused, as is a path whose extension names no
     format when no format is given.
     """
-    if fmt is not None and fmt not in FORMATS:
+    if fmt is not None and (not isinstance(fmt, str) or fmt not in FORMATS):
         raise RenderError(f"unknown format {fmt!r}; formats are {', '.join(FORMATS)}")
     if path is None:
         return fmt or "text"
+    path = _require_path(path, "output_format")
     extension = Path(path).suffix.lower()
     implied = EXTENSIONS.get(extension)
     known = ", ".join(EXTENSIONS)
@@ -410,6 +451,7 @@ def output_format(fmt: str | None, path: str | None) -> str:
     return fmt
 
 
+@public
 def export_dependences(deps: "Dependences", fmt: str | None = None,
                        path: str | None = None) -> str | None:
     """What ``polypipe deps`` shows: the dependences as ``text``, ``dot``, ``svg`` or ``png``.
@@ -420,6 +462,9 @@ def export_dependences(deps: "Dependences", fmt: str | None = None,
     :class:`RenderError` for an unknown format, a format that contradicts the extension, a PNG
     without a path, a missing output folder, or a picture with no renderer installed.
     """
+    _require_dependences(deps, "export_dependences")
+    if path is not None:
+        path = _require_path(path, "export_dependences")
     fmt = output_format(fmt, path)
     if path is not None:
         check_writable(path)

@@ -69,7 +69,8 @@ class CodegenError(PolypipeError):
 
 
 class ArgumentError(PolypipeError):
-    """Arguments passed to a kernel do not match its model (dtype, rank, shape, bounds)."""
+    """Arguments do not match what is asked of them: a kernel's arguments against its model
+    (dtype, rank, shape, bounds), or wrong argument types to polypipe's API."""
 
 
 class KernelRuntimeError(PolypipeError):

@@ -272,14 +272,15 @@ class OptimizedProgram:
             self._checked.add(sizes)
 
     def _check_sizes(self, binding: Binding) -> None:
-        """Refuse what the concrete sizes make impossible (too many stages, shared memory)."""
+        """Refuse what these element types make impossible (shared stages beyond the target's
+        shared memory)."""
         from polypipe.analysis.pipeline_check import require_stages_fit
 
         dtypes = dict(binding.dtypes)
         for kernel in self.kernels:
             itemsize = max(np.dtype(dtypes[op.array]).itemsize for op in kernel.operands) \
                 if kernel.operands else 4
-            require_stages_fit(kernel, itemsize, binding.params)
+            require_stages_fit(kernel, itemsize)
 
     def _emulation_units(self, binding: Binding, thread_order: str, seed: int) -> list:
         """(typed program, ABI, C source, index tree) of every kernel, for these dtypes."""
@@ -349,11 +350,9 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
     from polypipe.analysis.contraction import recognise, top_level_nests
     from .gpu_schedule import build_gpu_kernel
 
-    if isinstance(program, Kernel):
-        program = program.program
-    if not isinstance(program, ir.Program):
-        raise ArgumentError(f"optimize() takes a @polypipe.kernel function or its program, "
-                            f"not {type(program).__name__}")
+    from polypipe.analysis.dependences import as_program
+
+    program = as_program(program, "optimize")
     config = as_config(config)
     kernels = []
     for index, nest in enumerate(top_level_nests(program)):

@@ -1,7 +1,9 @@
 """Schedule transformations for experts: tile, interchange, skew, split and fuse bands, fuse
 sibling loops, mark bands as GPU blocks or threads.
 
-Each transformation is one function ``Program -> Program``. It rewrites the program's schedule
+Each transformation is one function ``Program -> Program`` (a ``@polypipe.kernel`` function is
+accepted in place of its ``.program``; anything else raises
+:class:`~polypipe.errors.ArgumentError`). It rewrites the program's schedule
 tree (``Program.schedule``, an ``isl.Schedule``), proves the new schedule legal with
 :func:`polypipe.analysis.legality.check_schedule` (every flow, anti and output dependence still
 runs forward; every band marked ``block`` or ``thread`` still carries no dependence) and returns
@@ -10,7 +12,9 @@ a new program whose transform log ``Program.transforms`` ends with the call that
 :func:`replay_transforms`. A refusal raises
 :class:`~polypipe.analysis.legality.DependenceViolation` (a ``LegalityError``) that quotes the
 transformation and names both statement instances, the array element they conflict on and the
-sizes it fails for; a malformed request raises :class:`~polypipe.errors.ScheduleError`.
+sizes it fails for; a malformed request (an unknown loop or statement, a tile size or skew
+factor that is not an integer of at most 64 bits, ...) raises
+:class:`~polypipe.errors.ScheduleError`.
 
 **Addressing loops.** A loop is a *band member* of the schedule tree, named after the loop
 variable it iterates for the statement (``"i"``), found on the path from the root to the
@@ -47,18 +51,23 @@ bands it acts on, computes new members, and rebuilds that chain in place; the re
 from __future__ import annotations
 
 import ast
+import inspect
 import keyword
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import islpy as isl
 
 from . import ir
 from .ir import fresh_name
+from .analysis.dependences import as_program, check_statement
 from .analysis.legality import DependenceViolation, check_schedule
-from .errors import LegalityError, ScheduleError
+from .errors import LegalityError, ScheduleError, public
+
+if TYPE_CHECKING:  # annotations only: kernel.py imports the front end
+    from .kernel import Kernel
 
 __all__ = ["MARK_KINDS", "TRANSFORMATIONS", "describe_schedule", "fuse_bands", "fuse_loops",
            "interchange", "mark_band", "replay_transforms", "skew", "split_band",
@@ -152,7 +161,8 @@ def _band_schedule(dims: Sequence[_Dim]) -> isl.MultiUnionPwAff:
 
 
 def _val(like, value: int) -> isl.Val:
-    return isl.Val.int_from_si(like.get_ctx(), value)
+    """``value`` as an exact isl integer (``int_from_si`` stops at a C long)."""
+    return isl.Val(str(int(value)), context=like.get_ctx())
 
 
 def _tile_dim(dim: _Dim, size: int, name: str | None) -> _Dim:
@@ -411,22 +421,26 @@ def _marked_members(schedule: isl.Schedule) -> list[_Marked]:
 
 
 def _with_parallel_names(schedule: isl.Schedule,
-                         marked: Sequence[_Marked]) -> isl.UnionMap:
+                         marked: Sequence[_Marked]) -> tuple[isl.UnionMap, list[str]]:
     """The flat schedule with each marked member's time dimension named after the member,
     for the statements below it only (other dimensions stay unnamed), so that
     ``check_schedule(.., parallel=[names])`` requires exactly those loops to be parallel: a
-    position alone would also bind a sequential loop at the same depth in another nest."""
+    position alone would also bind a sequential loop at the same depth in another nest.
+    Also returns the names given: a marked member of statements that have no instance (``for
+    i in range(0)``) appears in no map and has nothing to check."""
     flat = schedule.get_map()
     maps = flat.get_map_list()
     result = isl.UnionMap.empty(flat.get_space())
+    used: set[str] = set()
     for k in range(maps.n_map()):
         relation = maps.get_at(k)
         statement = relation.get_tuple_name(isl.dim_type.in_)
         for member in marked:
             if statement in member.statements:
                 relation = relation.set_dim_name(isl.dim_type.out, member.time_dim, member.name)
+                used.add(member.name)
         result = result.union(isl.UnionMap.from_map(relation))
-    return result
+    return result, sorted(used)
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,9 +483,9 @@ def _accept(program: ir.Program, schedule: isl.Schedule, entry: str) -> ir.Progr
     if not marked:
         check_schedule(program, schedule)
     else:
+        flat, names = _with_parallel_names(schedule, marked)
         try:
-            check_schedule(program, _with_parallel_names(schedule, marked),
-                           parallel=sorted({member.name for member in marked}))
+            check_schedule(program, flat, parallel=names)
         except DependenceViolation as exc:
             if exc.parallel_dim is None:
                 raise
@@ -502,16 +516,15 @@ def _relabelled(exc: DependenceViolation, marked: Sequence[_Marked]) -> Dependen
 def _loop_names(loops, what: str = "loops") -> tuple[str, ...]:
     if isinstance(loops, str):
         loops = (loops,)
-    try:
-        names = tuple(loops)
-    except TypeError:
+    if not isinstance(loops, (tuple, list)):
         raise ScheduleError(f"{what} must be a loop name or a sequence of loop names, got "
-                            f"{loops!r}") from None
+                            f"{loops!r}"[:300])
+    names = tuple(loops)
     if not names:
         raise ScheduleError(f"{what} must name at least one loop")
     for name in names:
         if not isinstance(name, str) or not name:
-            raise ScheduleError(f"{what} must be loop names (strings), got {name!r}")
+            raise ScheduleError(f"{what} must be loop names (strings), got {name!r}"[:300])
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ScheduleError(f"{what} names loop {repeated[0]!r} more than once")
@@ -525,14 +538,38 @@ def _loops_text(names: Sequence[str]) -> str:
 
 def _loop_name(loop, what: str) -> str:
     if not isinstance(loop, str) or not loop:
-        raise ScheduleError(f"{what} must be a loop name (a string), got {loop!r}")
+        raise ScheduleError(f"{what} must be a loop name (a string), got {loop!r}"[:300])
     return loop
+
+
+MAX_INTEGER = 2 ** 63 - 1
+"""The largest tile size or skew factor (generated code computes in 64-bit integers)."""
 
 
 def _int(value, what: str) -> int:
     if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ScheduleError(f"{what} must be an integer, got {value!r}")
-    return int(value.__index__())
+        raise ScheduleError(f"{what} must be an integer, got {value!r}"[:300])
+    try:
+        number = int(value.__index__())
+    except (TypeError, ValueError, OverflowError):  # e.g. a NumPy array of several values
+        raise ScheduleError(f"{what} must be an integer, got {value!r}"[:300]) from None
+    if abs(number) > MAX_INTEGER:
+        raise ScheduleError(f"{what} must be at most 2**63 - 1 in magnitude (generated code "
+                            f"computes in 64-bit integers), got {number}"[:300])
+    return number
+
+
+def _materialised(value):
+    """A sequence argument read once, as a tuple (a generator is consumed by the first look);
+    strings, None and scalars unchanged."""
+    if value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return value
+    if isinstance(value, (dict, set, frozenset)):
+        return value  # unordered: refused by the checks with the value shown
+    try:
+        return tuple(value)
+    except Exception:  # noqa: BLE001 - a broken iterable is refused by the checks below
+        return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,7 +577,8 @@ def _int(value, what: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def interchange(program: ir.Program, outer: str, inner: str, *,
+@public
+def interchange(program: ir.Program | Kernel, outer: str, inner: str, *,
                 statement: str | None = None) -> ir.Program:
     """Swap two loops of a perfect nest: ``outer`` takes ``inner``'s place and vice versa.
 
@@ -565,6 +603,7 @@ def interchange(program: ir.Program, outer: str, inner: str, *,
     Refused (``DependenceViolation``) when a dependence would run backwards, e.g. for
     ``A[i, j] = A[i - 1, j + 1]`` (distance ``(1, -1)`` becomes ``(-1, 1)``).
     """
+    program = as_program(program, "interchange")
     entry = _call_text("interchange", outer=outer, inner=inner, statement=statement)
     with _quoted(entry, program):
         names = (_loop_name(outer, "outer"), _loop_name(inner, "inner"))
@@ -585,7 +624,8 @@ def interchange(program: ir.Program, outer: str, inner: str, *,
         return _accept(program, new, entry)
 
 
-def tile(program: ir.Program, loops: Sequence[str] | str, sizes: Sequence[int] | int, *,
+@public
+def tile(program: ir.Program | Kernel, loops: Sequence[str] | str, sizes: Sequence[int] | int, *,
          statement: str | None = None,
          tile_names: Sequence[str] | None = None) -> ir.Program:
     """Rectangular tiling of adjacent nested loops: tile loops outside, point loops inside.
@@ -619,11 +659,14 @@ def tile(program: ir.Program, loops: Sequence[str] | str, sizes: Sequence[int] |
     at ``t + 1`` the first tile of ``i`` reads ``A[4]``, which the second tile writes at ``t``
     and only runs after it. Skew first (:func:`skew`).
     """
+    program = as_program(program, "tile")
+    loops = _materialised(loops)
+    sizes, tile_names = _materialised(sizes), _materialised(tile_names)
     entry = _call_text("tile", loops=_shown(loops), sizes=_shown(sizes), statement=statement,
                        tile_names=_shown(tile_names))
     with _quoted(entry, program):
         names = _loop_names(loops)
-        size_list = tuple(sizes) if hasattr(sizes, "__iter__") else (sizes,)
+        size_list = tuple(sizes) if isinstance(sizes, (tuple, list)) else (sizes,)
         if len(size_list) != len(names):
             raise ScheduleError(f"give one tile size per loop: {len(names)} loop(s) "
                                 f"{names} but {len(size_list)} size(s) {size_list}")
@@ -662,18 +705,20 @@ def _shown(value):
     """An argument as the log shows it: sequences as tuples and integers as Python ints, so an
     entry reads the same however it was passed (a list, NumPy integers) and replays."""
     def plain(item):
-        if hasattr(item, "__index__") and not isinstance(item, bool):
-            return int(item.__index__())
+        if hasattr(item, "__index__") and not isinstance(item, (bool, str)):
+            try:
+                return int(item.__index__())
+            except Exception:  # noqa: BLE001 - shown as given; the checks refuse it
+                return item
         return item
 
-    if isinstance(value, str) or value is None:
-        return value
-    if hasattr(value, "__iter__"):
+    if isinstance(value, (tuple, list)):
         return tuple(plain(item) for item in value)
     return plain(value)
 
 
-def skew(program: ir.Program, loop: str, by: str, *, factor: int = 1,
+@public
+def skew(program: ir.Program | Kernel, loop: str, by: str, *, factor: int = 1,
          statement: str | None = None) -> ir.Program:
     """Skew ``loop`` by ``by``: ``loop := loop + factor * by`` (schedule coordinates).
 
@@ -701,6 +746,7 @@ def skew(program: ir.Program, loop: str, by: str, *, factor: int = 1,
     and then ``interchange(p, "t", "i")`` gives distances ``(1, 0), (2, 1), (1, 1)``: every
     dependence is carried by the outer loop, the inner ``t`` loop is parallel.
     """
+    program = as_program(program, "skew")
     entry = _call_text("skew", loop=loop, by=by, factor=_shown(factor), statement=statement)
     with _quoted(entry, program):
         names = (_loop_name(loop, "loop"), _loop_name(by, "by"))
@@ -728,7 +774,9 @@ def skew(program: ir.Program, loop: str, by: str, *, factor: int = 1,
         return _accept(program, new, entry)
 
 
-def split_band(program: ir.Program, loop: str, *, statement: str | None = None) -> ir.Program:
+@public
+def split_band(program: ir.Program | Kernel, loop: str, *,
+               statement: str | None = None) -> ir.Program:
     """Split the band holding ``loop`` in two: the members before ``loop`` stay in the outer
     band, ``loop`` and the members after it form a new band nested inside.
 
@@ -747,6 +795,7 @@ def split_band(program: ir.Program, loop: str, *, statement: str | None = None) 
             for j in range(M):       # band [j]
                 S0
     """
+    program = as_program(program, "split_band")
     entry = _call_text("split_band", loop=loop, statement=statement)
     with _quoted(entry, program):
         schedule = program.schedule
@@ -764,7 +813,8 @@ def _band_text(schedule: isl.Schedule, path: Sequence[int]) -> str:
     return "[" + ", ".join(d.name or "?" for d in dims) + "]"
 
 
-def fuse_bands(program: ir.Program, loops: Sequence[str] | str, *,
+@public
+def fuse_bands(program: ir.Program | Kernel, loops: Sequence[str] | str, *,
                statement: str | None = None) -> ir.Program:
     """Make adjacent nested loops one band (merge nested bands; not loop fusion, see
     :func:`fuse_loops`). Members of the same bands outside ``loops`` stay in bands of their
@@ -785,6 +835,8 @@ def fuse_bands(program: ir.Program, loops: Sequence[str] | str, *,
             for j in range(M):
                 S0
     """
+    program = as_program(program, "fuse_bands")
+    loops = _materialised(loops)
     entry = _call_text("fuse_bands", loops=_shown(loops), statement=statement)
     with _quoted(entry, program):
         names = _loop_names(loops)
@@ -803,7 +855,8 @@ def fuse_bands(program: ir.Program, loops: Sequence[str] | str, *,
         return _accept(program, new, entry)
 
 
-def mark_band(program: ir.Program, loops: Sequence[str] | str, kind: str, *,
+@public
+def mark_band(program: ir.Program | Kernel, loops: Sequence[str] | str, kind: str, *,
               statement: str | None = None) -> ir.Program:
     """Mark adjacent nested loops as GPU blocks (``kind="block"``) or threads (``"thread"``).
 
@@ -835,6 +888,8 @@ def mark_band(program: ir.Program, loops: Sequence[str] | str, kind: str, *,
     Refused (``DependenceViolation``) for a loop that carries a dependence, e.g. ``k`` above
     (every ``k`` adds into the same ``C[i, j]``).
     """
+    program = as_program(program, "mark_band")
+    loops = _materialised(loops)
     entry = _call_text("mark_band", loops=_shown(loops), kind=kind, statement=statement)
     with _quoted(entry, program):
         names = _loop_names(loops)
@@ -866,7 +921,8 @@ def mark_band(program: ir.Program, loops: Sequence[str] | str, kind: str, *,
         return _accept(program, new, entry)
 
 
-def fuse_loops(program: ir.Program, first: str, second: str) -> ir.Program:
+@public
+def fuse_loops(program: ir.Program | Kernel, first: str, second: str) -> ir.Program:
     """Fuse two sibling loops: the outermost loop around statement ``first`` and the one around
     statement ``second``, which must be consecutive children of one sequence (adjacent loop
     nests at the same level, nothing between them). The fused loop iterates the union of both
@@ -889,6 +945,7 @@ def fuse_loops(program: ir.Program, first: str, second: str) -> ir.Program:
     Refused (``DependenceViolation``) when an iteration of the second loop reads what a later
     iteration of the first writes, e.g. ``C[j] = B[j + 1]``.
     """
+    program = as_program(program, "fuse_loops")
     entry = _call_text("fuse_loops", first=first, second=second)
     with _quoted(entry, program):
         schedule = program.schedule
@@ -998,7 +1055,8 @@ def _union_set_list(sets: Sequence[isl.UnionSet]) -> isl.UnionSetList:
 # --------------------------------------------------------------------------------------------
 
 
-def statement_loops(program: ir.Program, statement: str) -> tuple[str | None, ...]:
+@public
+def statement_loops(program: ir.Program | Kernel, statement: str) -> tuple[str | None, ...]:
     """The names of the loops (band members) around ``statement``, outer to inner; None for a
     member without a name (one that iterates different variables for different statements).
 
@@ -1007,13 +1065,13 @@ def statement_loops(program: ir.Program, statement: str) -> tuple[str | None, ..
     >>> statement_loops(tile(gemm.program, ("k", "j"), (8, 8)), "S1")
     ('i', 'k_tile', 'j_tile', 'k', 'j')
     """
-    if statement not in _program_statements(program):
-        raise ScheduleError(f"no statement {statement!r} in {program.name} (statements: "
-                            f"{', '.join(_program_statements(program))})")
+    program = as_program(program, "statement_loops")
+    check_statement(program, statement)
     return tuple(loop.name for loop in _loops_of(program.schedule, statement))
 
 
-def describe_schedule(program: ir.Program) -> str:
+@public
+def describe_schedule(program: ir.Program | Kernel) -> str:
     """The schedule tree as an indented outline with loop names, for choosing what to
     transform next. After ``tile(matmul.program, ("i", "j"), (8, 8))`` and
     ``mark_band(.., ("i", "j"), "thread")``::
@@ -1024,6 +1082,7 @@ def describe_schedule(program: ir.Program) -> str:
               band [k]
                 S0
     """
+    program = as_program(program, "describe_schedule")
     lines: list[str] = []
     order = {name: k for k, name in enumerate(_program_statements(program))}
 
@@ -1043,6 +1102,8 @@ def describe_schedule(program: ir.Program) -> str:
             indent += 1
         elif kind == _NodeType.filter:
             names = sorted(_statement_names(node.filter_get_filter()), key=order.get)
+            if not names:
+                names = ["(no instances)"]
             if node.n_children() and node.child(0).get_type() == _NodeType.leaf:
                 lines.append(f"{pad}{', '.join(names)}")
                 return
@@ -1051,7 +1112,8 @@ def describe_schedule(program: ir.Program) -> str:
         elif kind == _NodeType.leaf:
             parent = node.parent() if node.has_parent() else None
             if parent is None or parent.get_type() != _NodeType.filter:
-                lines.append(f"{pad}{', '.join(_statement_names(node.get_domain()))}")
+                names = _statement_names(node.get_domain())
+                lines.append(f"{pad}{', '.join(names) or '(no instances)'}")
             return
         elif kind != _NodeType.domain:
             lines.append(f"{pad}{kind}")
@@ -1070,29 +1132,69 @@ TRANSFORMATIONS: dict[str, Callable[..., ir.Program]] = {
 """The transformations :func:`replay_transforms` knows, by log name."""
 
 
-def replay_transforms(program: ir.Program, transforms: Sequence[str]) -> ir.Program:
+@public
+def replay_transforms(program: ir.Program | Kernel, transforms: Sequence[str]) -> ir.Program:
     """Apply logged transformations (``Program.transforms`` entries such as
     ``"tile(loops=('i', 'j'), sizes=(32, 32))"``) to ``program``, in order, each proved again.
 
     ``replay_transforms(p, q.transforms)`` rebuilds ``q`` from the untransformed ``p``.
+
+    ``transforms`` is a list (any ordered iterable) of entries; an entry that is not a string,
+    not a call of a known transformation with literal keyword arguments, or whose keywords
+    that transformation does not take (or lacks a required one) raises
+    :class:`ScheduleError`.
     """
-    for entry in transforms:
+    program = as_program(program, "replay_transforms")
+    if isinstance(transforms, (str, bytes)):
+        raise ScheduleError(f"transforms must be a list of transform log entries, not a single "
+                            f"string {transforms!r}; pass [{transforms!r}]"[:300])
+    entries = None
+    if not isinstance(transforms, (dict, set, frozenset)):
         try:
-            call = ast.parse(entry, mode="eval").body
-        except SyntaxError:
-            raise ScheduleError(f"cannot read transform log entry {entry!r}") from None
-        if (not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name)
-                or call.args):
-            raise ScheduleError(f"transform log entry {entry!r} is not a call with keyword "
-                                "arguments")
-        function = TRANSFORMATIONS.get(call.func.id)
-        if function is None:
-            raise ScheduleError(f"transform log entry {entry!r} is not a schedule "
-                                f"transformation (known: {', '.join(TRANSFORMATIONS)})")
-        try:
-            options = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-        except ValueError:
-            raise ScheduleError(f"transform log entry {entry!r} has a non-literal "
-                                "argument") from None
+            entries = list(transforms)
+        except TypeError:
+            pass
+    if entries is None:
+        raise ScheduleError(f"transforms must be a list of transform log entries (strings such "
+                            f"as Program.transforms holds), got {transforms!r}"[:300])
+    for position, entry in enumerate(entries):
+        function, options = _parse_entry(entry, position)
         program = function(program, **options)
     return program
+
+
+def _parse_entry(entry, position: int) -> tuple[Callable[..., ir.Program], dict]:
+    """The transformation and keyword arguments of one log entry (ScheduleError if it is not
+    one that the transformation accepts)."""
+    if not isinstance(entry, str):
+        raise ScheduleError(f"transform log entry #{position} must be a string such as "
+                            f"\"tile(loops='i', sizes=32)\", got {entry!r}"[:300])
+    shown = repr(entry) if len(entry) <= 200 else repr(entry[:200]) + "..."
+    try:
+        call = ast.parse(entry.strip(), mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        raise ScheduleError(f"cannot read transform log entry {shown}") from None
+    if (not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name)
+            or call.args):
+        raise ScheduleError(f"transform log entry {shown} is not a call with keyword "
+                            "arguments")
+    function = TRANSFORMATIONS.get(call.func.id)
+    if function is None:
+        raise ScheduleError(f"transform log entry {shown} is not a schedule "
+                            f"transformation (known: {', '.join(TRANSFORMATIONS)})")
+    if any(k.arg is None for k in call.keywords):
+        raise ScheduleError(f"transform log entry {shown} unpacks arguments with **; give "
+                            "each argument as name=literal")
+    try:
+        options = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise ScheduleError(f"transform log entry {shown} has a non-literal "
+                            "argument") from None
+    signature = inspect.signature(function)
+    accepted = [name for name in signature.parameters if name != "program"]
+    try:
+        signature.bind(None, **options)
+    except TypeError as exc:
+        raise ScheduleError(f"transform log entry {shown} does not fit {call.func.id}(): "
+                            f"{exc}; {call.func.id} takes {', '.join(accepted)}") from None
+    return function, options

@@ -29,7 +29,7 @@ import polypipe as pp
 from polypipe.analysis import render
 from polypipe.analysis.bounds import fix_parameters, point_values
 from polypipe.analysis.dependences import Dependences, dependences, map_list
-from polypipe.errors import PolypipeError, ScheduleError
+from polypipe.errors import ArgumentError, PolypipeError, ScheduleError
 from polypipe.inputs import random_arguments
 
 # --------------------------------------------------------------------------------------------
@@ -47,6 +47,17 @@ def gemm(alpha, beta, C, A, B):
         for k in range(NK):
             for j in range(NJ):
                 C[i, j] += alpha * A[i, k] * B[k, j]
+
+
+@pp.kernel
+def with_empty_loop(A, B):
+    N = A.shape[0]
+    for i in range(N):
+        A[i] = A[i] + 1.0
+    for j in range(0):
+        B[j] = A[j + 1] * 2.0
+    for k in range(N):
+        B[k] = B[k] + A[k]
 
 
 @pp.kernel
@@ -337,6 +348,109 @@ def test_export_for_the_command_line(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
+# Arguments: kernels accepted as programs, everything else refused clearly
+# --------------------------------------------------------------------------------------------
+
+
+def test_dependences_accepts_a_kernel():
+    of_kernel, of_program = dependences(gemm), dependences(gemm.program)
+    assert of_kernel.program is gemm.program
+    for kind in ("flow", "anti", "output"):
+        assert getattr(of_kernel, kind).is_equal(getattr(of_program, kind))
+
+
+@pytest.mark.parametrize("target", [None, "{ S0[i] -> A[i] }", 42, gemm.python, pp.Kernel],
+                         ids=["none", "string", "int", "plain-function", "class"])
+def test_dependences_rejects_a_non_program(target):
+    with pytest.raises(ArgumentError, match=r"dependences\(\) takes a @polypipe.kernel "
+                                            r"function or its program \(a polypipe.Program\), "
+                                            r"not (NoneType|None|str|int|function|type)"):
+        dependences(target)
+
+
+def test_dependences_rejects_a_plain_function_with_a_hint():
+    with pytest.raises(ArgumentError, match=r"decorate it with @polypipe.kernel first"):
+        pp.dependences(gemm.python)
+
+
+def test_dependences_of_a_statement_without_instances():
+    deps = dependences(with_empty_loop)
+    assert with_empty_loop.program.statement("S1").domain.is_empty()
+    assert all("S1" not in (d.source, d.sink) for d in deps)
+    assert {(d.kind, d.source, d.sink) for d in deps} >= {("flow", "S0", "S2")}
+    assert deps.layout.time["S1"].is_empty()
+    assert deps.layout.statement_loops["S1"] == ()
+    assert deps.between("S1", "S2") == ()
+    assert "S1" in deps.to_dot()
+
+
+@pytest.mark.parametrize("query", [
+    lambda d: d.loop(["S1"], "k"), lambda d: d.loop_is_parallel("S1", None),
+    lambda d: d.carried_by("S1", 3), lambda d: d.carried_by("", "k")],
+    ids=["statement-list", "loop-none", "loop-int", "statement-empty"])
+def test_dependence_queries_reject_names_that_are_not_strings(query):
+    with pytest.raises(ScheduleError, match=r"must be a name \(a non-empty string\), got"):
+        query(dependences(gemm.program))
+
+
+def test_dependence_queries_reject_unknown_statements_and_kinds():
+    deps = dependences(gemm.program)
+    assert len(deps.between("S0", "S1")) == 3
+    with pytest.raises(ScheduleError, match=r"no statement 'S9' in gemm \(statements: S0, S1\)"):
+        deps.between("S9", "S1")
+    with pytest.raises(ScheduleError, match=r"no statement 'S7'"):
+        deps.between("S0", "S7")
+    with pytest.raises(ScheduleError, match=r"unknown dependence kind \['flow'\]"):
+        deps.of_kind(["flow"])
+
+
+@pytest.mark.parametrize("call", [
+    lambda: render.dependences_text(None), lambda: render.dependences_dot("gemm"),
+    lambda: render.render_svg(5), lambda: render.export_dependences(gemm.program, "text")],
+    ids=["text-none", "dot-string", "svg-int", "export-program"])
+def test_render_rejects_what_is_not_dependences(call):
+    with pytest.raises(ArgumentError, match=r"takes the Dependences that "
+                                            r"polypipe.dependences\(\) returns"):
+        call()
+
+
+@pytest.mark.parametrize("path", [None, 5, ""], ids=["none", "int", "empty"])
+def test_render_rejects_output_paths_that_are_not_file_names(path):
+    deps = dependences(gemm.program)
+    with pytest.raises(ArgumentError, match=r"the output path must be a file name"):
+        deps.to_png(path)
+    if path is not None:  # None means "return the text" for export_dependences
+        with pytest.raises(ArgumentError, match=r"the output path must be a file name"):
+            render.export_dependences(deps, "dot", path)
+
+
+def test_render_rejects_a_file_name_with_a_nul(tmp_path):
+    with pytest.raises(render.RenderError, match=r"cannot contain a NUL character"):
+        render.export_dependences(dependences(gemm.program), "dot", str(tmp_path / "a\0b.dot"))
+
+
+def test_render_writes_to_a_pathlib_path(tmp_path):
+    target = tmp_path / "g.dot"
+    assert render.export_dependences(dependences(gemm.program), None, target) is None
+    assert target.read_text().startswith('digraph "gemm"')
+
+
+def test_render_rejects_bad_flags_and_formats():
+    deps = dependences(gemm.program)
+    with pytest.raises(ArgumentError, match=r"loops must be True or False, got 'yes'"):
+        deps.to_text(loops="yes")
+    with pytest.raises(render.RenderError, match=r"unknown format 5"):
+        render.export_dependences(deps, 5)
+
+
+def test_read_provenance_rejects_what_is_not_a_picture():
+    assert render.read_provenance("<svg></svg>") is None
+    with pytest.raises(ArgumentError, match=r"read_provenance\(\) takes the bytes of a picture, "
+                                            r"not NoneType"):
+        render.read_provenance(None)
+
+
+# --------------------------------------------------------------------------------------------
 # Oracle: an instrumented plain-Python run
 # --------------------------------------------------------------------------------------------
 
@@ -584,7 +698,8 @@ def _difference(kind: str, model: set, seen: set) -> str:
     return f"{kind}: only in the model {only_model}; only in the run {only_run}"
 
 
-SMALL_KERNELS = [gemm, suffix_sum, trisolv, conditional, row_sums, outside_loops, selects]
+SMALL_KERNELS = [gemm, suffix_sum, trisolv, conditional, row_sums, outside_loops, selects,
+                 with_empty_loop]
 
 
 @pytest.mark.parametrize("k", SMALL_KERNELS, ids=lambda k: k.program.name)

@@ -14,7 +14,7 @@ import pytest
 import polypipe as pp
 from polypipe.analysis.dependences import dependences
 from polypipe.analysis.legality import DependenceViolation, check_schedule, concrete_pair
-from polypipe.errors import LegalityError, ScheduleError
+from polypipe.errors import ArgumentError, LegalityError, ScheduleError
 
 
 @pp.kernel
@@ -58,6 +58,22 @@ def row_sums(A, out):
         for j in range(M):
             s += A[i, j]
         out[i] = s
+
+
+@pp.kernel
+def with_empty_loop(A, B):
+    N = A.shape[0]
+    for i in range(N):
+        A[i] = A[i] + 1.0
+    for j in range(0):
+        B[j] = A[j] * 2.0
+
+
+@pp.kernel
+def far_offsets(A):
+    N = A.shape[0]
+    for i in range(1000000000000000000000000000000, 1000000000000000000000000000000 + N):
+        A[i - 1000000000000000000000000000000] = A[i - 1000000000000000000000000000001] + 1.0
 
 
 GEMM_SOURCE_ORDER = "{ S0[i, j] -> [i, 0, j, 0]; S1[i, k, j] -> [i, 1, k, j] }"
@@ -242,3 +258,103 @@ def test_concrete_pair_handles_unbounded_parameters():
 def test_legality_reuses_given_dependences():
     deps = dependences(gemm.program)
     check_schedule(gemm.program, gemm.program.schedule, deps=deps)
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments: kernels accepted as programs, everything else refused clearly
+# --------------------------------------------------------------------------------------------
+
+
+def test_check_schedule_accepts_a_kernel():
+    check_schedule(gemm, gemm.program.schedule, parallel=["i"])
+    with pytest.raises(DependenceViolation, match="loop k"):
+        check_schedule(gemm, gemm.program.schedule, parallel=["k"])
+
+
+@pytest.mark.parametrize("program", [None, "gemm", 42, gemm.python],
+                         ids=["none", "string", "int", "plain-function"])
+def test_check_schedule_rejects_a_non_program(program):
+    with pytest.raises(ArgumentError, match=r"check_schedule\(\) takes a @polypipe.kernel "
+                                            r"function or its program"):
+        check_schedule(program, GEMM_SOURCE_ORDER)
+
+
+def test_check_schedule_rejects_a_plain_function_with_a_hint():
+    with pytest.raises(ArgumentError, match=r"not function \(decorate it with @polypipe.kernel"):
+        check_schedule(gemm.python, GEMM_SOURCE_ORDER)
+
+
+@pytest.mark.parametrize("parallel", [None, 1.5, b"i", {"i": 1}, object()],
+                         ids=["none", "float", "bytes", "dict", "object"])
+def test_check_schedule_rejects_parallel_of_the_wrong_type(parallel):
+    with pytest.raises(ArgumentError, match=r"parallel must be a time dimension \(an int or a "
+                                            r"loop name\) or a collection of them"):
+        check_schedule(gemm.program, gemm.program.schedule, parallel=parallel)
+
+
+def test_check_schedule_takes_numpy_integers_and_sets_as_parallel():
+    import numpy as np
+
+    check_schedule(gemm.program, GEMM_SOURCE_ORDER, parallel=np.int64(0))
+    check_schedule(gemm.program, gemm.program.schedule, parallel={"i", "j"})
+    with pytest.raises(DependenceViolation, match="time dimension 2 must be parallel"):
+        check_schedule(gemm.program, GEMM_SOURCE_ORDER, parallel=[np.int32(2)])
+
+
+def test_check_schedule_rejects_deps_that_are_not_dependences():
+    with pytest.raises(ArgumentError, match=r"deps must be the Dependences that "
+                                            r"polypipe.dependences\(\) returns, not str"):
+        check_schedule(gemm.program, gemm.program.schedule, deps="x")
+
+
+def test_check_schedule_rejects_deps_of_another_program():
+    with pytest.raises(ScheduleError, match=r"deps were computed for shift_left, whose "
+                                            r"statements \(S0\) are not those of gemm"):
+        check_schedule(gemm.program, gemm.program.schedule, deps=dependences(shift_left))
+
+
+def test_check_schedule_rejects_an_unnamed_tuple():
+    with pytest.raises(ScheduleError, match=r"maps an unnamed tuple \(\{ \[i\] -> \[i\] \}\)"):
+        check_schedule(gemm.program, "{ [i] -> [i] }")
+
+
+def test_check_schedule_reads_schedules_of_another_isl_context():
+    other = isl.Context()
+    check_schedule(gemm.program, isl.UnionMap(GEMM_SOURCE_ORDER, context=other))
+    reversed_k = isl.UnionMap("{ S0[i, j] -> [i, 0, j, 0]; S1[i, k, j] -> [i, 1, -k, j] }",
+                              context=other)
+    with pytest.raises(DependenceViolation, match="flow dependence on C"):
+        check_schedule(gemm.program, reversed_k)
+
+
+def test_check_schedule_takes_a_single_isl_map():
+    program = shift_left.program
+    check_schedule(program, isl.Map("[n] -> { S0[i] -> [i] }"))
+    with pytest.raises(DependenceViolation, match="anti dependence on x"):
+        check_schedule(program, isl.Map("[n] -> { S0[i] -> [-i] }"))
+
+
+# --------------------------------------------------------------------------------------------
+# Statements without instances (for j in range(0)): isl leaves them out of a schedule's domain
+# --------------------------------------------------------------------------------------------
+
+
+def test_own_schedule_is_legal_with_a_statement_without_instances():
+    program = with_empty_loop.program
+    assert program.statement("S1").domain.is_empty()
+    check_schedule(program, program.schedule)
+    check_schedule(program, program.schedule.get_map())
+    check_schedule(program, program.schedule, parallel=["i"])
+    # a schedule may leave it out, but not a statement that has instances
+    check_schedule(program, "[N] -> { S0[i] -> [0, i] }")
+    with pytest.raises(ScheduleError, match="does not schedule S0"):
+        check_schedule(program, "[N] -> { S1[j] -> [1, j] }")
+
+
+def test_counterexamples_beyond_a_c_long_are_exact():
+    # the violating instances have i = 10**30: described exactly, not "isl failed"
+    with pytest.raises(DependenceViolation) as info:
+        check_schedule(far_offsets.program, "[N] -> { S0[i] -> [-i] }")
+    assert info.value.source == "S0[i=1000000000000000000000000000000]"
+    assert info.value.sink == "S0[i=1000000000000000000000000000001]"
+    assert info.value.element == "A[0]" and info.value.parameters == {"N": 2}

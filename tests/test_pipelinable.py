@@ -13,7 +13,7 @@ import polypipe as pp
 from polypipe.analysis.dependences import dependences
 from polypipe.analysis.pipelinable import (Reason, format_pw_aff, format_table,
                                            pipelinable_reads, pipeline_candidate)
-from polypipe.errors import PolypipeError, ScheduleError
+from polypipe.errors import ArgumentError, PolypipeError, ScheduleError
 
 
 @pp.kernel
@@ -26,6 +26,15 @@ def gemm(alpha, beta, C, A, B):
         for k in range(NK):
             for j in range(NJ):
                 C[i, j] += alpha * A[i, k] * B[k, j]
+
+
+@pp.kernel
+def with_empty_loop(A, B):
+    N = A.shape[0]
+    for i in range(N):
+        A[i] = A[i] + 1.0
+    for j in range(0):
+        B[j] = A[j + 1] * 2.0
 
 
 @pp.kernel
@@ -199,3 +208,70 @@ def test_every_corpus_kernel_is_analysed():
         for candidate in pipelinable_reads(program):
             assert candidate.explanation
             assert candidate.pipelinable == (candidate.reason is Reason.PIPELINABLE)
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments: kernels accepted as programs, everything else refused clearly
+# --------------------------------------------------------------------------------------------
+
+
+def test_pipelinable_reads_accepts_a_kernel():
+    from_kernel = [(c.statement, c.read, c.loop, c.reason) for c in pipelinable_reads(gemm)]
+    assert from_kernel == [(c.statement, c.read, c.loop, c.reason)
+                           for c in pipelinable_reads(gemm.program)]
+    assert pipeline_candidate(gemm, "S1", "A", "k").reason is Reason.PIPELINABLE
+
+
+@pytest.mark.parametrize("program", [None, "gemm", 7, gemm.python],
+                         ids=["none", "string", "int", "plain-function"])
+def test_pipelinable_reads_rejects_a_non_program(program):
+    with pytest.raises(ArgumentError, match=r"pipelinable_reads\(\) takes a @polypipe.kernel "
+                                            r"function or its program"):
+        pipelinable_reads(program)
+    with pytest.raises(ArgumentError, match=r"pipeline_candidate\(\) takes a @polypipe.kernel"):
+        pipeline_candidate(program, "S1", "A", "k")
+
+
+def test_pipelinable_reads_rejects_bad_options():
+    with pytest.raises(ArgumentError, match=r"include_locals must be True or False, got None"):
+        pipelinable_reads(gemm.program, include_locals=None)
+    with pytest.raises(ArgumentError, match=r"deps must be the Dependences that "
+                                            r"polypipe.dependences\(\) returns, not str"):
+        pipelinable_reads(gemm.program, deps="x")
+    with pytest.raises(ScheduleError, match=r"deps were computed for jacobi_1d"):
+        pipeline_candidate(gemm.program, "S1", "A", "k", deps=dependences(jacobi_1d.program))
+
+
+@pytest.mark.parametrize("statement, read, loop, message", [
+    (["S1"], "A", "k", r"statement must be a name \(a non-empty string\), got \['S1'\]"),
+    ("S1", "A", None, r"the loop variable must be a name \(a non-empty string\), got None"),
+    ("S1", None, "k", r"read must be an index into S1's reads or an array name"),
+    ("S1", 2.0, "k", r"read must be an index into S1's reads"),
+    ("S1", 99, "k", r"S1 \(.*\) has no read 99 \(it reads C\[i, j\], A\[i, k\], B\[k, j\]\)"),
+], ids=["statement-list", "loop-none", "read-none", "read-float", "read-out-of-range"])
+def test_pipeline_candidate_rejects_malformed_requests(statement, read, loop, message):
+    with pytest.raises(ScheduleError, match=message):
+        pipeline_candidate(gemm.program, statement, read, loop)
+
+
+def test_pipeline_candidate_takes_numpy_read_indices():
+    import numpy as np
+
+    assert pipeline_candidate(gemm.program, "S1", np.int64(1), "k").read == "A[i, k]"
+
+
+def test_pipeline_candidate_rejects_a_statement_without_instances():
+    program = with_empty_loop.program
+    assert [c.statement for c in pipelinable_reads(program)] == ["S0"]
+    with pytest.raises(ScheduleError, match=r"S1 \(line \d+\) never runs"):
+        pipeline_candidate(program, "S1", "A", "j")
+
+
+@pytest.mark.parametrize("candidates, message", [
+    (None, r"format_table\(\) takes the list pipelinable_reads\(\) returns, not None"),
+    ("S1", r"format_table\(\) takes the list pipelinable_reads\(\) returns, not str"),
+    ([1], r"format_table\(\) takes PipelineCandidate objects .*, got int"),
+], ids=["none", "string", "list-of-ints"])
+def test_format_table_rejects_what_is_not_candidates(candidates, message):
+    with pytest.raises(ArgumentError, match=message):
+        format_table(candidates)

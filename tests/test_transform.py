@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 import polypipe as pp
 from polypipe import ir
 from polypipe.analysis.legality import DependenceViolation
-from polypipe.errors import LegalityError, ScheduleError
+from polypipe.errors import ArgumentError, LegalityError, ScheduleError
 from polypipe.kernel import CpuExecutable, bind_arguments
-from polypipe.transform import (describe_schedule, fuse_bands, fuse_loops, interchange, mark_band,
-                                replay_transforms, skew, split_band, statement_loops, tile)
+from polypipe.transform import (MAX_INTEGER, describe_schedule, fuse_bands, fuse_loops,
+                                interchange, mark_band, replay_transforms, skew, split_band,
+                                statement_loops, tile)
 
 from .helpers import copy_args, max_relative_error, tolerance
 
@@ -101,6 +102,15 @@ def three_loops(A, B, C, D):
         C[j] = B[j] + 1.0
     for k in range(N):
         D[k] = C[k] * B[k]
+
+
+@pp.kernel
+def with_empty_loop(A, B):
+    N = len(A)
+    for i in range(N):
+        A[i] = A[i] + 1.0
+    for j in range(0):
+        B[j] = A[j] * 2.0
 
 
 @pp.kernel
@@ -645,6 +655,126 @@ def test_transform_rejects_unreadable_log_entries():
         replay_transforms(matmul.program, ["gpu_map(block=(64, 64))"])
     with pytest.raises(ScheduleError, match=r"not a call with keyword arguments"):
         replay_transforms(matmul.program, ["tile(('i',), (4,))"])
+
+
+# Each transformation and query, called with a well-formed request for matmul.
+REQUESTS = {
+    "tile": lambda p: tile(p, ("i", "j"), (4, 4)),
+    "interchange": lambda p: interchange(p, "j", "k"),
+    "skew": lambda p: skew(p, "j", "i"),
+    "fuse_bands": lambda p: fuse_bands(p, ("i", "j")),
+    "mark_band": lambda p: mark_band(p, "i", "block"),
+    "replay_transforms": lambda p: replay_transforms(p, ["tile(loops='i', sizes=4)"]),
+}
+QUERIES = {
+    "statement_loops": lambda p: statement_loops(p, "S0"),
+    "describe_schedule": describe_schedule,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REQUESTS))
+def test_transform_accepts_a_kernel(name):
+    from_kernel = REQUESTS[name](matmul)
+    from_program = REQUESTS[name](matmul.program)
+    assert isinstance(from_kernel, ir.Program)
+    assert from_kernel.transforms == from_program.transforms
+    assert from_kernel.schedule_map.is_equal(from_program.schedule_map)
+
+
+def test_split_band_fuse_loops_and_queries_accept_a_kernel():
+    # the front end gives every loop its own band: the kernel's program is what is refused
+    with pytest.raises(ScheduleError, match=r"split_band\(loop='j'\) on matmul: loop 'j' is "
+                                            r"already the outermost member of its band"):
+        split_band(matmul, "j")
+    assert fuse_loops(three_loops, "S0", "S1").transforms == ("fuse_loops(first='S0', "
+                                                              "second='S1')",)
+    for query in QUERIES.values():
+        assert query(matmul) == query(matmul.program)
+
+
+@pytest.mark.parametrize("program", [None, "matmul", 3, matmul.python],
+                         ids=["none", "string", "int", "plain-function"])
+@pytest.mark.parametrize("name", sorted(REQUESTS) + ["fuse_loops", "split_band"]
+                         + sorted(QUERIES))
+def test_transform_rejects_a_non_program(name, program):
+    call = {**REQUESTS, **QUERIES, "fuse_loops": lambda p: fuse_loops(p, "S0", "S1"),
+            "split_band": lambda p: split_band(p, "j")}[name]
+    with pytest.raises(ArgumentError, match=rf"{name}\(\) takes a @polypipe.kernel function or "
+                                            rf"its program \(a polypipe.Program\), not "):
+        call(program)
+
+
+@pytest.mark.parametrize("value", [2 ** 63, 2 ** 70, -2 ** 70], ids=["2**63", "2**70", "-2**70"])
+def test_transform_rejects_integers_beyond_64_bits(value):
+    with pytest.raises(ScheduleError, match=r"a tile size must be at most 2\*\*63 - 1 in "
+                                            r"magnitude"):
+        tile(matmul.program, "i", value)
+    with pytest.raises(ScheduleError, match=r"the skew factor must be at most 2\*\*63 - 1"):
+        skew(seidel_1d.program, "i", "t", factor=value)
+
+
+def test_transform_takes_the_largest_64_bit_integers_exactly():
+    tiled = tile(matmul.program, "i", MAX_INTEGER)
+    assert_schedule(tiled, f"[N, M, K] -> {{ S0[i, j, k] -> [floor(i / {MAX_INTEGER}), i, j, k] }}")
+    skewed = skew(seidel_1d.program, "i", "t", factor=-MAX_INTEGER)
+    assert skewed.transforms == (f"skew(loop='i', by='t', factor={-MAX_INTEGER})",)
+
+
+@pytest.mark.parametrize("sizes", ["32", None, {4}, 1.5], ids=["string", "none", "set", "float"])
+def test_transform_rejects_tile_sizes_that_are_not_integers(sizes):
+    with pytest.raises(ScheduleError, match=r"a tile size must be an integer, got "):
+        tile(matmul.program, "i", sizes)
+
+
+@pytest.mark.parametrize("loops", [{"i"}, {"i": 4}, 5, None], ids=["set", "dict", "int", "none"])
+def test_transform_rejects_loops_that_are_not_a_sequence_of_names(loops):
+    with pytest.raises(ScheduleError, match=r"loops must be a loop name or a sequence of loop "
+                                            r"names, got "):
+        tile(matmul.program, loops, 4)
+
+
+def test_transform_reads_generators_and_numpy_arrays_once():
+    tiled = tile(matmul.program, (n for n in ("i", "j")), np.array([4, 8]))
+    assert tiled.transforms == ("tile(loops=('i', 'j'), sizes=(4, 8))",)
+    assert tiled.schedule_map.is_equal(tile(matmul.program, ("i", "j"), (4, 8)).schedule_map)
+
+
+def test_transform_of_a_program_with_a_statement_without_instances():
+    program = with_empty_loop.program
+    assert program.statement("S1").domain.is_empty()
+    marked = mark_band(program, "i", "block")
+    assert marked.transforms == ("mark_band(loops='i', kind='block')",)
+    assert "(no instances)" in describe_schedule(program)
+    assert statement_loops(tile(program, "i", 4), "S0") == ("i_tile", "i")
+
+
+@pytest.mark.parametrize("entries, message", [
+    (["tile(**{})"], r"unpacks arguments with \*\*"),
+    (["tile(loops='i', sizes=32, bogus=1)"],
+     r"does not fit tile\(\): got an unexpected keyword argument 'bogus'; tile takes loops, "
+     r"sizes, statement, tile_names"),
+    (["tile(sizes=32)"], r"does not fit tile\(\): missing a required argument: 'loops'"),
+    (["tile(program=1, loops='i', sizes=4)"], r"multiple values for argument 'program'"),
+    (None, r"transforms must be a list of transform log entries .*, got None"),
+    ({"tile(loops='i', sizes=4)"}, r"transforms must be a list of transform log entries"),
+    ("tile(loops='i', sizes=4)", r"not a single string"),
+    ([5], r"transform log entry #0 must be a string"),
+    (["tile(loops='i', sizes=4)", None], r"transform log entry #1 must be a string"),
+    (["tile(loops='i', sizes=(4,)\0)"], r"cannot read transform log entry"),
+    (["tile(loops=" + "(" * 10000 + ")" * 10000 + ")"], r"cannot read transform log entry"),
+    (["tile(loops=lambda: 'i', sizes=4)"], r"has a non-literal argument"),
+], ids=["double-star", "unknown-keyword", "missing-keyword", "program-keyword", "none", "set",
+        "string", "int-entry", "none-entry", "nul", "deeply-nested", "lambda"])
+def test_replay_rejects_malformed_logs(entries, message):
+    with pytest.raises(ScheduleError, match=message):
+        replay_transforms(matmul.program, entries)
+
+
+def test_replay_takes_any_ordered_iterable_of_entries():
+    log = tile(interchange(matmul.program, "j", "k"), "i", 4).transforms
+    again = replay_transforms(matmul, iter(log))
+    assert again.transforms == log
+    assert replay_transforms(matmul.program, ()).transforms == ()
 
 
 # --------------------------------------------------------------------------------------------
