@@ -185,10 +185,10 @@ PP_FN double pp_np_minimum_f64(double a, double b) { return (a < b || a != a) ? 
 PP_FN double pp_np_maximum_f64(double a, double b) { return (a > b || a != a) ? a : b; }
 PP_FN float pp_np_minimum_f32(float a, float b) { return (a < b || a != a) ? a : b; }
 PP_FN float pp_np_maximum_f32(float a, float b) { return (a > b || a != a) ? a : b; }
-/* np.fmin / np.fmax ignore NaN; on a tie of zeros NumPy's float32 scalar loop keeps the
-   second operand and its float64 one is libm's fmin / fmax. */
-PP_FN double pp_np_fmin_f64(double a, double b) { return fmin(a, b); }
-PP_FN double pp_np_fmax_f64(double a, double b) { return fmax(a, b); }
+/* np.fmin / np.fmax ignore NaN; on a tie of zeros NumPy's float64 scalar loop keeps the
+   first operand and its float32 one the second (checked against NumPy, not libm's fmin). */
+PP_FN double pp_np_fmin_f64(double a, double b) { return (a <= b || b != b) ? a : b; }
+PP_FN double pp_np_fmax_f64(double a, double b) { return (a >= b || b != b) ? a : b; }
 PP_FN float pp_np_fmin_f32(float a, float b) { return (a < b || b != b) ? a : b; }
 PP_FN float pp_np_fmax_f32(float a, float b) { return (a > b || b != b) ? a : b; }
 

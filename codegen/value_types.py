@@ -140,8 +140,8 @@ def constant_fits(value, want: VType) -> bool:
         return False
     dtype = np.float32 if want.bits == 32 else np.float64
     with np.errstate(all="ignore"):
-        converted = dtype(value)
-    return bool(converted == value) or (value != value and converted != converted)
+        converted = float(dtype(value))   # compared as Python floats: NumPy would cast value
+    return converted == value or (value != value and converted != converted)
 
 
 def true_divide(a: VType, b: VType) -> VType:
@@ -204,7 +204,9 @@ class TypeEnv:
             if isinstance(expr.value, bool):
                 return WEAK_BOOL
             return WEAK_INT if isinstance(expr.value, int) else WEAK_FLOAT
-        if isinstance(expr, (ir.IterRef, ir.ParamRef)):
+        if isinstance(expr, ir.ParamRef):           # a size: Python int unless passed as NumPy's
+            return self.scalars.get(expr.name, WEAK_INT)
+        if isinstance(expr, ir.IterRef):
             return WEAK_INT
         if isinstance(expr, ir.ScalarArg):
             return self.scalars[expr.name]

@@ -33,7 +33,7 @@ class Binding:
     params: dict[str, int]
     extents: dict[str, tuple[int, ...]]
     dtypes: tuple[tuple[str, str], ...]          # (array, dtype)
-    scalar_types: tuple[tuple[str, Any], ...]    # (scalar, VType)
+    scalar_types: tuple[tuple[str, Any], ...]    # (scalar or size argument, VType)
 
     @property
     def signature(self) -> tuple:
@@ -235,7 +235,27 @@ def bind_arguments(program: ir.Program, args: tuple, device_arrays: bool = False
             params[param.name] = size_value(param.name, by_name[param.name])
     scalars = tuple((arg.name, scalar_vtype(arg.name, by_name[arg.name]))
                     for arg in program.arguments if arg.kind == "scalar")
-    return Binding(params, extents, tuple(dtypes), scalars)
+    sizes = tuple((arg.name, size_vtype(program, arg.name, by_name[arg.name]))
+                  for arg in program.arguments if arg.kind == "param")
+    return Binding(params, extents, tuple(dtypes), scalars + sizes)
+
+
+def size_vtype(program: ir.Program, name: str, value):
+    """The value type of a size argument where the body uses it as a value: a Python int is
+    weak, a NumPy integer strong (``M // i`` with ``M = np.int64(2)`` is NumPy's division)."""
+    from polypipe.codegen.value_types import WEAK_INT, from_dtype
+
+    if not isinstance(value, np.integer):
+        return WEAK_INT
+    if value.dtype.name in ("int32", "int64"):
+        return from_dtype(value.dtype.name)
+    used = any(isinstance(node, ir.ParamRef) and node.name == name
+               for stmt in program.statements for node in ir.walk_expr(stmt.value))
+    if used:
+        raise ArgumentError(f"size `{name}` is a NumPy {value.dtype.name} and the kernel "
+                            "computes with it; polypipe models int32 and int64 NumPy integers: "
+                            f"pass int({name}) or np.int64({name})")
+    return WEAK_INT
 
 
 def _memory_range(value) -> tuple[int, int] | None:

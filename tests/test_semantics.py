@@ -209,14 +209,16 @@ def minima(y, a, b):
         y[i, 3] = max(a[i], b[i])
         y[i, 4] = np.fmin(a[i], b[i])
         y[i, 5] = min(a[i], b[i], 0.5)
+        y[i, 6] = np.fmax(a[i], b[i])
+        y[i, 7] = np.fmax(0, b[i])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_min_max_with_nan_and_signed_zeros(dtype):
-    values = [np.nan, 1.0, -1.0, 0.0, -0.0, 0.3]
+    values = [np.nan, 1.0, -1.0, 0.0, -0.0, 0.3, np.inf, -np.inf]
     a = np.array([v for v in values for _ in values], dtype)
     b = np.array([w for _ in values for w in values], dtype)
-    run_both(minima, np.zeros((a.size, 6), dtype), a, b)
+    run_both(minima, np.zeros((a.size, 8), dtype), a, b)
 
 
 @pp.kernel
