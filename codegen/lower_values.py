@@ -235,7 +235,7 @@ def _disagreement(env, name: str, joined: VType):
                 # change what a use computes (0 + x32 is float32, 0.0 as float64 + x32 is not).
                 equal = lossless(vtype, joined) or _constant_fits(leaf, joined)
                 bad = next((use for use in reached
-                            if not _use_agrees(env, use, vtype, joined, equal)), None)
+                            if not _use_agrees(env, name, use, vtype, joined, equal)), None)
                 if bad is not None:
                     return stmt, vtype, bad
     return None
@@ -262,7 +262,7 @@ def _chains(expr: ir.Expr, name: str, ancestors: tuple):
         yield from _chains(child, name, ((expr, index),) + ancestors)
 
 
-def _use_agrees(env, use, have: VType, joined: VType, equal: bool) -> bool:
+def _use_agrees(env, name: str, use, have: VType, joined: VType, equal: bool) -> bool:
     """Whether this use computes the same from a ``have`` value as from its ``joined`` copy.
 
     Walking up from the read: while the two values are numerically equal (``have`` converts
@@ -270,9 +270,14 @@ def _use_agrees(env, use, have: VType, joined: VType, equal: bool) -> bool:
     goes on as long as the results differ only in weakness (a Python float and a float64
     compute alike but promote differently later). A lossy copy must be converted to
     ``joined`` by its consumer anyway (``s * x32[i]`` casts a Python float to float32).
+    An operation that reads the local in another operand too (``t + t``) sees a ``have``
+    there as well, which the one-variable types cannot say: it never agrees.
     """
     stmt, chain = use
     for node, index in chain:
+        if any(_reads(child, name) for position, child in enumerate(children(node))
+               if position != index):
+            return False
         if (isinstance(node, ir.Select) and index > 0) or (
                 isinstance(node, ir.Call) and node.origin == "builtin"
                 and node.func in ("min", "max")):
@@ -293,6 +298,17 @@ def _use_agrees(env, use, have: VType, joined: VType, equal: bool) -> bool:
         return False
     storage = env.storage_type(target.name)          # the value is stored as it is
     return equal or storage.c_name == joined.c_name
+
+
+def _reads(expr: ir.Expr, name: str) -> bool:
+    return any(isinstance(node, ir.Read) and node.access.array == name
+               for node in _nodes(expr))
+
+
+def _nodes(expr: ir.Expr):
+    yield expr
+    for child in children(expr):
+        yield from _nodes(child)
 
 
 def _operand_step(env, node: ir.Expr, index: int, have: VType, joined: VType, equal: bool):
