@@ -313,10 +313,16 @@ class Semantics:
             return self._builtin(func, args)
         if origin == "math":
             return self._math(func, args)
-        if any(a.is_bool for a in args):
-            raise CodegenError(f"np.{func} of a boolean gives NumPy's float16/int8/bool "
-                               "results, which polypipe does not model; convert the argument "
-                               "with int(...) or float(...)")
+        if all(a.is_bool for a in args) and func not in ("float32", "float64", "int32",
+                                                          "int64"):
+            if func in ("min", "max", "fmin", "fmax", "abs", "floor", "ceil"):
+                # Booleans stay booleans: minimum is `and`, maximum `or` (as on 0 and 1).
+                helper = {"min": "pp_min", "fmin": "pp_min", "max": "pp_max",
+                          "fmax": "pp_max"}.get(func, "")
+                return Op(helper, tuple(BOOL for _ in args), BOOL)
+            raise CodegenError(f"np.{func} of booleans gives NumPy's float16 or int8 results, "
+                               "which polypipe does not model; convert the argument with "
+                               "int(...) or float(...)")
         return self._numpy(func, args)
 
     def _builtin(self, func: str, args: list[VType]) -> Op:

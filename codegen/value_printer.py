@@ -222,6 +222,12 @@ class ValuePrinter:
 
 
 def _literal(value) -> str:
+    """A C literal; negative ones parenthesised (``-(-1.0)`` must not print as ``--1.0``)."""
+    text = _bare_literal(value)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _bare_literal(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):

@@ -227,11 +227,12 @@ def branch_types(y, x):
     for i in range(N):
         y[i] = x[i] if i < 0 else 0.1
         y[i] += (x[i] if i > 1 else 0.1) * 0.3
+        y[i] += -(x[i] if i > 2 else -1.0)     # distributed: -(-1.0) is printed as C
 
 
 def test_select_keeps_the_type_of_the_branch_python_takes():
     _, reference, _ = run_both(branch_types, np.zeros(4), np.full(4, 0.25, np.float32))
-    assert reference[0][0] == 0.1 + 0.1 * 0.3          # float64 arithmetic, not float32
+    assert reference[0][0] == 0.1 + 0.1 * 0.3 + 1.0    # float64 arithmetic, not float32
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,3 +408,19 @@ def test_cuda_text_of_faulting_operations_compiles():
     assert "pp_np_floordiv_i64" in source and "int64_t *pp_fault" in source
     for arch in ("sm_80", "sm_90"):
         compile_cubin(source, arch)
+
+
+@pp.kernel
+def numpy_of_booleans(y, x):
+    N = len(x)
+    for i in range(N):
+        y[i, 0] = np.maximum(x[i] > 0, x[i] < 1)
+        y[i, 1] = np.minimum(x[i] > 0, x[i] < 1)
+        y[i, 2] = np.fmax(x[i] > 0, 2.5)
+        y[i, 3] = np.float32(x[i] > 0) + np.int32(i > 1)
+        y[i, 4] = np.abs(x[i] > 0) + np.floor(x[i] > 1)     # bool + bool is NumPy's `or`
+        y[i, 5] = np.arctan2(x[i] > 0, 2.0)
+
+
+def test_numpy_functions_of_booleans_keep_numpys_types():
+    run_both(numpy_of_booleans, np.zeros((4, 6)), np.array([-1.0, 0.5, 2.0, np.nan]))
