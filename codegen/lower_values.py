@@ -22,6 +22,7 @@ import operator
 from dataclasses import dataclass
 
 from polypipe import ir
+from polypipe.errors import InternalError
 from .value_types import VType, constant_fits, lossless, statement_value
 
 _FOLD = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -193,15 +194,16 @@ def decide_variants(env) -> dict[str, tuple[VType, ...]]:
         if not found:
             break
         variants.update(found)
-    for _ in range(8):                  # the types each variant local holds, to a fixed point
+    # The types each variant local holds, to a fixed point: each round adds a type to some
+    # local or ends, and a local holds at most the seven value types.
+    for _ in range(7 * len(variants) + 1):
         env.set_variants(variants)
         grown = {name: _unique_types(types + _assigned_types(env, name))
                  for name, types in variants.items()}
         if grown == variants:
-            break
+            return variants
         variants = grown
-    env.set_variants(variants)
-    return variants
+    raise InternalError(f"the types of locals {', '.join(variants)} did not reach a fixed point")
 
 
 def _unique_types(types) -> tuple[VType, ...]:
