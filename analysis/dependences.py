@@ -1,6 +1,6 @@
 """Exact dependences between statement instances: flow (value-based), anti and output.
 
-Before (gemm, DESIGN.md 1.1)::
+Before (gemm, examples/gemm.py)::
 
     for i in range(NI):
         for j in range(NJ):
@@ -632,9 +632,9 @@ def _dependences(program: ir.Program) -> Dependences:
     context = program.context
     statements = {s.name: s for s in program.statements}
 
-    # Access relations restricted to the domain (DESIGN 3, isl notes: out-of-range instances
-    # would act as writers), then coalesced: min/max bounds reach us as many disjuncts, and the
-    # quadratic anti/output pairs multiply them.
+    # Access relations restricted to the domain (an unrestricted relation has instances outside
+    # the loops, which would act as writers), then coalesced: min/max bounds reach us as many
+    # disjuncts, and the quadratic anti/output pairs multiply them.
     writes_of: dict[str, list[tuple[str, isl.Map]]] = {}
     reads_of: dict[str, list[tuple[str, isl.Map]]] = {}
     read_relations: dict[tuple[str, int], isl.Map] = {}

@@ -25,7 +25,7 @@ iteration ``l + 1`` (``l + s - 1`` with s stages) can be loaded while iteration 
    instance inside L with the same outer iterators (exact, value-based: a write that is
    overwritten before R, or that happens in an earlier run of L, does not count). Moving a read
    earlier can only break flow dependences, never anti or output ones, so this is the whole
-   legality condition (DESIGN 3, detection condition 2);
+   legality condition (docs/design.md section 3);
 4. the element changes with L (a read that is the same for every iteration of L should be
    hoisted out of L, not streamed).
 
