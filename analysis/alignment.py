@@ -2,7 +2,7 @@
 
 Copies into shared memory, fragment loads into registers and the accumulator's copies between
 global memory and registers are built with a lane loop where a thread moves consecutive
-elements (see ``GpuKernel.vector_groups`` in :mod:`polypipe.gpu_schedule`). CUDA may print a
+elements (see ``GpuKernel.vector_groups`` in :mod:`polypipe.lower` and :mod:`polypipe.gpu_ir`). CUDA may print a
 whole group as 16-byte accesses (``cp.async``, ``float4`` loads and stores) only when, at the
 concrete sizes:
 

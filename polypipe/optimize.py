@@ -348,7 +348,7 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
 
 def _optimize(program, config, prove: bool) -> OptimizedProgram:
     from polypipe.analysis.contraction import recognise, top_level_nests
-    from .gpu_schedule import build_gpu_kernel
+    from .lower import lower_contraction
 
     from polypipe.analysis.dependences import as_program
 
@@ -357,7 +357,7 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
     kernels = []
     for index, nest in enumerate(top_level_nests(program)):
         contraction = recognise(program, nest)
-        kernels.append(build_gpu_kernel(contraction, config, f"{program.name}_k{index}"))
+        kernels.append(lower_contraction(contraction, config, f"{program.name}_k{index}"))
     from polypipe.analysis.pipeline_check import require_stages_fit
 
     for kernel in kernels:  # float32, the smallest element: refuse what can never fit
@@ -381,7 +381,7 @@ def _proved(program: ir.Program, kernel):
     ownership was used. A refusal of the rebuilt kernel is raised as it is.
     """
     from polypipe.analysis.gpu_proof import prove_kernel
-    from .gpu_schedule import build_gpu_kernel
+    from .lower import lower_contraction
 
     try:
         return kernel, prove_kernel(program, kernel)
@@ -389,7 +389,7 @@ def _proved(program: ir.Program, kernel):
         if kernel.config.fragment_vectors == (1, 1):
             raise
         strided = replace(kernel.config, fragment_vector=1)
-        rebuilt = build_gpu_kernel(kernel.contraction, strided, kernel.name)
+        rebuilt = lower_contraction(kernel.contraction, strided, kernel.name)
         proof = prove_kernel(program, rebuilt)
         first_line = str(refusal).split(":")[0]
         return rebuilt, replace(proof, note=f"fragment_vector={kernel.config.fragment_vector}"

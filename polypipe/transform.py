@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import islpy as isl
 
-from . import ir
+from . import ir, marks
 from .ir import fresh_name
 from .analysis.dependences import as_program, check_statement
 from .analysis.legality import DependenceViolation, check_schedule
@@ -73,7 +73,7 @@ __all__ = ["MARK_KINDS", "TRANSFORMATIONS", "describe_schedule", "fuse_bands", "
            "interchange", "mark_band", "replay_transforms", "skew", "split_band",
            "statement_loops", "tile"]
 
-MARK_KINDS = ("block", "thread")
+MARK_KINDS = marks.USER_KINDS   # block and thread bands (polypipe.marks)
 """The mark names :func:`mark_band` inserts; the GPU printers map them to blockIdx/threadIdx."""
 
 _NodeType = isl.schedule_node_type

@@ -168,7 +168,7 @@ def test_grouped_ownership_stores_tiles_reduction_major():
 
 
 def test_transposing_copies_get_the_padding_with_fewer_conflicts():
-    from polypipe.gpu_schedule import _wavefronts
+    from polypipe.gpu_layout import wavefronts as _wavefronts
 
     # A warp's 4-byte copies of A into [k][m] rows of 128: 8 rows of k, 4 apart in k, land in
     # 8 banks (4-way); rows of 132 spread them over 16 banks (2-way).
@@ -178,7 +178,7 @@ def test_transposing_copies_get_the_padding_with_fewer_conflicts():
 
 
 def test_wavefront_model():
-    from polypipe.gpu_schedule import _wavefronts
+    from polypipe.gpu_layout import wavefronts as _wavefronts
 
     assert _wavefronts([0] * 32, 1) == 1                         # broadcast
     assert _wavefronts(list(range(32)), 1) == 1

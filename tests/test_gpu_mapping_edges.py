@@ -180,7 +180,7 @@ def test_element_function_found_when_isl_writes_it_piece_by_piece():
     one function: a piece's expression or the relation's affine hull."""
     import islpy as isl
 
-    from polypipe.gpu_schedule import _element_function
+    from polypipe.gpu_tree import _element_function
 
     relation = isl.Map("[M] -> { S[i, j] -> B[i, -1] : j = 0 and 0 <= i < 4 and M >= 6; "
                        "S[i, j] -> B[i, M - 2] : j = M - 1 and 0 <= i < 4 and M >= 6 }")

@@ -1,0 +1,173 @@
+"""Operand promotion (passes of :mod:`polypipe.lower`): which reads of the update are streamed,
+their shared-memory tiles and copy statements, and their register fragments.
+
+Time inside one (block, outer reduction iteration): the copy of shared tile ``t`` is issued at
+``T = t - (S - 1)`` (``S`` = shared stages); the register load of reduction step ``kk`` runs at
+``(T, j) = (kk div BK, kk mod BK)``, ``R - 1`` steps ahead of the update that reads it (``R`` =
+register stages), crossing into the next shared tile where it must.
+"""
+
+from __future__ import annotations
+
+from polypipe.analysis.pipelinable import PipelineCandidate, Reason, pipelinable_reads
+
+from . import ir
+from .errors import ScheduleError
+from .gpu_ir import Draft, LoopPlacement, Operand, Phase, Slot, TileLayout
+from .gpu_layout import tile_layout
+from .gpu_mapping import TileMapping, name_dims, uses
+
+
+def select_operands(tx: TileMapping, draft: Draft) -> None:
+    """Choose the reads of the update that go through shared memory and registers.
+
+    :func:`~polypipe.analysis.pipelinable.pipelinable_reads` decides whether a read may be
+    streamed along the innermost reduction loop at all (and says why not); of those, a read
+    is promoted when a block reuses it: it must not change with both the output rows and
+    columns, and its array must not be written inside the nest (other blocks' threads would
+    copy it)."""
+    c, update = tx.c, tx.update
+    verdicts = _verdicts(tx)
+    written_in_nest = {tx.c.program.statement(n).target.array for n in c.statements}
+    m_iter, n_iter = c.output_iterators[-2], c.output_iterators[-1]
+    for index, access in enumerate(update.reads):
+        array = c.program.array(access.array)
+        if access.array == c.accumulator or array.is_local or array.memory == "local":
+            continue
+        label = str(access)
+        verdict = verdicts.get(index)
+        if verdict is not None and not verdict.pipelinable:
+            draft.unpromoted.append((label, _unpromoted_reason(verdict, tx.rk)))
+            continue
+        if access.array in written_in_nest:
+            draft.unpromoted.append((label, f"{access.array} is written inside the loop nest"))
+            continue
+        uses_m = uses(access.relation, update, m_iter)
+        uses_n = uses(access.relation, update, n_iter)
+        if uses_m and uses_n:
+            draft.unpromoted.append((label, "no reuse inside a block (it changes with rows, "
+                                            "columns and the reduction)"))
+            continue
+        draft.operands.append(Operand(index, access.array, draft.fresh(f"{access.array}_s"),
+                                      draft.fresh(f"{access.array}_r"), uses_m, uses_n))
+    draft.log.append("select_operands: " + (", ".join(
+        f"{update.reads[op.read_index]} -> {op.shared}, {op.register}"
+        for op in draft.operands) or "none"))
+
+
+def _verdicts(tx: TileMapping) -> dict[int, PipelineCandidate]:
+    """The pipelinability verdicts of the update's reads along the innermost reduction loop,
+    by read position (the update's statement in the nest's own program)."""
+    verdicts = {}
+    for candidate in pipelinable_reads(tx.c.program):
+        if candidate.statement == tx.update.name and candidate.loop == tx.rk:
+            verdicts[candidate.read_index] = candidate
+    return verdicts
+
+
+def _unpromoted_reason(verdict: PipelineCandidate, loop: str) -> str:
+    if verdict.reason == Reason.LOOP_INVARIANT:
+        return (f"does not change with the reduction loop {loop}; read once per use from "
+                "global memory")
+    return f"not pipelinable along {loop}: {verdict.explanation}"
+
+
+def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int) -> TileLayout:
+    """The shared buffer ``<X>_s`` (``S`` stage slots) and its asynchronous copy statement:
+    one instance per element of the block's operand tile, consecutive threads taking
+    consecutive groups of ``vector`` elements in the array's own order (coalesced global
+    reads; a group is one 16-byte ``cp.async`` where proved)."""
+    update, config = tx.update, tx.cfg
+    source = update.reads[op.read_index]
+    layout = tile_layout(op, source, tx)
+    local = [d.expr for d in layout.canonical]
+    local_names = [d.name for d in layout.canonical]
+    draft.arrays.append(ir.Array(op.shared, 1 + len(layout.order),
+                                 (None,) * (1 + len(layout.order)), memory="shared",
+                                 extents=(tx.S, *layout.stored_extents)))
+    name = draft.fresh(f"copy_{op.array}")
+    dims = tx.block_dims + tx.r_outer + ["pp_t"] + local_names
+    block_u = tx.block_of(tx.update_element())
+    to_copy = tx.map_(f"{tx.update_instance()} -> {name}"
+                      f"[{', '.join(block_u + tx.r_outer + [f'floor({tx.rk}/{tx.bk})'] + local)}]")
+    to_copy = to_copy.intersect_domain(update.domain)
+    domain = name_dims(update.domain.apply(to_copy), dims)
+    read_rel = to_copy.reverse().apply_range(source.relation).intersect_domain(domain)
+    if not read_rel.is_single_valued():
+        raise ScheduleError(f"{source} in {update.name}: one element of the operand tile "
+                            "maps to several array elements; cannot stage it")
+    stored = ", ".join(d.name for d in layout.order)
+    write_rel = tx.map_(f"{name}[{', '.join(dims)}] -> "
+                        f"{op.shared}[(pp_t) mod {tx.S}, {stored}]").intersect_domain(domain)
+    read = ir.Access(op.array, source.indices, read_rel, False, source.location)
+    stmt = ir.Statement(name, tuple(dims), domain, ir.Access(op.shared, (), write_rel, True),
+                        None, ir.Read(read), (read,), kind="async_copy",
+                        source=f"{op.shared} <- {op.array}")
+    linear = layout.linear()
+    group = f"floor(({linear})/{layout.vector})"
+    tid = f"(({group}) mod {config.thread_count})"
+    draft.add(stmt, LoopPlacement(
+        f"{name}[{', '.join(dims)}]", tuple(tx.block_dims), tuple(tx.r_outer),
+        f"pp_t - {tx.S - 1}", Phase.COPY, (f"floor({tid}/{tx.tn})", f"({tid} mod {tx.tn})"),
+        (Slot.ISSUE, position), inner=(f"floor(({group})/{config.thread_count})",),
+        lane=f"({linear}) mod {layout.vector}" if layout.vector > 1 else None,
+        vector=layout.vector))
+    draft.copy_layouts.append((name, layout))
+    if layout.vector > 1:
+        draft.vector_groups.append((name, layout.copy_order[-1].name, layout.vector))
+    draft.log.append(f"promote_to_shared: {op.array} -> {op.shared} x{tx.S} stages, stored "
+                     f"({', '.join(d.name for d in layout.order)}) + {layout.padding} padding, "
+                     f"{layout.vector}-element copies by {name}")
+    return layout
+
+
+def register_fragment(tx: TileMapping, draft: Draft, op: Operand, layout: TileLayout,
+                      position: int) -> ir.Access:
+    """The register fragment ``<X>_r`` (per thread, ``R`` slots of the thread's rows or
+    columns), the statement loading it from the shared buffer, and the update's new read of
+    it (returned)."""
+    update = tx.update
+    frag_u = tx.fragment_of(tx.update_element())
+    thread_u = tx.thread_of(tx.update_element())
+    extents = ([tx.rm] if op.uses_m else []) + ([tx.rn] if op.uses_n else [])
+    draft.arrays.append(ir.Array(op.register, 3 + len(extents), (None,) * (3 + len(extents)),
+                                 memory="register", extents=(tx.tm, tx.tn, tx.R, *extents),
+                                 thread_dims=2))
+    name = draft.fresh(f"load_{op.array}")
+    frag_names = (["pp_m"] if op.uses_m else []) + (["pp_n"] if op.uses_n else [])
+    frag_exprs = ([frag_u[0]] if op.uses_m else []) + ([frag_u[1]] if op.uses_n else [])
+    dims = tx.block_dims + tx.r_outer + ["pp_kk", "pp_ty", "pp_tx"] + frag_names
+    block_u = tx.block_of(tx.update_element())
+    to_load = tx.map_(f"{tx.update_instance()} -> {name}"
+                      f"[{', '.join(block_u + tx.r_outer + [tx.rk] + thread_u + frag_exprs)}]")
+    domain = name_dims(update.domain.apply(to_load.intersect_domain(update.domain)), dims)
+    at = {"pp_lm": tx.local_of("pp_ty", "pp_m", 0), "pp_ln": tx.local_of("pp_tx", "pp_n", 1),
+          "pp_lk": f"(pp_kk) mod {tx.bk}"}
+    instance = f"{name}[{', '.join(dims)}]"
+    read = ir.Access(op.shared, (), tx.map_(
+        f"{instance} -> {op.shared}[(floor(pp_kk/{tx.bk})) mod {tx.S}, "
+        f"{', '.join(at[d.name] for d in layout.order)}]").intersect_domain(domain), False)
+    write = ir.Access(op.register, (), tx.map_(
+        f"{instance} -> {op.register}[pp_ty, pp_tx, (pp_kk) mod {tx.R}"
+        f"{''.join(', ' + f for f in frag_names)}]").intersect_domain(domain), True)
+    stmt = ir.Statement(name, tuple(dims), domain, write, None, ir.Read(read), (read,),
+                        kind="copy", source=f"{op.register} <- {op.shared}")
+    # A group of a thread's fragment that is stored consecutively becomes a lane loop: CUDA
+    # loads it as one 16-byte vector where alignment is proved.
+    lanes = {"pp_lm": tx.vm, "pp_ln": tx.vn}.get(layout.order[-1].name, 1)
+    vector = len(frag_names) == 1 and lanes > 1
+    inner = ((f"floor({frag_names[0]}/{lanes})",) if vector else tuple(frag_names or ["0"]))
+    draft.add(stmt, LoopPlacement(
+        instance, tuple(tx.block_dims), tuple(tx.r_outer), f"floor(pp_kk/{tx.bk})",
+        Phase.COMPUTE, ("pp_ty", "pp_tx"), (Slot.ISSUE, position),
+        step=f"(pp_kk) mod {tx.bk}", inner=inner,
+        lane=f"({frag_names[0]}) mod {lanes}" if vector else None,
+        vector=lanes if vector else 1))
+    if vector:
+        draft.vector_groups.append((name, frag_names[0], lanes))
+    draft.log.append(f"register_fragment: {op.shared} -> {op.register} x{tx.R} by {name}"
+                     + (f", {lanes}-element loads" if vector else ""))
+    return ir.Access(op.register, (), tx.map_(
+        f"{tx.update_instance()} -> {op.register}[{', '.join(thread_u)}, ({tx.rk}) mod {tx.R}"
+        f"{''.join(', ' + f for f in frag_exprs)}]").intersect_domain(update.domain), False,
+        update.reads[op.read_index].location)
