@@ -24,19 +24,25 @@ class StatementInstance:
     """What a printer needs at one AST leaf: the statement and isl AST expressions for it.
 
     ``access_exprs`` maps ``id(access)`` to an ``isl.AstExpr`` of op type ``access``;
-    ``iterator_exprs`` maps a statement iterator name to its value as an ``isl.AstExpr``.
+    ``iterator_exprs`` maps a statement iterator name to its value as an ``isl.AstExpr``;
+    ``schedule_exprs[d]`` is the value of schedule dimension ``d`` (loop ``pp_c<d>``) at the
+    instance, which names the loop where isl printed one and is the dimension's value (a
+    constant, say) where isl printed none because it is fixed there.
     """
 
     statement: "ir.Statement | ir.Sync"
     access_exprs: dict[int, isl.AstExpr]
     iterator_exprs: dict[str, isl.AstExpr]
+    schedule_exprs: tuple[isl.AstExpr, ...] = ()
 
 
 def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
-              context: isl.Set | None = None) -> isl.AstNode:
+              context: isl.Set | None = None, schedule_values: bool = False) -> isl.AstNode:
     """Generate the isl AST of ``program``'s schedule (or of ``schedule`` if given).
 
-    Each user node carries an annotation whose ``user`` object is a :class:`StatementInstance`.
+    Each user node carries an annotation whose ``user`` object is a :class:`StatementInstance`;
+    its ``schedule_exprs`` are filled only with ``schedule_values`` (the CUDA printer's guards
+    need them; they cost a third of the AST's time).
     """
     schedule = schedule if schedule is not None else program.schedule
     context = context if context is not None else program.context
@@ -63,11 +69,27 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
             for pos in range(stmt.domain.dim(isl.dim_type.set))]
         iterators = {name: build.expr_from_pw_aff(to_domain.get_pw_aff(pos))
                      for pos, name in enumerate(names)}
-        instance = StatementInstance(stmt, accesses, iterators)
+        dims = tuple(build.expr_from_pw_aff(member.pullback_pw_multi_aff(to_domain))
+                     for member in levels.get(stmt.name, ()))
+        instance = StatementInstance(stmt, accesses, iterators, dims)
         return node.set_annotation(isl.Id(f"pp_{stmt.name}", user=instance, context=ctx))
 
+    def guarded(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:
+        # An exception must not cross isl's C frames (islpy ignores it and isl then crashes):
+        # keep the first one and raise it once isl has returned.
+        if failures:
+            return node
+        try:
+            return at_each_domain(node, build)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, unchanged
+            failures.append(exc)
+            return node
+
+    levels = _loop_levels(schedule, {name: s.domain.get_space() for name, s in by_name.items()}
+                          ) if schedule_values else {}
+    failures: list[Exception] = []
     build = isl.AstBuild.from_context(context)
-    build, _handle = build.set_at_each_domain(at_each_domain)
+    build, _handle = build.set_at_each_domain(guarded)
     depth = _schedule_depth(schedule)
     names = isl.IdList.alloc(ctx, depth)
     for level in range(depth):
@@ -75,6 +97,8 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
     build = build.set_iterators(names)
     ast = build.node_from_schedule(schedule)
     del _handle  # the callback has run; isl no longer holds it
+    if failures:
+        raise failures[0]
     return ast
 
 
@@ -84,3 +108,30 @@ def _schedule_depth(schedule: isl.Schedule) -> int:
     deepest = max((pieces.get_at(i).dim(isl.dim_type.out) for i in range(pieces.n_map())),
                   default=0)
     return deepest + 1
+
+
+def _loop_levels(schedule: isl.Schedule, spaces: dict[str, isl.Space]
+                 ) -> dict[str, list[isl.PwAff]]:
+    """For each statement, the band members on its path from the root, as functions of its
+    instance: isl numbers the AST iterators (``pp_c<level>``) by band member along that path,
+    so member ``level`` is the value of loop ``pp_c<level>`` (sequences add no level)."""
+    result: dict[str, list[isl.PwAff]] = {}
+    kinds = isl.schedule_node_type
+
+    def walk(node: isl.ScheduleNode, path: list[isl.UnionPwAff]) -> None:
+        kind = node.get_type()
+        if kind == kinds.leaf:
+            names: list[str] = []
+            node.get_domain().foreach_set(lambda s: names.append(s.get_tuple_name()))
+            for name in names:
+                space = spaces[name].from_domain().add_dims(isl.dim_type.out, 1)
+                result[name] = [member.extract_pw_aff(space) for member in path]
+            return
+        if kind == kinds.band:
+            mupa = node.band_get_partial_schedule()
+            path = path + [mupa.get_union_pw_aff(i) for i in range(node.band_n_member())]
+        for position in range(node.n_children()):
+            walk(node.child(position), path)
+
+    walk(schedule.get_root(), [])
+    return result

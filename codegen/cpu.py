@@ -65,7 +65,6 @@ def compile_shared_library(source: str, flags: tuple[str, ...] = C_FLAGS) -> Pat
 
 
 KERNEL_ARGTYPES = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
-EMULATION_ARGTYPES = KERNEL_ARGTYPES + (ctypes.c_char_p,)
 
 
 def load_kernel(source: str, symbol: str = "pp_kernel", argtypes=KERNEL_ARGTYPES,

@@ -1,19 +1,26 @@
 """GPU program -> CUDA: the C printer with blocks, threads, shared memory and cp.async.
 
-It prints the same isl AST as the CPU emulation (:mod:`codegen.emulate`) and overrides only
-what differs (docs/design.md, sections 7 "Code generation" and 8 "Runtimes"):
+The translation unit is one text for both targets: everything device-specific goes through
+the interface of :mod:`codegen.cuda_device` (``PP_LD``/``PP_ST`` for global and shared
+elements, ``PP_SHARED``, ``pp_cp_async``, ``pp_copy16``, ...), which has a GPU definition and
+a CPU one (:mod:`codegen.cuda_cpu` runs the text with GPU semantics and checks). Of the C printer
+it overrides only what differs (docs/design.md, sections 7 "Code generation" and 8
+"Runtimes"):
 
 * loops under a ``block`` mark become ``blockIdx`` coordinates with the loop's bounds as a guard
   (x: column tiles, y: row tiles, z: the outer output dimensions, flattened);
 * loops under a ``thread:<depth>`` mark become ``threadIdx`` coordinates (y, x) with guards;
-* shared buffers are ``__shared__`` arrays (dynamic shared memory beyond 48 KiB), register
-  buffers per-thread arrays (their leading thread dimensions dropped);
-* asynchronous copies are ``cp.async`` of the element size, ``commit``/``wait`` statements
+  a block or thread dimension isl printed no loop for becomes a guard on its value around each
+  statement (see ``mark_node``);
+* shared buffers are ``PP_SHARED`` arrays (``PP_SHARED_DYNAMIC`` pieces of dynamic shared
+  memory beyond 48 KiB), register buffers per-thread arrays (their leading thread dimensions
+  dropped);
+* asynchronous copies are ``pp_cp_async`` of the element size, ``commit``/``wait`` statements
   ``cp.async.commit_group``/``cp.async.wait_group``, barriers ``__syncthreads()``;
 * a ``vector:<V>`` mark around a lane loop becomes one or two 16-byte accesses when the loop
   covers the whole group and :mod:`polypipe.analysis.alignment` proved the group contiguous
-  and aligned (``vector_groups``): ``cp.async`` for a copy into shared memory, a 16-byte
-  vector access (``float4``, ``double2``) for a fragment load into registers and for the
+  and aligned (``vector_groups``): ``pp_cp_async<16>`` for a copy into shared memory,
+  ``pp_copy16`` (``float4``, ``double2``) for a fragment load into registers and for the
   accumulator's copy between global memory and registers; otherwise the lanes stay scalar.
 
 With ``sizes`` (concrete parameter values and array extents) the kernel is specialised: sizes
@@ -30,16 +37,18 @@ from dataclasses import dataclass, field
 
 import islpy as isl
 
-from polypipe import ir
+from polypipe import ir, marks
+from polypipe.errors import InternalError
 
 from .ast_build import ITERATOR_PREFIX, StatementInstance
 from .c_printer import CPrinter, c_name
+from .cuda_device import DEVICE_PRELUDE, STATIC_SHARED_LIMIT
 from .semantics_c import semantics_runtime
 
-STATIC_SHARED_LIMIT = 48 * 1024
 
-CUDA_PRELUDE = r"""#include <stdint.h>
-
+# The device interface (codegen.cuda_device: one GPU and one CPU definition of everything
+# device-specific), then the index arithmetic of the isl AST and the semantics helpers.
+CUDA_PRELUDE = DEVICE_PRELUDE + r"""
 template <typename N, typename D>
 static __device__ __forceinline__ auto pp_floord(N n, D d) -> decltype(n / d) {
   auto q = n / d;
@@ -47,29 +56,7 @@ static __device__ __forceinline__ auto pp_floord(N n, D d) -> decltype(n / d) {
 }
 #define pp_min(a, b) ((b) < (a) ? (b) : (a))
 #define pp_max(a, b) ((b) > (a) ? (b) : (a))
-""" + semantics_runtime("static __device__ __forceinline__") + r"""
-/* The first fault of any thread wins the record; see codegen.value_printer for its layout. */
-static __device__ __forceinline__ bool pp_claim_fault(int64_t *fault, int64_t code) {
-  return atomicCAS((unsigned long long *)fault, 0ULL, (unsigned long long)code) == 0ULL;
-}
-
-template <int BYTES>
-static __device__ __forceinline__ void pp_cp_async(void *shared, const void *global) {
-  unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  if constexpr (BYTES == 16)  // whole 16-byte vectors may bypass L1
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global));
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(address),
-                 "l"(global), "n"(BYTES));
-}
-static __device__ __forceinline__ void pp_cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int PENDING>
-static __device__ __forceinline__ void pp_cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" :: "n"(PENDING));
-}
-"""
+""" + semantics_runtime("static __device__ __forceinline__")
 
 _SIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8}
 # 16 bytes of each element type as one CUDA vector type: loading a register array through a
@@ -103,10 +90,10 @@ class CudaPrinter(CPrinter):
     extents: "dict[str, tuple[int, ...]] | None" = None
     vector_groups: frozenset = frozenset()        # statements whose lane groups are proved
     blocks_per_sm: int = 0                        # __launch_bounds__'s minimum (0: none)
-    _block_names: dict = field(default_factory=dict)
-    _thread_axes: dict = field(default_factory=dict)   # thread iterator -> (axis, extent)
-    _open_threads: set = field(default_factory=set)    # thread loops around the printed node
-    _guarded: bool = False                             # inside a dropped-thread-loop guard
+    _block_axes: dict = field(default_factory=dict)    # block level -> _Axis
+    _axes: dict = field(default_factory=dict)          # mapped levels around the node
+    _open: set = field(default_factory=set)            # mapped levels with a printed loop
+    _access_macro: str | None = "PP_LD"                # see access()
 
     # -- the translation unit ---------------------------------------------------------------
     def translation_unit(self, ast: isl.AstNode) -> str:
@@ -126,8 +113,7 @@ class CudaPrinter(CPrinter):
                      + self._block_coordinates()):
             self._emit(1, line)
         self.node(ast, 1)
-        self._emit(1, "if (pp_warn) atomicOr((unsigned long long *)&pp_fault[2], "
-                      "(unsigned long long)pp_warn);")
+        self._emit(1, "if (pp_warn) pp_fault_or(&pp_fault[2], pp_warn);")
         self._emit(0, "}")
         return "\n".join(self._lines) + "\n"
 
@@ -185,19 +171,16 @@ class CudaPrinter(CPrinter):
         lines = []
         shared = [a for a in self.program.arrays if a.memory == "shared"]
         dynamic = self.shared_bytes() > STATIC_SHARED_LIMIT
-        if dynamic:
-            lines.append("extern __shared__ __align__(16) unsigned char pp_shared[];")
         offset = 0
         for array in shared:
             ctype = self.types.storage_type(array.name).c_name
             size = _product(array.extents)
-            if dynamic:
-                lines.append(f"{ctype} *{c_name('array', array.name)} = "
-                             f"({ctype} *)(pp_shared + {offset});")
+            name = c_name('array', array.name)
+            if dynamic:   # 16-byte aligned pieces of the launch's dynamic shared memory
+                lines.append(f"PP_SHARED_DYNAMIC({ctype}, {name}, {size}, {offset});")
                 offset += -(-size * _SIZE[ctype] // 16) * 16
             else:
-                lines.append(f"__shared__ __align__(16) {ctype} {c_name('array', array.name)}"
-                             f"[{size}];")
+                lines.append(f"PP_SHARED({ctype}, {name}, {size});")
         for array in self.program.arrays:
             if array.memory == "register":
                 ctype = self.types.storage_type(array.name).c_name
@@ -221,57 +204,57 @@ class CudaPrinter(CPrinter):
             for d in range(dims - 3, -1, -1):
                 lines.append(f"const {index} {names[d]} = ({index})pp_block_low{d} + pp_z % "
                              f"({index})pp_block_count{d}; pp_z /= ({index})pp_block_count{d};")
-        self._block_names = {f"{ITERATOR_PREFIX}{d}": names[d] for d in range(dims)}
+        self._block_axes = {d: _Axis(names[d], names[d], 0) for d in range(dims)}
         return lines
 
-    # -- marks -------------------------------------------------------------------------------
+    # -- marks, block and thread coordinates ----------------------------------------------------
+    # Loops over block (thread) schedule dimensions become blockIdx (threadIdx) coordinates
+    # with the loop's bounds as a guard. isl prints no loop for a dimension that is fixed
+    # where it is scanned (a tile of an element-wise nest whose columns all fall in block 2;
+    # a copy whose one group goes to thread 0): every statement then gets the guard
+    # ``coordinate == value`` from its instance's schedule (StatementInstance.schedule_exprs),
+    # for each such block or thread dimension around it, or every block (thread) would run it.
     def mark_node(self, node: isl.AstNode, depth: int) -> None:
-        name = node.mark_get_id().get_name()
-        if name == "block":
-            self._mapped = dict(self._block_names)
-        elif name.startswith("thread:"):
-            first = int(name.split(":")[1])
-            axes = ["threadIdx.y", "threadIdx.x"][-len(self._threads):]
-            iterators = [f"{ITERATOR_PREFIX}{first + d}" for d in range(len(axes))]
-            self._mapped = {it: f"({self.index_type}){axis}" for it, axis in zip(iterators, axes)}
-            self._thread_axes = {it: (axis, extent)
-                                 for it, axis, extent in zip(iterators, axes, self._threads)}
-            self._open_threads, self._guarded = set(), False
-            self._in_thread = True
-            self.node(node.mark_get_node(), depth)
-            self._in_thread = False
+        mark = marks.mark_of(node)
+        child = node.mark_get_node()
+        if mark is not None and mark.kind == marks.BLOCK:
+            self._axes.update(self._block_axes)
+            self.node(child, depth)
             return
-        if name.startswith("vector:") and self._vector_group(node.mark_get_node(), depth,
-                                                            int(name.split(":")[1])):
+        if mark is not None and mark.kind == marks.THREAD:
+            if mark.value is None:
+                raise InternalError("a thread mark without its band's depth reached CUDA")
+            names = ["threadIdx.y", "threadIdx.x"][-len(self._threads):]
+            axes = {mark.value + d: _Axis(f"({self.index_type}){name}", name, extent)
+                    for d, (name, extent) in enumerate(zip(names, self._threads))}
+            self._axes.update(axes)
+            self.node(child, depth)
+            for level in axes:
+                del self._axes[level]
             return
-        self.node(node.mark_get_node(), depth)
+        if mark is not None and mark.kind == marks.VECTOR and self._vector_group(
+                child, depth, mark.value):
+            return
+        self.node(child, depth)
 
-    def node(self, node: isl.AstNode, depth: int) -> None:
-        """Restrict statements and inner loops to thread coordinate 0 where isl printed no
-        loop for that thread dimension.
+    def _guards(self, instance: StatementInstance) -> list[str]:
+        """``coordinate == value`` for every block and thread dimension around the statement
+        that has no printed loop (see above)."""
+        guards = []
+        for level, axis in self._axes.items():
+            if level not in self._open and axis.extent != 1:
+                value = self.expr(instance.schedule_exprs[level])
+                guards.append(f"{axis.name} == {value}")
+        return guards
 
-        isl prints no loop for a schedule dimension that is constant over what it scans. For
-        a thread dimension that happens only for copies whose one group (a tile no larger
-        than a group) goes to thread 0, so the coordinate is 0; without the guard every thread
-        would run them. The emulation applies the same rule (``_thread_loops``).
-        """
-        kind = node.get_type()
-        leaf = kind == isl.ast_node_type.user or (
-            kind == isl.ast_node_type.for_
-            and self.expr(node.for_get_iterator()) not in self._thread_axes)
-        if not (getattr(self, "_in_thread", False) and leaf and not self._guarded):
-            super().node(node, depth)
-            return
-        dropped = [axis for it, (axis, extent) in self._thread_axes.items()
-                   if it not in self._open_threads and extent > 1]
-        if not dropped:
-            super().node(node, depth)
-            return
-        self._emit(depth, f"if ({' && '.join(f'{axis} == 0' for axis in dropped)}) {{")
-        self._guarded = True
-        super().node(node, depth + 1)
-        self._guarded = False
-        self._emit(depth, "}")
+    def _guarded(self, instance: StatementInstance, depth: int, lines) -> None:
+        guards = self._guards(instance)
+        if guards:
+            self._emit(depth, f"if ({' && '.join(guards)}) {{")
+        for line in lines:
+            self._emit(depth + bool(guards), line)
+        if guards:
+            self._emit(depth, "}")
 
     def _vector_group(self, loop: isl.AstNode, depth: int, lanes: int) -> bool:
         """Print a whole group as 16-byte accesses; False when it cannot be one.
@@ -295,33 +278,40 @@ class CudaPrinter(CPrinter):
         if (self.expr(loop.for_get_init()) != "0" or self.expr(loop.for_get_inc()) != "1"
                 or self.expr(loop.for_get_cond()) != f"({iterator} <= {lanes - 1})"):
             return False
-        size = _SIZE[self.types.storage_type(stmt.target.array).c_name]
-        target = self.expr(instance.access_exprs[id(stmt.target)])
-        source = self.expr(instance.access_exprs[id(stmt.reads[0])])
+        ctype = self.types.storage_type(stmt.target.array).c_name
+        target, source = self._addresses(instance)
+        function = ("pp_cp_async<16>" if stmt.kind == "async_copy"
+                    else f"pp_copy16<{_VECTOR16[ctype]}>")
+        lines = [f"const {self.index_type} {iterator} = 0;"]
+        lines += [f"{function}((char *){target} + {offset}, (const char *){source} + {offset});"
+                  for offset in range(0, lanes * _SIZE[ctype], 16)]
         self._emit(depth, "{")
-        self._emit(depth + 1, f"const {self.index_type} {iterator} = 0;")
-        for offset in range(0, lanes * size, 16):
-            if stmt.kind == "async_copy":
-                self._emit(depth + 1, f"pp_cp_async<16>((char *)&{target} + {offset}, "
-                                      f"(const char *)&{source} + {offset});")
-            else:
-                vector = _VECTOR16[self.types.storage_type(stmt.target.array).c_name]
-                self._emit(depth + 1, f"*({vector} *)((char *)&{target} + {offset}) = "
-                                      f"*(const {vector} *)((const char *)&{source} + {offset});")
+        self._guarded(instance, depth + 1, lines)
         self._emit(depth, "}")
         return True
 
+    def _addresses(self, instance: StatementInstance) -> tuple[str, str]:
+        """Addresses of a copy's target and source element, unchecked: the functions they
+        are passed to (pp_cp_async, pp_copy16) check them on the CPU runtime."""
+        stmt = instance.statement
+        self._access_macro = None
+        try:
+            return tuple(f"&{self.expr(instance.access_exprs[id(access)])}"
+                         for access in (stmt.target, stmt.reads[0]))
+        finally:
+            self._access_macro = "PP_LD"
+
     def for_node(self, node: isl.AstNode, depth: int) -> None:
-        mapped = getattr(self, "_mapped", {})
         iterator = self.expr(node.for_get_iterator())
-        if iterator not in mapped:
-            if getattr(self, "_in_thread", False):
+        level = int(iterator[len(ITERATOR_PREFIX):])
+        axis = self._axes.get(level)
+        if axis is None or level in self._open:
+            if any(a.thread for a in self._axes.values()):
                 # Per-thread loops over fragments and tile rows: small, unrolled so that
                 # register buffers are indexed by constants and stay in registers.
                 self._emit(depth, "#pragma unroll")
             super().for_node(node, depth)
             return
-        value = mapped.pop(iterator)
         init = self.expr(node.for_get_init())
         if node.for_is_degenerate():
             guard = f"{iterator} == {init}"
@@ -331,11 +321,11 @@ class CudaPrinter(CPrinter):
             if inc != "1":
                 guard += f" && ({iterator} - {init}) % {inc} == 0"
         self._emit(depth, "{")
-        self._emit(depth + 1, f"const {self.index_type} {iterator} = {value};")
+        self._emit(depth + 1, f"const {self.index_type} {iterator} = {axis.value};")
         self._emit(depth + 1, f"if ({guard}) {{")
-        self._open_threads.add(iterator)
+        self._open.add(level)
         self.node(node.for_get_body(), depth + 2)
-        self._open_threads.discard(iterator)
+        self._open.discard(level)
         self._emit(depth + 1, "}")
         self._emit(depth, "}")
 
@@ -346,15 +336,30 @@ class CudaPrinter(CPrinter):
         if isinstance(stmt, ir.Sync):
             text = {"barrier": "__syncthreads();", "commit": "pp_cp_async_commit();"}.get(
                 stmt.kind, f"pp_cp_async_wait<{stmt.pending}>();")
-            self._emit(depth, text)
-            return
-        if stmt.kind == "async_copy":
-            target = self.expr(instance.access_exprs[id(stmt.target)])
-            source = self.expr(instance.access_exprs[id(stmt.reads[0])])
+        elif stmt.kind == "async_copy":
+            target, source = self._addresses(instance)
             size = _SIZE[self.types.storage_type(stmt.target.array).c_name]
-            self._emit(depth, f"pp_cp_async<{size}>(&{target}, &{source});")
-            return
-        self._emit(depth, self.statement(instance) + ";")
+            text = f"pp_cp_async<{size}>({target}, {source});"
+        else:
+            text = self.statement(instance) + ";"
+        self._guarded(instance, depth, [text])
+
+    # Global and shared elements go through PP_LD (a read) and PP_ST (a write): plain
+    # indexing on the GPU, bounds- and race-checked accesses on the CPU runtime. Register
+    # buffers and locals are the thread's own and print plainly.
+    def access(self, array: str, indices: list[str]) -> str:
+        info = self.program.array(array)
+        if info.is_local or info.memory == "register" or self._access_macro is None:
+            return super().access(array, indices)
+        return (f"{self._access_macro}({c_name('array', array)}, "
+                f"{self.linear_index(info, indices)})")
+
+    def target(self, instance: StatementInstance) -> str:
+        self._access_macro = "PP_ST"
+        try:
+            return super().target(instance)
+        finally:
+            self._access_macro = "PP_LD"
 
     def linear_index(self, info: ir.Array, indices: list[str]) -> str:
         """Register buffers drop their thread dimensions: each thread has its own."""
@@ -363,6 +368,20 @@ class CudaPrinter(CPrinter):
                                extents=(info.extents or ())[info.thread_dims:])
             return super().linear_index(trimmed, indices[info.thread_dims:])
         return super().linear_index(info, indices)
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """A block or thread coordinate: the expression bound to its loop iterator, the name a
+    guard compares, and the thread extent (0 for a block coordinate)."""
+
+    value: str
+    name: str
+    extent: int
+
+    @property
+    def thread(self) -> bool:
+        return self.extent > 0
 
 
 def _product(values) -> int:

@@ -1,4 +1,4 @@
-"""Run the CUDA translation unit through PyCUDA: compile, launch, time.
+"""Run the CUDA translation unit: on the GPU through PyCUDA, or on the CPU runtime.
 
 The grid is read off the schedule at the concrete sizes: the block coordinates every kernel
 instance falls in form a box (isl), whose extents give gridDim (x: column tiles, y: row tiles,
@@ -19,6 +19,8 @@ import islpy as isl
 import numpy as np
 
 from polypipe.errors import KernelRuntimeError
+
+from .value_printer import c_name
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,21 @@ def launch_geometry(kernel, params: Mapping[str, int]) -> LaunchGeometry:
     return LaunchGeometry(tuple(lows), tuple(counts))
 
 
+def array_address(value) -> int | None:
+    """Where an array argument's data starts: the device address of a GPU array, the host
+    address of a NumPy array; None for a scalar."""
+    if isinstance(value, np.ndarray):
+        return int(value.__array_interface__["data"][0])
+    return device_pointer(value)
+
+
+def unaligned_arrays(program, addresses: list) -> frozenset:
+    """Names of the array arguments whose data (``addresses``, in argument order, None for
+    scalars) does not start on a 16-byte boundary: their copies must stay scalar."""
+    return frozenset(arg.name for arg, address in zip(program.arguments, addresses)
+                     if address is not None and address % 16)
+
+
 def cuda_unavailable_reason() -> str | None:
     """Why ``backend="cuda"`` cannot run here, or None when PyCUDA sees a GPU."""
     try:
@@ -91,7 +108,64 @@ def device_pointer(value) -> int | None:
     return int(interface["data"][0])
 
 
-class CudaExecutable:
+class _Launches:
+    """What a launch of every kernel needs at one set of sizes, on either target: the
+    translation unit (per set of arrays whose address is not 16-byte aligned), dynamic shared
+    bytes, parameter packing, grid geometry, and the fault records read back afterwards."""
+
+    def __init__(self, optimized, binding, source: str | None = None):
+        self.optimized = optimized
+        self.given_source = source      # a translation unit to run instead of the printed one
+        self.binding = binding
+        self.shared = [optimized.dynamic_shared_bytes(kernel, binding)
+                       for kernel in optimized.kernels]
+        self.packers = optimized.cuda_packers(binding)
+        self.geometries = [launch_geometry(kernel, binding.params)
+                           for kernel in optimized.kernels]
+        self._modules: dict[frozenset, object] = {}   # unaligned arrays -> compiled module
+        self.source = ""
+
+    def module(self, addresses: list[int]):
+        """The compiled translation unit for arrays at these addresses (argument order;
+        ``None`` for scalars): copies from or to an array that is not 16-byte aligned stay
+        scalar, so such a set of arrays gets its own source."""
+        unaligned = (frozenset() if self.given_source is not None
+                     else unaligned_arrays(self.optimized.original, addresses))
+        module = self._modules.get(unaligned)
+        if module is None:
+            self.source = self.given_source or self.optimized.cuda_source_for(
+                self.binding, unaligned=unaligned)
+            module = self._modules[unaligned] = self.compile(self.source)
+        return module
+
+    def compile(self, source: str):
+        raise NotImplementedError
+
+    def launches(self, addresses: list, args, faults: list) -> list:
+        """(kernel, parameters, block, grid, dynamic shared bytes) of every non-empty kernel,
+        ``addresses[i]`` standing for argument ``i`` and ``faults[k]`` the fault record of
+        kernel ``k``. The block is (x, y, z) = (threads[1], threads[0], 1)."""
+        result = []
+        for kernel, packer, dynamic, geometry, fault in zip(
+                self.optimized.kernels, self.packers, self.shared, self.geometries, faults):
+            if geometry.empty:
+                continue
+            threads = kernel.config.threads
+            result.append((kernel, cuda_parameters(packer, addresses, args, geometry, fault),
+                           (threads[1], threads[0], 1), geometry.grid, dynamic))
+        return result
+
+    def check_faults(self, records: list) -> None:
+        """Raise what Python raises where a kernel recorded a fault (or warned)."""
+        from .semantics import check_fault_record
+
+        typed = [program for _, program, _, _ in self.optimized._typed_kernels(self.binding)]
+        for program, record in zip(typed, records):
+            if record[0] or record[2]:
+                check_fault_record(program, [int(v) for v in record], in_source_order=False)
+
+
+class CudaExecutable(_Launches):
     """All kernels of an optimized program compiled for the current GPU and one set of sizes.
 
     The source is specialised to the sizes (constants, 32-bit indices, proved 16-byte copies);
@@ -100,7 +174,7 @@ class CudaExecutable:
     device.
     """
 
-    def __init__(self, optimized, binding):
+    def __init__(self, optimized, binding, source: str | None = None):
         reason = cuda_unavailable_reason()
         if reason is not None:
             raise KernelRuntimeError(reason)
@@ -108,38 +182,24 @@ class CudaExecutable:
         import pycuda.driver as driver  # type: ignore
 
         self.driver = driver
-        self.optimized = optimized
-        self.binding = binding
-        self.shared = [optimized.dynamic_shared_bytes(kernel, binding)
-                       for kernel in optimized.kernels]
-        self.packers = optimized.cuda_packers(binding)
-        self.geometries = [launch_geometry(kernel, binding.params)
-                           for kernel in optimized.kernels]
-        self._modules: dict[frozenset, tuple] = {}   # unaligned arrays -> (module, functions)
-        self.faults: list = []                       # one device fault record per kernel
-        self.source = ""
+        super().__init__(optimized, binding, source)
 
-    def _functions(self, unaligned: frozenset) -> list:
-        if unaligned in self._modules:
-            return self._modules[unaligned][1]
+    def compile(self, source: str) -> tuple:
         from pycuda.compiler import SourceModule  # type: ignore
 
         driver = self.driver
-        source = self.optimized.cuda_source_for(self.binding, unaligned=unaligned)
         major, minor = driver.Context.get_device().compute_capability()
         try:
             module = SourceModule(source, no_extern_c=True, arch=f"sm_{major}{minor}",
                                   options=["-O3"])
         except driver.CompileError as exc:
             raise KernelRuntimeError(f"nvcc rejected the generated CUDA: {exc}") from None
-        functions = [module.get_function(k.name) for k in self.optimized.kernels]
-        for function, dynamic in zip(functions, self.shared):
+        functions = {k.name: module.get_function(k.name) for k in self.optimized.kernels}
+        for kernel, dynamic in zip(self.optimized.kernels, self.shared):
             if dynamic:
-                function.set_attribute(
+                functions[kernel.name].set_attribute(
                     driver.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic)
-        self._modules[unaligned] = (module, functions)   # the module owns the functions
-        self.source = source
-        return functions
+        return module, functions   # the module owns the functions
 
     def _stage(self, args):
         """Device addresses for ``args`` (NumPy arrays copied in) and the copies to bring back."""
@@ -158,61 +218,66 @@ class CudaExecutable:
                 staged.append(value)
         return staged, copies
 
-    def _launches(self, staged, args) -> list:
-        """(function, parameters, block, grid, shared bytes) of every non-empty kernel."""
-        names = [a.name for a in self.optimized.original.arguments]
-        unaligned = frozenset(
-            name for name, value, arg in zip(names, staged, args)
-            if device_pointer(arg) is not None and int(value) % 16)
-        functions = self._functions(unaligned)
-        launches = []
-        for function, kernel, packer, dynamic, geometry, fault in zip(
-                functions, self.optimized.kernels, self.packers, self.shared, self.geometries,
-                self.faults):
-            if geometry.empty:
-                continue
-            threads = kernel.config.threads
-            launches.append((function, cuda_parameters(packer, staged, args, geometry, fault),
-                             (threads[1], threads[0], 1), geometry.grid, dynamic))
-        return launches
-
     def run(self, args, binding=None, repeat: int = 1) -> float:
         """Launch every kernel in order ``repeat`` times; returns the GPU milliseconds of one
         repetition (CUDA events around the launches only). A kernel that met an operation at
         which Python raises is reported as codegen.semantics.check_fault_record says."""
+        from .value_printer import FAULT_SLOTS
+
         driver = self.driver
         staged, copies = self._stage(args)
-        self.faults = [self._fault_record() for _ in self.optimized.kernels]
-        launches = self._launches(staged, args)
+        faults = []
+        for _ in self.optimized.kernels:
+            faults.append(driver.mem_alloc(FAULT_SLOTS * 8))
+            driver.memset_d8(faults[-1], 0, FAULT_SLOTS * 8)
+        # Device arrays passed by the caller may sit at any address; staged copies are
+        # allocations (aligned).
+        addresses = [device_pointer(arg) for arg in args]
+        _, functions = self.module(addresses)
+        launches = self.launches(staged, args, faults)
         start, end = driver.Event(), driver.Event()
         start.record()
         for _ in range(repeat):
-            for function, parameters, block, grid, dynamic in launches:
-                function(*parameters, block=block, grid=grid, shared=dynamic)
+            for kernel, parameters, block, grid, dynamic in launches:
+                functions[kernel.name](*parameters, block=block, grid=grid, shared=dynamic)
         end.record()
         end.synchronize()
         for buffer, value in copies:
             driver.memcpy_dtoh(value, buffer)
-        self._check_faults()
+        records = []
+        for buffer in faults:
+            records.append(np.zeros(FAULT_SLOTS, dtype=np.int64))
+            driver.memcpy_dtoh(records[-1], buffer)
+        self.check_faults(records)
         return start.time_till(end) / repeat
 
-    def _fault_record(self):
+
+class EmulatedExecutable(_Launches):
+    """The same translation unit run by the CPU runtime (:mod:`codegen.cuda_cpu`): every
+    block and thread of each launch, with GPU semantics and its race, wait, divergence and
+    bounds checks. Arrays are used in place (host addresses)."""
+
+    def compile(self, source: str):
+        from .cuda_cpu import compile_cuda_cpu
+
+        return compile_cuda_cpu(source)
+
+    def run(self, args, thread_order: str = "scrambled", seed: int = 0) -> None:
+        from .cuda_cpu import GlobalArray
         from .value_printer import FAULT_SLOTS
 
-        record = self.driver.mem_alloc(FAULT_SLOTS * 8)
-        self.driver.memset_d8(record, 0, FAULT_SLOTS * 8)
-        return record
-
-    def _check_faults(self) -> None:
-        from .semantics import check_fault_record
-        from .value_printer import FAULT_SLOTS
-
-        typed = [program for _, program, _, _ in self.optimized._typed_kernels(self.binding)]
-        for program, buffer in zip(typed, self.faults):
-            record = np.zeros(FAULT_SLOTS, dtype=np.int64)
-            self.driver.memcpy_dtoh(record, buffer)
-            if record[0] or record[2]:
-                check_fault_record(program, [int(v) for v in record], in_source_order=False)
+        names = [a.name for a in self.optimized.original.arguments]
+        addresses = [array_address(arg) for arg in args]
+        arrays = [GlobalArray(c_name("array", name), address, arg.nbytes, arg.itemsize)
+                  for name, address, arg in zip(names, addresses, args) if address is not None]
+        module = self.module(addresses)
+        records = [np.zeros(FAULT_SLOTS, dtype=np.int64) for _ in self.optimized.kernels]
+        faults = [record.ctypes.data for record in records]
+        for kernel, parameters, block, grid, dynamic in self.launches(addresses, args, faults):
+            module.launch(kernel.name, grid=grid, block=block, dynamic_shared=dynamic,
+                          parameters=parameters, arrays=arrays, order=thread_order,
+                          seed=seed % 2**64)   # any Python int: its low 64 bits
+        self.check_faults(records)
 
 
 def cuda_parameters(packer, staged, args, geometry: LaunchGeometry, fault) -> list:

@@ -55,8 +55,11 @@ class ValuePrinter:
         stmt = instance.statement
         if stmt.target.array in self.types.variants:
             return self.variant_store(instance, self.lowered(stmt))
-        target = self.expr(instance.access_exprs[id(stmt.target)])
-        return self.store(instance, target, self.stored_value(instance))
+        return self.store(instance, self.target(instance), self.stored_value(instance))
+
+    def target(self, instance: StatementInstance) -> str:
+        """The stored element as an lvalue."""
+        return self.expr(instance.access_exprs[id(instance.statement.target)])
 
     # -- locals with a variable per type (lower_values.decide_variants) -----------------------
     def local_names(self, name: str) -> list[str]:

@@ -9,7 +9,8 @@ register stages), crossing into the next shared tile where it must.
 
 from __future__ import annotations
 
-from polypipe.analysis.pipelinable import PipelineCandidate, Reason, pipelinable_reads
+from polypipe.analysis.dependences import dependences
+from polypipe.analysis.pipelinable import PipelineCandidate, Reason, pipeline_candidate
 
 from . import ir
 from .errors import ScheduleError
@@ -21,7 +22,8 @@ from .gpu_mapping import TileMapping, name_dims, uses
 def select_operands(tx: TileMapping, draft: Draft) -> None:
     """Choose the reads of the update that go through shared memory and registers.
 
-    :func:`~polypipe.analysis.pipelinable.pipelinable_reads` decides whether a read may be
+    :func:`~polypipe.analysis.pipelinable.pipeline_candidate` (the verdict
+    :func:`~polypipe.analysis.pipelinable.pipelinable_reads` reports) decides whether a read may be
     streamed along the innermost reduction loop at all (and says why not); of those, a read
     is promoted when a block reuses it: it must not change with both the output rows and
     columns, and its array must not be written inside the nest (other blocks' threads would
@@ -56,13 +58,13 @@ def select_operands(tx: TileMapping, draft: Draft) -> None:
 
 
 def _verdicts(tx: TileMapping) -> dict[int, PipelineCandidate]:
-    """The pipelinability verdicts of the update's reads along the innermost reduction loop,
-    by read position (the update's statement in the nest's own program)."""
-    verdicts = {}
-    for candidate in pipelinable_reads(tx.c.program):
-        if candidate.statement == tx.update.name and candidate.loop == tx.rk:
-            verdicts[candidate.read_index] = candidate
-    return verdicts
+    """The pipelinability verdicts of the update's array reads along the innermost reduction
+    loop, by read position (the update's statement in the nest's own program)."""
+    program = tx.c.program
+    deps = dependences(program)
+    return {index: pipeline_candidate(program, tx.update.name, index, tx.rk, deps=deps)
+            for index, access in enumerate(tx.update.reads)
+            if not program.array(access.array).is_local}
 
 
 def _unpromoted_reason(verdict: PipelineCandidate, loop: str) -> str:

@@ -60,20 +60,6 @@ def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict
     return dtypes
 
 
-@dataclass(frozen=True, eq=False)
-class _EmulatedKernel:
-    program: ir.Program        # the typed GPU program (fault records name its statements)
-    function: Any
-    packer: Any
-    source: str
-    index_tree: tuple          # for codegen.index_range
-
-
-@dataclass(eq=False)
-class _Emulated:
-    kernels: list[_EmulatedKernel]
-
-
 @dataclass(eq=False)
 class OptimizedProgram:
     """The GPU kernels of a program, one per top-level loop nest, in order."""
@@ -110,12 +96,14 @@ class OptimizedProgram:
 
     @public
     def run(self, *args, backend: str = "emulate", thread_order: str = "scrambled",
-            seed: int = 0, **kwargs) -> None:
+            seed: int = 0, source: str | None = None, **kwargs) -> None:
         """Run every kernel in order on ``args`` (in place, like the Python function).
 
         ``backend="emulate"`` runs the GPU kernels on the CPU with GPU semantics (threads of a
         phase in ``thread_order``: ``"scrambled"`` by ``seed``, ``"forward"`` or
-        ``"reverse"``); ``"cuda"`` runs them on the GPU.
+        ``"reverse"``); ``"cuda"`` runs them on the GPU. Both run the translation unit
+        ``cuda_source(*args)``, or ``source`` when given (one edited by hand, say), with this
+        program's launches (grid, block, dynamic shared memory, parameters).
         """
         if backend not in OPTIMIZED_BACKENDS:
             raise ArgumentError(f"unknown backend {backend!r} for an optimized program; "
@@ -124,28 +112,17 @@ class OptimizedProgram:
         args = positional(self.original, args, kwargs)
         if backend == "cuda":
             _require_cuda()
-        from polypipe.codegen.emulate import run_emulated
-
         binding = bind_arguments(self.original, args, device_arrays=backend == "cuda")
         refuse_aliasing(self.original, args, backend)
         self._check_once(binding)
+        if source is not None and not isinstance(source, str):
+            raise ArgumentError(f"source must be the text of a CUDA translation unit, not "
+                                f"{type(source).__name__}")
+        executable = self._executable(binding, backend, source)
         if backend == "cuda":
-            self.last_gpu_milliseconds = self._cuda_executable(binding).run(args)
+            self.last_gpu_milliseconds = executable.run(args)
             return
-        key = (binding.signature, thread_order, seed)
-        emulated = self._compiled.get(key)
-        if emulated is None:
-            emulated = self._build_emulation(binding, thread_order, seed)
-            self._compiled[key] = emulated
-        sizes = (key, tuple(binding.params.items()))
-        if sizes not in self._checked:
-            from polypipe.codegen.index_range import check_index_range
-
-            for unit in emulated.kernels:
-                check_index_range(unit.index_tree, binding.params, self.original.name)
-            self._checked.add(sizes)
-        for unit in emulated.kernels:
-            run_emulated(unit.program, unit.function, *unit.packer.pack(args))
+        executable.run(args, thread_order=thread_order, seed=seed)
 
     @public
     def time_cuda(self, *args, repeat: int = 20) -> float:
@@ -160,37 +137,39 @@ class OptimizedProgram:
         binding = bind_arguments(self.original, args, device_arrays=True)
         refuse_aliasing(self.original, args, "cuda")
         self._check_once(binding)
-        return self._cuda_executable(binding).run(args, repeat=repeat)
+        return self._executable(binding, "cuda").run(args, repeat=repeat)
 
-    def _cuda_executable(self, binding: Binding):
-        from polypipe.codegen.cuda_runtime import CudaExecutable
+    def _executable(self, binding: Binding, backend: str, source: str | None = None):
+        """The launches of every kernel at these sizes, on the GPU or the CPU runtime; both
+        run the translation unit ``cuda_source_for(binding)`` prints, or ``source``."""
+        from polypipe.codegen.cuda_runtime import CudaExecutable, EmulatedExecutable
 
-        key = ("cuda", binding.signature, tuple(binding.params.items()),
-               tuple(binding.extents.items()))
+        key = (backend, binding.signature, tuple(binding.params.items()),
+               tuple(binding.extents.items()), source)
         executable = self._compiled.get(key)
         if executable is None:
-            executable = CudaExecutable(self, binding)
+            cls = CudaExecutable if backend == "cuda" else EmulatedExecutable
+            with deep_nesting(self.original.name):
+                executable = cls(self, binding, source)
             self._compiled[key] = executable
         return executable
-
-    @public
-    def emulation_source(self, *args, thread_order: str = "scrambled", seed: int = 0) -> str:
-        """The C of every kernel's emulation for these arguments' dtypes."""
-        check_thread_order(thread_order, seed)
-        binding = bind_arguments(self.original, args)
-        units = self._emulation_units(binding, thread_order, seed)
-        return "\n\n".join(source for _, _, source, _ in units)
 
     @public
     def cuda_source(self, *args, dtype: str = "float32") -> str:
         """The complete CUDA translation unit: one ``__global__`` function per kernel.
 
-        Element types come from ``args`` when given, else every array has ``dtype``.
+        With ``args`` it is the text ``run(*args)`` runs on either backend: element types
+        and sizes are theirs (specialised), and copies from or to an array whose data is not
+        16-byte aligned stay scalar. Without, every array has ``dtype`` and sizes are
+        run-time values.
         """
+        from polypipe.codegen.cuda_runtime import array_address, unaligned_arrays
         from polypipe.codegen.value_types import SUPPORTED_DTYPES, WEAK_FLOAT
 
         if args:
-            binding = bind_arguments(self.original, args)
+            binding = bind_arguments(self.original, args, device_arrays=True)
+            unaligned = unaligned_arrays(self.original, [array_address(a) for a in args])
+            return self.cuda_source_for(binding, unaligned=unaligned)
         elif dtype not in SUPPORTED_DTYPES:
             raise ArgumentError(f"dtype {dtype!r} is not supported; supported are "
                                 f"{', '.join(SUPPORTED_DTYPES)}")
@@ -234,10 +213,15 @@ class OptimizedProgram:
         Copies from or to arrays in ``unaligned`` (base address not 16-byte aligned) stay
         scalar.
         """
+        with deep_nesting(self.original.name):
+            return self._cuda_source(binding, specialise, unaligned)
+
+    def _cuda_source(self, binding: Binding, specialise: bool, unaligned: frozenset) -> str:
         from polypipe.analysis.alignment import vector_groups
         from polypipe.analysis.bounds import fix_parameters
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter, index_type_for
+        from polypipe.codegen.index_range import check_index_range, index_tree
 
         concrete = specialise and (binding.params or binding.extents)
         functions = []
@@ -258,17 +242,24 @@ class OptimizedProgram:
                             typed.statement(name).target.array} & unaligned)
                 context = typed.context.intersect_params(
                     fix_parameters(typed.context, binding.params))
-            functions.append(printer.kernel_function(build_ast(typed, context=context)))
+            ast = build_ast(typed, context=context, schedule_values=True)
+            if concrete:   # the loops of this very text must compute in int64
+                check_index_range(index_tree(ast), binding.params, self.original.name)
+            functions.append(printer.kernel_function(ast))
         return CUDA_PRELUDE + "\n" + "\n".join(functions)
 
     def _check_once(self, binding: Binding) -> None:
-        """Bounds and stage limits at these sizes, checked once per set of sizes."""
+        """Stage limits once per dtype signature, bounds once per set of sizes (the index
+        range of the loops is checked on the very text printed for the sizes)."""
         from polypipe.analysis.bounds import check_access_bounds
 
-        sizes = (tuple(binding.params.items()), tuple(binding.extents.items()))
+        if binding.signature not in self._checked:
+            self._check_sizes(binding)
+            self._checked.add(binding.signature)
+        sizes = (binding.signature, tuple(binding.params.items()),
+                 tuple(binding.extents.items()))
         if sizes not in self._checked:
             check_access_bounds(self.original, binding.params, binding.extents)
-            self._check_sizes(binding)
             self._checked.add(sizes)
 
     def _check_sizes(self, binding: Binding) -> None:
@@ -281,37 +272,6 @@ class OptimizedProgram:
             itemsize = max(np.dtype(dtypes[op.array]).itemsize for op in kernel.operands) \
                 if kernel.operands else 4
             require_stages_fit(kernel, itemsize)
-
-    def _emulation_units(self, binding: Binding, thread_order: str, seed: int) -> list:
-        """(typed program, ABI, C source, index tree) of every kernel, for these dtypes."""
-        units = []
-        with deep_nesting(self.original.name):
-            for kernel, typed, types, abi in self._typed_kernels(binding):
-                units.append(self._emulation_unit(kernel, typed, types, abi, thread_order, seed))
-        return units
-
-    @staticmethod
-    def _emulation_unit(kernel, typed, types, abi, thread_order, seed):
-        from polypipe.codegen.ast_build import build_ast
-        from polypipe.codegen.emulate import EmulationPrinter
-        from polypipe.codegen.index_range import index_tree
-
-        printer = EmulationPrinter(typed, types, abi, thread_order=thread_order, seed=seed,
-                                   block_dims=kernel.contraction.rank)
-        ast = build_ast(typed)
-        return typed, abi, printer.translation_unit(ast), index_tree(ast)
-
-    def _build_emulation(self, binding: Binding, thread_order: str, seed: int) -> _Emulated:
-        import ctypes
-
-        from polypipe.codegen.cpu import EMULATION_ARGTYPES, load_kernel
-
-        compiled = []
-        for typed, abi, source, tree in self._emulation_units(binding, thread_order, seed):
-            function = load_kernel(source, argtypes=EMULATION_ARGTYPES, restype=ctypes.c_int)
-            compiled.append(_EmulatedKernel(typed, function, ArgumentPacker(typed, abi), source,
-                                            tree))
-        return _Emulated(compiled)
 
 
 def check_thread_order(thread_order, seed) -> None:

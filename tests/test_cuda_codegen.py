@@ -42,7 +42,7 @@ def test_cuda_large_tiles_use_dynamic_shared_memory():
     config = pp.GpuConfig(block=(128, 128), threads=(16, 16), reduction=32, shared_stages=4)
     opt = _optimized("gemm", config)
     source = opt.cuda_source()
-    assert "extern __shared__" in source and opt.kernels[0].shared_bytes(4) > 48 * 1024
+    assert "PP_SHARED_DYNAMIC(float" in source and "PP_SHARED(float" not in source and opt.kernels[0].shared_bytes(4) > 48 * 1024
     _, [resources] = compile_cubin(source, "sm_90")
     assert resources.shared_bytes == 0  # dynamic: sized at launch
 

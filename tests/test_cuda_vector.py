@@ -197,14 +197,15 @@ def test_fragment_loads_are_proved_wide(K):
     assert _proved(opt, args, kind="copy") == {"A_s", "B_s", "C_r"}
     assert _proved(opt, args) == {"B"}
     source = opt.cuda_source(*args)
-    assert "*(float4 *)((char *)&a_A_r[" in source and "*(float4 *)((char *)&a_B_r[" in source
+    assert "pp_copy16<float4>((char *)&a_A_r[" in source
+    assert "pp_copy16<float4>((char *)&a_B_r[" in source
 
 
 def test_strided_ownership_loads_fragments_one_element_at_a_time():
     opt = _kernel(CASES["matmul"].func, STRIDED)
     args = CASES["matmul"].make(np.random.default_rng(0), 96, 64, 64, np.float32)
     assert _proved(opt, args, kind="copy") == set()
-    assert "*(float4 *)" not in opt.cuda_source(*args)
+    assert "pp_copy16<" not in opt.cuda_source(*args)
 
 
 @pytest.mark.parametrize("M, N, wide", [(96, 64, True), (96, 70, False), (1, 6, False)])
@@ -215,12 +216,11 @@ def test_accumulator_copies_are_wide_where_whole_groups_start_aligned(M, N, wide
     opt = _kernel(CASES["gemm"].func, GROUPED)
     args = CASES["gemm"].make(np.random.default_rng(0), M, N, 64, np.float32)
     source = opt.cuda_source(*args)
-    assert ("*(float4 *)((char *)&a_C[" in source) == wide                  # copy-out
-    assert ("*(const float4 *)((const char *)&a_C[" in source) == wide      # copy-in
+    assert ("pp_copy16<float4>((char *)&a_C[" in source) == wide             # copy-out
+    assert ("(const char *)&a_C[" in source) == wide                        # copy-in
     assert ("C_r" in _proved(opt, args, kind="copy")) == (N == 64 or M == 1)
     unaligned = opt.cuda_source_for(_binding(opt, args), unaligned=frozenset({"C"}))
-    assert "float4 *)((char *)&a_C[" not in unaligned
-    assert "float4 *)((const char *)&a_C[" not in unaligned
+    assert "(char *)&a_C[" not in unaligned and "(const char *)&a_C[" not in unaligned
 
 
 def _ptx_mix(config, dtype=np.float32):
