@@ -6,6 +6,10 @@
                                                         pipelinable reads, GPU buffers, timeline
     polypipe run FILE.py[:KERNEL] --size N=64 --check [--backend emulate --config ...]
                                                         run on random inputs, compare, time
+    polypipe cuda FILE.py[:KERNEL] --size N=64 [--config ...] [-o K.cu]
+                                                        the CUDA translation unit for those sizes
+    polypipe run FILE.py --backend emulate --cuda K.cu --size ... --config ... --check
+                                                        run a (hand-edited) CUDA file on the CPU
     polypipe demo [--size N]                            walk through the embedded GEMM example
 
 ``deps -o OUT`` takes the format from OUT's extension (``.txt``, ``.dot``/``.gv``, ``.svg``,
@@ -134,7 +138,7 @@ def _fmt_time(seconds: float) -> str:
 
 def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = DEFAULT_DTYPE, seed: int = 0,
                   check: bool = True, repeat: int = 3, backend: str = "c",
-                  out=None, config=None) -> bool:
+                  out=None, config=None, source: str | None = None) -> bool:
     """Run ``k`` on seeded random inputs; with ``check`` compare with the Python function.
 
     Prints the time of the Python function, of the first compiled call (code generation and
@@ -159,7 +163,9 @@ def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = DEFAULT_DTYPE, 
 
         optimized = optimize(program, config)
         print(f"  {optimized.describe()}".replace("\n", "\n  "), file=out)
-        call = optimized.run
+
+        def call(*arguments, backend=backend):
+            optimized.run(*arguments, backend=backend, source=source)
     else:
         def call(*arguments, backend=backend):
             k(*arguments, backend=backend)
@@ -194,8 +200,21 @@ def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = DEFAULT_DTYPE, 
         good = error <= tolerance and not nan_mismatch
         ok &= good
         status = "matches" if good else "DIFFERS from"
-        print(f"  {name}: {status} the Python result (max relative error {error:.2e})", file=out)
+        print(f"  {name}: {status} the Python result (max relative error {error:.2e})"
+              + ("" if good else _first_difference(got, want, tolerance * scale)), file=out)
     return ok
+
+
+def _first_difference(got: np.ndarray, want: np.ndarray, tolerance: float) -> str:
+    """``; first at [i, j]: got x, Python y`` for the first element (row-major) that differs."""
+    with np.errstate(invalid="ignore"):
+        bad = (np.abs(got.astype(np.float64) - want.astype(np.float64)) > tolerance) | (
+            np.isnan(got) != np.isnan(want))
+    if not bad.any():
+        return ""
+    index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    where = ", ".join(str(int(i)) for i in index)
+    return f"; first at [{where}]: got {got[index]!r}, Python {want[index]!r}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,10 +235,61 @@ def cmd_run(options) -> int:
     sizes = parse_sizes(options.size or "")
     if options.config is not None and options.backend != "emulate":
         raise CommandError("--config maps the kernel to the GPU: use it with --backend emulate")
+    if options.cuda is not None and options.backend != "emulate":
+        raise CommandError("--cuda runs a CUDA file on the CPU runtime: use it with "
+                           "--backend emulate (and the --config and --size it was printed for)")
+    source = _read_text(options.cuda) if options.cuda is not None else None
     ok = run_and_check(k, sizes, dtype=options.dtype, seed=options.seed, check=options.check,
                        repeat=options.repeat, backend=options.backend,
-                       config=_config(options) if options.backend == "emulate" else None)
+                       config=_config(options) if options.backend == "emulate" else None,
+                       source=source)
     return 0 if ok else 1
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read {path}: {exc}") from None
+
+
+def cmd_cuda(options) -> int:
+    """The CUDA translation unit for these sizes, a comment header giving each launch."""
+    from .inputs import check_memory, parse_sizes, random_arguments
+    from .optimize import optimize
+
+    k = single_kernel(options.target)
+    sizes = parse_sizes(options.size or "")
+    check_memory(k.program, sizes, options.dtype, copies=1)
+    args = random_arguments(k.program, sizes, dtype=options.dtype, seed=0)
+    optimized = optimize(k.program, _config(options))
+    text = _launch_header(optimized, args) + optimized.cuda_source(*args)
+    if options.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(options.output).write_text(text)
+    except OSError as exc:
+        raise CommandError(f"cannot write {options.output}: {exc}") from None
+    print(f"CUDA written to {options.output}")
+    return 0
+
+
+def _launch_header(optimized, args) -> str:
+    from .codegen.cuda_runtime import launch_geometry
+    from .kernel import bind_arguments
+
+    binding = bind_arguments(optimized.original, tuple(args))
+    lines = [f"// {optimized.original.name}: {optimized.config.describe()}",
+             "// sizes " + (", ".join(f"{n}={v}" for n, v in binding.params.items()) or
+                            "none")]
+    for kernel in optimized.kernels:
+        geometry = launch_geometry(kernel, binding.params)
+        threads = kernel.config.threads
+        lines.append(f"// {kernel.name}: grid {geometry.grid}, block ({threads[1]}, "
+                     f"{threads[0]}, 1), dynamic shared memory "
+                     f"{optimized.dynamic_shared_bytes(kernel, binding)} bytes")
+    return "\n".join(lines) + "\n"
 
 
 def _config(options):
@@ -379,7 +449,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seed of the random inputs (an integer >= 0, default 0)")
     run.add_argument("--repeat", type=_integer(1, "time at least one cached call"), default=3,
                      help="cached calls to time (best kept)")
+    run.add_argument("--cuda", default=None, metavar="K.cu",
+                     help="with --backend emulate: run this CUDA file (from `polypipe cuda`, "
+                          "perhaps edited) instead of the printed one")
     run.set_defaults(handler=cmd_run)
+
+    cuda = sub.add_parser("cuda", help="print the CUDA translation unit for given sizes")
+    cuda.add_argument("target", help="FILE.py or FILE.py:KERNEL")
+    cuda.add_argument("--size", default="", help="parameter values, e.g. N=64,M=48")
+    cuda.add_argument("--config", default=None, help="GPU mapping (see `run --config`)")
+    cuda.add_argument("--dtype", default=DEFAULT_DTYPE, choices=DTYPES,
+                      help=f"element type of every array (default {DEFAULT_DTYPE})")
+    cuda.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
+    cuda.set_defaults(handler=cmd_cuda)
 
     deps = sub.add_parser("deps", help="show the dependences of a kernel")
     deps.add_argument("target", help="FILE.py or FILE.py:KERNEL")

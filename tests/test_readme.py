@@ -124,8 +124,19 @@ def _argv(command: str) -> list[str]:
 RUNNABLE = [(c, line) for c, line in COMMANDS if not c.startswith(SETUP_PREFIX)]
 
 
+@pytest.fixture(scope="module")
+def commands_dir(tmp_path_factory):
+    """One directory for every README command, run in the README's order, as a reader typing
+    them would: a command may use a file an earlier one wrote (`cuda -o gemm.cu`, then
+    `run --cuda gemm.cu`)."""
+    path = tmp_path_factory.mktemp("readme_commands")
+    shutil.copytree(ROOT / "examples", path / "examples")
+    return path
+
+
 @pytest.mark.parametrize("command, line", RUNNABLE, ids=[f"line{line}" for _, line in RUNNABLE])
-def test_command_runs(command, line, workdir):
+def test_command_runs(command, line, commands_dir):
+    workdir = commands_dir
     result = subprocess.run(_argv(command), cwd=workdir, capture_output=True, text=True,
                             timeout=300)
     output = result.stdout + result.stderr
