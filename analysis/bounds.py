@@ -97,7 +97,7 @@ def _local_flow(program: ir.Program) -> tuple[list, dict[str, set[str]]]:
     unassigned: list = []
     writers: dict[str, set[str]] = {}
     if not sinks.is_empty():
-        unread, dependences = _scalar_flow(program, sinks, sources)
+        unread, dependences = scalar_flow(program, sinks, sources)
         for stmt in program.statements:
             part = unread.extract_set(stmt.domain.get_space())
             if not part.is_empty():
@@ -114,7 +114,7 @@ def _local_flow(program: ir.Program) -> tuple[list, dict[str, set[str]]]:
 FLOW_OPERATIONS = 5_000_000
 
 
-def _scalar_flow(program: ir.Program, sinks: isl.UnionMap, sources: isl.UnionMap
+def scalar_flow(program: ir.Program, sinks: isl.UnionMap, sources: isl.UnionMap
                  ) -> tuple[isl.UnionSet, isl.UnionMap]:
     """(reads with no earlier assignment, read -> assignments it may see) of local scalars.
 

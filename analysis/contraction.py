@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import islpy as isl
 
 from polypipe import ir
-from polypipe.errors import ScheduleError
+from polypipe.errors import LegalityError, ScheduleError
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,57 +139,22 @@ def _unit_index(access: ir.Access, stmt: ir.Statement) -> tuple[list[str], list[
 
 def _expand_local(program: ir.Program, nest: list[ir.Statement], local: str
                   ) -> tuple[ir.Program, list[ir.Statement]]:
-    """Give a local scalar accumulator one element per iteration of its enclosing loops.
+    """The local scalar accumulator expanded over the loops enclosing its uses
+    (:func:`polypipe.transform_locals.expand_local`, proved and logged), and the nest's
+    statements in the expanded program."""
+    from polypipe.transform_locals import expand_local
 
-    The loops that enclose every use of the local become its dimensions; each use indexes it
-    with its own iterators of those loops. Whether that keeps the program's meaning is not
-    assumed here: the GPU proof compares the dataflow with the original program's.
-    """
     users = [s for s in program.statements if any(a.array == local for a in s.accesses)]
     outside = [s for s in users if s not in nest]
     if outside:
         raise ScheduleError(f"local `{local}` is also used by {_where(outside[0])}, outside "
                             "this loop nest; it cannot become a per-output accumulator")
-    common = list(users[0].loop_ids)
-    for stmt in users[1:]:
-        prefix = 0
-        while (prefix < min(len(common), len(stmt.loop_ids))
-               and common[prefix] == stmt.loop_ids[prefix]):
-            prefix += 1
-        common = common[:prefix]
-    if not common:
-        raise ScheduleError(f"the uses of local `{local}` share no loop; it is not a "
-                            "per-output accumulator")
-    depth = len(common)
-    expanded_name = f"{local}_x"
-    new_statements = []
-    for stmt in program.statements:
-        if stmt not in users:
-            new_statements.append(stmt)
-            continue
-        iterators = stmt.iterators[:depth]
-
-        def expand(access: ir.Access) -> ir.Access:
-            if access.array != local:
-                return access
-            text = (f"{{ {stmt.name}[{', '.join(stmt.iterators)}] -> "
-                    f"{expanded_name}[{', '.join(iterators)}] }}")
-            relation = isl.Map(text).align_params(stmt.domain.get_space()).intersect_domain(
-                stmt.domain)
-            return replace(access, array=expanded_name, indices=tuple(iterators),
-                           relation=relation)
-
-        reads = tuple(expand(a) for a in stmt.reads)
-        mapping = {id(old): new for old, new in zip(stmt.reads, reads)}
-        new_statements.append(replace(stmt, target=expand(stmt.target), reads=reads,
-                                      value=ir.replace_reads(stmt.value, mapping)))
-    arrays = tuple(a for a in program.arrays if a.name != local) + (
-        ir.Array(expanded_name, depth, (None,) * depth, is_local=False, memory="local"),)
-    expanded = replace(program, statements=tuple(new_statements), arrays=arrays)
+    try:
+        expanded = expand_local(program, local)
+    except LegalityError as exc:
+        raise ScheduleError(f"local `{local}` is not a per-output accumulator: {exc}") from None
     names = {s.name for s in nest}
     return expanded, [s for s in expanded.statements if s.name in names]
-
-
 
 
 def recognise(program: ir.Program, nest: list[ir.Statement]) -> Contraction:

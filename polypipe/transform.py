@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import islpy as isl
 
 from . import ir, marks
+from .transform_locals import expand_local
 from .ir import fresh_name
 from .analysis.dependences import as_program, check_statement
 from .analysis.legality import DependenceViolation, check_schedule
@@ -69,8 +70,8 @@ from .errors import LegalityError, ScheduleError, public
 if TYPE_CHECKING:  # annotations only: kernel.py imports the front end
     from .kernel import Kernel
 
-__all__ = ["MARK_KINDS", "TRANSFORMATIONS", "describe_schedule", "fuse_bands", "fuse_loops",
-           "interchange", "mark_band", "replay_transforms", "skew", "split_band",
+__all__ = ["MARK_KINDS", "TRANSFORMATIONS", "describe_schedule", "expand_local", "fuse_bands",
+           "fuse_loops", "interchange", "mark_band", "replay_transforms", "skew", "split_band",
            "statement_loops", "tile"]
 
 MARK_KINDS = marks.USER_KINDS   # block and thread bands (polypipe.marks)
@@ -1128,6 +1129,7 @@ def describe_schedule(program: ir.Program | Kernel) -> str:
 TRANSFORMATIONS: dict[str, Callable[..., ir.Program]] = {
     "interchange": interchange, "tile": tile, "skew": skew, "split_band": split_band,
     "fuse_bands": fuse_bands, "mark_band": mark_band, "fuse_loops": fuse_loops,
+    "expand_local": expand_local,
 }
 """The transformations :func:`replay_transforms` knows, by log name."""
 
