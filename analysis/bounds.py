@@ -152,20 +152,3 @@ def local_writers_seen(program: ir.Program) -> dict[str, set[str]]:
     """Reading statement -> the statements whose local assignments its reads can see (a
     statement reads each local it uses before its own assignment, so one set per statement)."""
     return _local_flow(program)[1]
-
-
-def check_locals_assigned(program: ir.Program, params: Mapping[str, int]) -> None:
-    """Refuse a call whose sizes make the Python function read a local before assigning it."""
-    from polypipe.errors import UnboundLocalRaised
-
-    for stmt, instances in unassigned_local_reads(program):
-        fixed = instances.intersect_params(fix_parameters(instances, params))
-        if fixed.is_empty():
-            continue
-        names = sorted({a.array for a in stmt.reads if program.array(a.array).is_local})
-        where = f" (line {stmt.location.line}: {stmt.source})" if stmt.location else ""
-        raise UnboundLocalRaised(
-            f"{describe_instance(stmt, point_values(fixed.sample_point()))}{where} reads local "
-            f"{', '.join(f'`{n}`' for n in names)} before any assignment for these sizes: "
-            "Python raises UnboundLocalError there; polypipe refuses the call before running "
-            "it (the arrays are unchanged)", stmt.location)

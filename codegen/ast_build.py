@@ -34,15 +34,20 @@ class StatementInstance:
     access_exprs: dict[int, isl.AstExpr]
     iterator_exprs: dict[str, isl.AstExpr]
     schedule_exprs: tuple[isl.AstExpr, ...] = ()
+    unbound: isl.AstExpr | None = None   # true at instances reading an unassigned local
 
 
 def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
-              context: isl.Set | None = None, schedule_values: bool = False) -> isl.AstNode:
+              context: isl.Set | None = None, schedule_values: bool = False,
+              unbound: dict[str, isl.Set] | None = None) -> isl.AstNode:
     """Generate the isl AST of ``program``'s schedule (or of ``schedule`` if given).
 
     Each user node carries an annotation whose ``user`` object is a :class:`StatementInstance`;
     its ``schedule_exprs`` are filled only with ``schedule_values`` (the CUDA printer's guards
-    need them; they cost a third of the AST's time).
+    need them; they cost a third of the AST's time). ``unbound`` gives, per statement, the
+    instances that read a local no earlier instance assigned
+    (:func:`~polypipe.analysis.bounds.unassigned_local_reads`): their ``unbound`` expression
+    tests for them, so that the kernel raises where Python does.
     """
     schedule = schedule if schedule is not None else program.schedule
     context = context if context is not None else program.context
@@ -71,7 +76,8 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
                      for pos, name in enumerate(names)}
         dims = tuple(build.expr_from_pw_aff(member.pullback_pw_multi_aff(to_domain))
                      for member in levels.get(stmt.name, ()))
-        instance = StatementInstance(stmt, accesses, iterators, dims)
+        instance = StatementInstance(stmt, accesses, iterators, dims,
+                                     _membership(build, (unbound or {}).get(stmt.name)))
         return node.set_annotation(isl.Id(f"pp_{stmt.name}", user=instance, context=ctx))
 
     def guarded(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:
@@ -108,6 +114,16 @@ def _schedule_depth(schedule: isl.Schedule) -> int:
     deepest = max((pieces.get_at(i).dim(isl.dim_type.out) for i in range(pieces.n_map())),
                   default=0)
     return deepest + 1
+
+
+def _membership(build: isl.AstBuild, instances: isl.Set | None) -> isl.AstExpr | None:
+    """An AST test that the current instance is one of ``instances`` (None if none is here)."""
+    if instances is None:
+        return None
+    here = isl.UnionSet.from_set(instances).apply(build.get_schedule())
+    if here.is_empty():
+        return None
+    return build.expr_from_set(isl.Set.from_union_set(here))
 
 
 def _loop_levels(schedule: isl.Schedule, spaces: dict[str, isl.Space]

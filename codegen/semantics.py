@@ -35,7 +35,8 @@ from itertools import product
 
 from polypipe import ir
 from polypipe.errors import (CodegenError, OverflowErrorRaised, PythonRaisesError,
-                             TypeErrorRaised, ValueErrorRaised, ZeroDivisionRaised)
+                             TypeErrorRaised, UnboundLocalRaised, ValueErrorRaised,
+                             ZeroDivisionRaised)
 
 from .value_types import (BOOL, F32, F64, I32, I64, WEAK_BOOL, WEAK_FLOAT, WEAK_INT, VType,
                           promote, true_divide)
@@ -94,6 +95,8 @@ def _faults() -> dict[str, Fault]:
         ("INT_TO_FLOAT", OverflowErrorRaised, "converts an integer too large for a float: "
                                               "Python raises OverflowError('int too large to "
                                               "convert to float')"),
+        ("UNBOUND_LOCAL", UnboundLocalRaised, "reads a local scalar that no earlier instance "
+                                              "has assigned: Python raises UnboundLocalError"),
         # Refusals: Python would go on, polypipe cannot follow exactly.
         ("PYINT_OVERFLOW", KernelRuntimeError,
          "computes a Python int outside int64's range; Python would go on with a big integer, "

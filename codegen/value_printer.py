@@ -54,8 +54,14 @@ class ValuePrinter:
     def statement(self, instance: StatementInstance) -> str:
         stmt = instance.statement
         if stmt.target.array in self.types.variants:
-            return self.variant_store(instance, self.lowered(stmt))
-        return self.store(instance, self.target(instance), self.stored_value(instance))
+            text = self.variant_store(instance, self.lowered(stmt))
+        else:
+            text = self.store(instance, self.target(instance), self.stored_value(instance))
+        if instance.unbound is None:
+            return text
+        # Python raises UnboundLocalError at this instance: so does the kernel, in order.
+        return (f"{{ if ({self.expr(instance.unbound)}) {{ pp_err = PP_E_UNBOUND_LOCAL; "
+                f"{self.fault_action(instance)} }} {text}; }}")
 
     def target(self, instance: StatementInstance) -> str:
         """The stored element as an lvalue."""

@@ -94,13 +94,13 @@ class Kernel:
 
 
 def check_sizes(program: ir.Program, binding: Binding, index_tree: tuple) -> None:
-    """Everything that depends on the sizes: no access leaves its array (isl), no local is read
-    before it is assigned, and the loop code's integers fit int64 (ArgumentError)."""
-    from polypipe.analysis.bounds import check_access_bounds, check_locals_assigned
+    """Everything that depends on the sizes: no access leaves its array (isl) and the loop
+    code's integers fit int64 (ArgumentError). A local read before any assignment is a fault
+    of the kernel at that instance (codegen.ast_build), raised in source order."""
+    from polypipe.analysis.bounds import check_access_bounds
     from polypipe.codegen.index_range import check_index_range
 
     check_access_bounds(program, binding.params, binding.extents)
-    check_locals_assigned(program, binding.params)
     check_index_range(index_tree, binding.params, program.name)
 
 
@@ -151,6 +151,7 @@ class CpuExecutable:
 
     @classmethod
     def _build(cls, program: ir.Program, binding: Binding) -> "CpuExecutable":
+        from polypipe.analysis.bounds import unassigned_local_reads
         from polypipe.codegen.ast_build import build_ast
         from polypipe.codegen.c_printer import CPrinter, kernel_abi
         from polypipe.codegen.cpu import load_kernel
@@ -162,7 +163,8 @@ class CpuExecutable:
         types = TypeEnv(typed, scalar_types)
         types.decide_locals()
         abi = kernel_abi(typed, scalar_types)
-        ast = build_ast(typed)
+        unbound = {stmt.name: instances for stmt, instances in unassigned_local_reads(program)}
+        ast = build_ast(typed, unbound=unbound)
         source = CPrinter(typed, types, abi).translation_unit(ast)
         return cls(typed, source, abi, load_kernel(source), index_tree(ast))
 

@@ -27,11 +27,12 @@ BACKENDS = ("c", "emulate")
 # 5007, 5554: locals whose type changes from instance to instance; 12155: a size passed as a
 # NumPy int computes as one; 12346: a constant float32 cannot hold; 14089: np.fmax's tie of
 # zeros; 22085: a local read twice in one operation (t + t) while its type varies; 30787:
-# isl's dataflow fails on a local under modulo guards; 31457: it takes 34 s on another. The
-# seeds name nests of this generator: a change to it that changes them must pick new seeds.
+# isl's dataflow fails on a local under modulo guards; 31457: it takes 34 s on another;
+# 33861: Python raises ZeroDivisionError before an unassigned local is read. The seeds name
+# nests of this generator: a change to it that changes them must pick new seeds.
 REGRESSION_SEEDS: list[int] = [1, 3, 15, 17, 25, 67, 101, 105, 122, 136, 140, 147, 164, 170,
                                175, 183, 193, 204, 236, 265, 5007, 5554, 12155, 12346, 14089,
-                               22085, 30787, 31457]
+                               22085, 30787, 31457, 33861]
 
 
 def _failures(seeds) -> str:

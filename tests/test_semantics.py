@@ -323,10 +323,31 @@ def local_assigned_in_a_loop(y, x):
     y[0] = s
 
 
-def test_local_read_before_assignment_is_refused_for_the_sizes_where_python_raises():
+def test_local_read_before_assignment_raises_for_the_sizes_where_python_raises():
     run_both(local_assigned_in_a_loop, np.zeros(1), np.arange(3.0))
-    with pytest.raises(UnboundLocalRaised, match="before any assignment"):
+    with pytest.raises(UnboundLocalRaised, match="no earlier instance has assigned"):
         local_assigned_in_a_loop(np.zeros(1), np.zeros(0))
+
+
+@pp.kernel
+def divides_before_the_unbound_read(y, x, d):
+    N = len(x)
+    for i in range(N):
+        y[i] = 1.0 / d             # d == 0: Python raises ZeroDivisionError here first
+        if i > 0:
+            s = x[i]
+    y[0] = s
+
+
+def test_unbound_local_read_is_a_fault_in_source_order():
+    # Fuzz seed 33861: an earlier instance raises something else; the arrays hold what Python
+    # wrote before it raised, and the error is the one Python raises first.
+    with pytest.raises(ZeroDivisionRaised):
+        divides_before_the_unbound_read(np.zeros(3), np.ones(3), 0)
+    y = np.full(1, 7.0)
+    with pytest.raises(UnboundLocalRaised, match=r"S\d\[\] .*UnboundLocalError"):
+        divides_before_the_unbound_read(y, np.array([5.0]), 4)
+    assert y[0] == 0.25    # the first statement ran, as in Python
 
 
 def test_local_never_assigned_before_its_read_is_refused_at_decoration(tmp_path):
