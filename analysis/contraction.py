@@ -14,7 +14,7 @@ Everything here is read off the model with isl; a nest of another shape gets a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import islpy as isl
 

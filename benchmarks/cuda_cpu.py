@@ -46,29 +46,29 @@ def printed_gemm(n: int) -> None:
     rng = np.random.default_rng(0)
     C, A, B = (rng.standard_normal((n, n)) for _ in range(3))
     seconds, text = timed(lambda: opt.cuda_source(1.5, 1.25, C, A, B))
-    print(f"print GEMM {n}^3 ({text.count(chr(10))} lines)   {seconds:7.3f} s")
+    print(f"{f'print GEMM {n}^3 ({text.count(chr(10))} lines)':38} {seconds:7.3f} s")
     seconds, _ = timed(lambda: cuda_cpu.compile_cuda_cpu(text))
-    print(f"compile GEMM {n}^3                {seconds:7.3f} s")
+    print(f"{f'compile GEMM {n}^3':38} {seconds:7.3f} s")
     want = 1.25 * C + 1.5 * (A @ B)
     seconds, _ = timed(lambda: opt.run(1.5, 1.25, C, A, B))
     assert np.allclose(C, want)
-    print(f"run GEMM {n}^3 (compile cached)   {seconds:7.3f} s")
+    print(f"{f'run GEMM {n}^3 (compile cached)':38} {seconds:7.3f} s")
 
 
 def main() -> None:
     os.environ["POLYPIPE_CACHE_DIR"] = tempfile.mkdtemp(prefix="pp_cuda_cpu_")  # cold cache
     seconds, _ = timed(cuda_cpu.runtime_library)
-    print(f"runtime library build            {seconds:7.3f} s")
+    print(f"{'runtime library build':38} {seconds:7.3f} s")
     for n in (128, 256):
         printed_gemm(n)
     text = DEVICE_PRELUDE + (FIXTURES / "sgemm.cu").read_text()
     seconds, sgemm_module = timed(lambda: cuda_cpu.compile_cuda_cpu(text))
-    print(f"compile SGEMM fixture            {seconds:7.3f} s")
+    print(f"{'compile SGEMM fixture':38} {seconds:7.3f} s")
     for n in (128, 256):
         seconds, (C, expected) = timed(lambda: sgemm(sgemm_module, n, n, n))
         assert np.array_equal(C, expected)
-        print(f"SGEMM fixture {n}^3 launch         {seconds:7.3f} s")
-    print(f"launch 16 x 256 threads x 64 barriers {launch_figures()['launch']:7.3f} s")
+        print(f"{f'SGEMM fixture {n}^3 launch':38} {seconds:7.3f} s")
+    print(f"{'launch 16 x 256 threads x 64 barriers':38} {launch_figures()['launch']:7.3f} s")
 
 
 if __name__ == "__main__":

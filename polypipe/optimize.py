@@ -17,7 +17,6 @@ transformation proved (see :mod:`polypipe.analysis.gpu_proof`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
