@@ -78,6 +78,21 @@ def _check_one(stmt: ir.Statement, access: ir.Access, param_values: isl.Set,
 _LOCAL_FLOW: "weakref.WeakKeyDictionary[ir.Program, tuple]" = weakref.WeakKeyDictionary()
 
 
+def array_accesses(program: ir.Program, statements, wanted) -> tuple[isl.UnionMap,
+                                                                     isl.UnionMap]:
+    """(reads, writes) of ``statements`` to the arrays whose names ``wanted`` accepts, as
+    union maps instance -> element: the sinks and sources of a dataflow question."""
+    space = program.context.get_space()
+    reads, writes = isl.UnionMap.empty(space), isl.UnionMap.empty(space)
+    for stmt in statements:
+        for access in stmt.reads:
+            if wanted(access.array):
+                reads = reads.union(isl.UnionMap.from_map(access.relation))
+        if wanted(stmt.target.array):
+            writes = writes.union(isl.UnionMap.from_map(stmt.target.relation))
+    return reads, writes
+
+
 def _local_flow(program: ir.Program) -> tuple[list, dict[str, set[str]]]:
     """The dataflow of local scalars (isl, exact): (statement, parametric set of its instances
     that read a local before any assignment) pairs, and for each reading statement the
@@ -85,15 +100,8 @@ def _local_flow(program: ir.Program) -> tuple[list, dict[str, set[str]]]:
     cached = _LOCAL_FLOW.get(program)
     if cached is not None:
         return cached
-    space = program.context.get_space()
-    sinks = isl.UnionMap.empty(space)
-    sources = isl.UnionMap.empty(space)
-    for stmt in program.statements:
-        for access in stmt.reads:
-            if program.array(access.array).is_local:
-                sinks = sinks.union(isl.UnionMap.from_map(access.relation))
-        if program.array(stmt.target.array).is_local:
-            sources = sources.union(isl.UnionMap.from_map(stmt.target.relation))
+    sinks, sources = array_accesses(program, program.statements,
+                                    lambda name: program.array(name).is_local)
     unassigned: list = []
     writers: dict[str, set[str]] = {}
     if not sinks.is_empty():

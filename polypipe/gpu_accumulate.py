@@ -146,16 +146,12 @@ def _element_copy(tx: TileMapping, draft: Draft, acc: Accumulator, base: str,
 
 def _has_live_in(program: ir.Program, nest: list[ir.Statement], array: str) -> bool:
     """Whether some read of ``array`` in the nest sees a value from before the nest."""
-    reads = isl.UnionMap.empty(program.context.get_space())
-    writes = isl.UnionMap.empty(program.context.get_space())
+    from polypipe.analysis.bounds import array_accesses
+
+    reads, writes = array_accesses(program, nest, lambda name: name == array)
     schedule = isl.UnionMap.empty(program.context.get_space())
     full = program.schedule_map
     for stmt in nest:
-        for access in stmt.reads:
-            if access.array == array:
-                reads = reads.union(isl.UnionMap.from_map(access.relation))
-        if stmt.target.array == array:
-            writes = writes.union(isl.UnionMap.from_map(stmt.target.relation))
         schedule = schedule.union(full.intersect_domain(isl.UnionSet.from_set(stmt.domain)))
     if reads.is_empty():
         return False

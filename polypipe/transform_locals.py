@@ -77,16 +77,9 @@ def _common_depth(users: list[ir.Statement]) -> int:
 def _prove(program: ir.Program, local: str, users: list[ir.Statement], depth: int) -> None:
     """Refuse unless every read of ``local`` sees an assignment of the same iteration of the
     ``depth`` common loops."""
-    from polypipe.analysis.bounds import scalar_flow
+    from polypipe.analysis.bounds import array_accesses, scalar_flow
 
-    space = program.context.get_space()
-    sinks, sources = isl.UnionMap.empty(space), isl.UnionMap.empty(space)
-    for stmt in users:
-        for access in stmt.reads:
-            if access.array == local:
-                sinks = sinks.union(isl.UnionMap.from_map(access.relation))
-        if stmt.target.array == local:
-            sources = sources.union(isl.UnionMap.from_map(stmt.target.relation))
+    sinks, sources = array_accesses(program, users, lambda name: name == local)
     unread, flow = scalar_flow(program, sinks, sources)
     if not unread.is_empty():
         point = unread.sample_point()
