@@ -32,12 +32,21 @@ def cache_dir() -> Path:
     return path
 
 
-def find_compiler() -> str:
-    candidates = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
+def first_on_path(variable: str, defaults: list[str]) -> tuple[str | None, list[str]]:
+    """The program ``$variable`` names, else the first of ``defaults`` on PATH (None if
+    none is), and the candidates looked for."""
+    candidates = [os.environ[variable]] if os.environ.get(variable) else defaults
     for candidate in candidates:
         found = shutil.which(candidate)
         if found:
-            return found
+            return found, candidates
+    return None, candidates
+
+
+def find_compiler() -> str:
+    found, candidates = first_on_path("CC", ["cc", "gcc", "clang"])
+    if found:
+        return found
     raise CodegenError(
         "no C compiler found (looked for " + ", ".join(candidates) + "); the CPU backend "
         "compiles generated C: install gcc or clang, or set CC to a compiler's path")

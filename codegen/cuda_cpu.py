@@ -36,7 +36,6 @@ import ctypes
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ import numpy as np
 
 from polypipe.errors import KernelRuntimeError
 
-from .cpu import cache_dir
+from .cpu import cache_dir, first_on_path
 
 RUNTIME_DIR = Path(__file__).resolve().parent
 RUNTIME_SOURCES = ("pp_cuda_cpu.cpp", "pp_cuda_cpu_check.cpp")
@@ -99,11 +98,9 @@ class _LaunchDesc(ctypes.Structure):  # pp_launch_desc in pp_cuda_cpu.h
 
 
 def find_cxx() -> str:
-    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
-    for candidate in candidates:
-        found = shutil.which(candidate)
-        if found:
-            return found
+    found, candidates = first_on_path("CXX", ["g++", "c++", "clang++"])
+    if found:
+        return found
     raise CudaCpuError("no C++ compiler found (looked for " + ", ".join(candidates) + "): the "
                        "CPU CUDA runtime compiles CUDA as C++17; install g++ or set CXX")
 
