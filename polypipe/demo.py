@@ -100,8 +100,9 @@ def run_demo(size: int = 96, out=None) -> int:
     print(format_timeline(kernel, pipeline_timeline(kernel, sizes)), file=out)
 
     _section("8. Run the GPU kernel on the CPU with GPU semantics and compare with Python", out)
-    print("Threads of a phase run in scrambled order, asynchronous copies land only at the\n"
-          "wait that covers them, and every shared-memory access is race-checked.", file=out)
+    print("The CUDA text itself, compiled for the CPU: threads switch at __syncthreads() in\n"
+          "a scrambled order, asynchronous copies land only at the wait that covers them, and\n"
+          "every shared and global access is checked for races and bounds.", file=out)
     ok &= run_and_check(gemm, sizes, dtype=DTYPE, seed=0, check=True, out=out,
                         backend="emulate", config=config)
     print("\nresult: " + ("every run matches the Python function" if ok
