@@ -8,6 +8,7 @@ new objects instead of editing these. Dataclasses that hold isl objects compare 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterator, Union
 
 import islpy as isl
@@ -379,7 +380,9 @@ class Program:
                 return sync
         raise KeyError(name)
 
-    @property
+    # The union views are cached: a Program is immutable, and the proofs ask for them dozens
+    # of times per kernel (rebuilding the schedule map alone was a tenth of a GEMM's proof).
+    @cached_property
     def domain(self) -> isl.UnionSet:
         """Every statement instance (synchronisation statements included)."""
         result = isl.UnionSet.empty(self.context.get_space())
@@ -403,7 +406,7 @@ class Program:
         """Every write access relation, statement instance -> array element."""
         return self._union_of(s.target.relation for s in self.statements)
 
-    @property
+    @cached_property
     def schedule_map(self) -> isl.UnionMap:
         """The schedule as a flat map from statement instances to time vectors."""
         return self.schedule.get_map()
