@@ -23,6 +23,7 @@ copies landing only when waited for, reads and writes exactly what the source pr
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import islpy as isl
@@ -165,28 +166,61 @@ def _block_located(kernel):
     return located
 
 
-def prove_dataflow(original: ir.Program, kernel) -> int:
+def kernel_origins(kernel) -> dict[tuple[str, int], tuple[isl.UnionMap, isl.UnionMap]]:
+    """The GPU program's dataflow, sequentially and with buffers per block (see _origins);
+    shared by both halves of the proof."""
+    gpu = kernel.program
+    schedule = gpu.schedule_map.intersect_domain(gpu.domain)
+    return _origins(gpu, list(gpu.statements), schedule, _block_located(kernel))
+
+
+@dataclass(frozen=True)
+class _SourceFacts:
+    """What the proof needs of the source nest: its dataflow (each read's origins, checked to
+    be one per instance) and each written element's last writer. None of it depends on the
+    GPU configuration, so it is computed once per nest and reused by every configuration
+    proved for it (a tuner proves hundreds)."""
+
+    origins: dict
+    final_writers: isl.UnionMap | None   # None: the nest writes only local scalars
+    arrays: frozenset = frozenset()       # the arrays it writes (not local scalars)
+
+
+_SOURCE_FACTS: "weakref.WeakKeyDictionary[ir.Program, dict]" = weakref.WeakKeyDictionary()
+
+
+def _source_facts(original: ir.Program, names: tuple[str, ...]) -> _SourceFacts:
+    known = _SOURCE_FACTS.setdefault(original, {})
+    if names not in known:
+        nest = [original.statement(n) for n in names]
+        schedule = _schedule_of(original, set(names))
+        origins = _origins(original, nest, schedule)
+        for stmt in nest:
+            for index, access in enumerate(stmt.reads):
+                _require_function_partition(stmt, access, *origins[(stmt.name, index)])
+        arrays = {s.target.array for s in nest if not original.array(s.target.array).is_local}
+        writers = _final_writers(nest, schedule, arrays) if arrays else None
+        known[names] = _SourceFacts(origins, writers, frozenset(arrays))
+    return known[names]
+
+
+def prove_dataflow(original: ir.Program, kernel, gpu_origins=None) -> int:
     """Obligations 1 and 2; returns the number of reads checked."""
     gpu = kernel.program
-    contraction = kernel.contraction
-    nest = [original.statement(n) for n in contraction.statements]
-    source_schedule = _schedule_of(original, set(contraction.statements))
-    source = _origins(original, nest, source_schedule)
-
+    names = tuple(kernel.contraction.statements)
+    source = _source_facts(original, names)
     gpu_statements = {s.name: s for s in gpu.statements}
-    gpu_schedule = gpu.schedule_map.intersect_domain(gpu.domain)
-    gpu_origins = _origins(gpu, list(gpu.statements), gpu_schedule, _block_located(kernel))
+    gpu_origins = gpu_origins or kernel_origins(kernel)
     _require_every_read_has_an_origin(gpu, gpu_origins)
     checked = 0
-    for stmt in nest:
+    for stmt in (original.statement(n) for n in names):
         _require_same_instances(stmt, gpu.statement(stmt.name))
         for index, access in enumerate(stmt.reads):
-            want = source[(stmt.name, index)]
-            _require_function_partition(stmt, access, *want)
             got = _resolve(gpu_origins, gpu_statements, (stmt.name, index))
-            _require_same_origins(stmt, access, want, got)
+            _require_same_origins(stmt, access, source.origins[(stmt.name, index)], got)
             checked += 1
-    _prove_results(original, nest, source_schedule, kernel, gpu_origins, gpu_statements)
+    if source.final_writers is not None:
+        _prove_results(source, kernel, gpu_origins, gpu_statements)
     return checked
 
 
@@ -261,13 +295,10 @@ def _final_writers(statements, schedule: isl.UnionMap, arrays: set[str]) -> isl.
     return writes.subtract_domain(overwritten).reverse()
 
 
-def _prove_results(original, nest, source_schedule, kernel, gpu_origins, gpu_statements):
+def _prove_results(source: _SourceFacts, kernel, gpu_origins, gpu_statements):
+    """The GPU leaves in every element the value of the source's last writer."""
     gpu = kernel.program
-    arrays = {s.target.array for s in nest
-              if not original.array(s.target.array).is_local}
-    if not arrays:
-        return
-    want = _final_writers(nest, source_schedule, arrays)
+    want, arrays = source.final_writers, source.arrays
     gpu_schedule = gpu.schedule_map.intersect_domain(gpu.domain)
     writers = _final_writers(list(gpu.statements), gpu_schedule, arrays)
     resolved = None
@@ -287,7 +318,7 @@ def _prove_results(original, nest, source_schedule, kernel, gpu_origins, gpu_sta
                     lambda p, q: f"element -> last writer differs: {_describe_point(p, q)}")
 
 
-def prove_parallel(kernel) -> int:
+def prove_parallel(kernel, gpu_origins=None) -> int:
     """Obligation 3; returns the number of access pairs checked.
 
     Register buffers are proved private (every access indexes the accessing thread's own
@@ -295,14 +326,15 @@ def prove_parallel(kernel) -> int:
     checked access pair by access pair, which keeps every isl relation small.
     """
     _check_registers_private(kernel)
-    return _ParallelProof(kernel).run()
+    return _ParallelProof(kernel, gpu_origins or kernel_origins(kernel)).run()
 
 
 class _ParallelProof:
     """The pairwise part of obligation 3, with what the pairs share built once and lazily."""
 
-    def __init__(self, kernel):
+    def __init__(self, kernel, origins):
         self.kernel = kernel
+        self.origins = origins
         self.gpu = gpu = kernel.program
         self.schedule = gpu.schedule_map.intersect_domain(gpu.domain)
         self.located = _block_located(kernel)
@@ -334,11 +366,10 @@ class _ParallelProof:
             for first, first_access in accesses:
                 for second, second_access in accesses:
                     if first_access.is_write or second_access.is_write:
-                        checked += self.check(accesses, first, first_access, second,
-                                              second_access)
+                        checked += self.check(first, first_access, second, second_access)
         return checked
 
-    def check(self, accesses, first, first_access, second, second_access) -> int:
+    def check(self, first, first_access, second, second_access) -> int:
         """Check one ordered pair of accesses to one array; 1 if they can conflict, else 0."""
         located = self.located
         pairs = located(first_access).apply_range(located(second_access).reverse())
@@ -360,8 +391,8 @@ class _ParallelProof:
             # The value a read sees comes from its last writer: that copy must have landed
             # (wait, and barrier for another thread). Older writes of the element are covered
             # by the output rule below.
-            self.waits.require(first, second, _last_writer_pairs(
-                self.schedule, located, accesses, first, second_access))
+            self.waits.require(first, second, self.last_writer_pairs(first, second,
+                                                                     second_access))
         elif first.kind == "async_copy" and kind == "output":
             # Groups of one thread land in order; another thread's older copy must have landed
             # before the newer write is issued.
@@ -371,6 +402,12 @@ class _ParallelProof:
         else:
             self.require_barrier(kind, array, pairs.subtract(same_thread), first, second)
         return 1
+
+    def last_writer_pairs(self, copy, reader, read) -> isl.UnionMap:
+        """copy instance -> reader instance, where the copy is the reader's last writer."""
+        index = next(i for i, access in enumerate(reader.reads) if access is read)
+        sources, _ = self.origins[(reader.name, index)]
+        return sources.reverse().intersect_domain(isl.UnionSet.from_set(copy.domain))
 
     def require_barrier(self, kind, array, unguarded, first, second) -> None:
         """Pairs of different threads of one block need a barrier between them."""
@@ -384,14 +421,6 @@ class _ParallelProof:
         if not unguarded.is_empty():
             raise _fail(f"missing barrier: a {kind} dependence on {array} between two threads "
                         "of a block is not separated by a barrier", unguarded, _describe_point)
-
-
-def _last_writer_pairs(schedule, located, accesses, copy, read) -> isl.UnionMap:
-    """copy instance -> reader instance, where the copy is the reader's last writer."""
-    writes = _union_of(located(access) for stmt, access in accesses if access.is_write)
-    info = isl.UnionAccessInfo.from_sink(located(read)).set_must_source(writes)
-    flow = info.set_schedule_map(schedule).compute_flow().get_must_dependence()
-    return flow.intersect_domain(isl.UnionSet.from_set(copy.domain))
 
 
 class _Barriers:
@@ -613,6 +642,7 @@ def _check_one_commit_per_iteration(kernel, commits) -> None:
 
 def prove_kernel(original: ir.Program, kernel) -> ProofReport:
     """Run all obligations; raises LegalityError with a counterexample on the first failure."""
-    reads = prove_dataflow(original, kernel)
-    pairs = prove_parallel(kernel)
+    origins = kernel_origins(kernel)
+    reads = prove_dataflow(original, kernel, origins)
+    pairs = prove_parallel(kernel, origins)
     return ProofReport(kernel.name, reads, pairs)
