@@ -9,8 +9,11 @@ so a mark one of them writes is a mark the others read.
 * ``thread`` or ``thread:<depth>``: the band's members are thread coordinates (``threadIdx``).
   ``<depth>`` is the schedule depth of the band, which is the index isl gives the loop
   iterators (``pp_c<depth>``), so a printer finds the thread loops by name even where isl
-  printed no loop for a thread dimension of extent 1; without it the printer takes the band
-  right below the mark;
+  printed no loop for a thread dimension of extent 1. The lowering writes the depth;
+  :func:`~polypipe.transform.mark_band` writes plain ``thread`` (later transformations may
+  add bands above it), which the legality check reads. A user's marked program is not yet
+  printed as CUDA (the CUDA printer refuses a thread mark without its depth as an internal
+  error): only :func:`polypipe.optimize`'s kernels are;
 * ``vector:<lanes>``: a lane loop whose iterations may be one 16-byte access where alignment
   and contiguity are proved (:mod:`polypipe.analysis.alignment`).
 """

@@ -42,10 +42,10 @@ coordinate), so generated code reads ``for (c0 = 0; c0 <= floord(N - 1, 32); c0+
 32 * c0; c1 <= min(N - 1, 32 * c0 + 31); c1++)``. Sizes need not divide the extents, and the
 tree does not depend on isl's global tiling options.
 
-The isl work is done by small pure helpers on band members (:class:`_Dim`: a name, a partial
-schedule ``isl.UnionPwAff``, a coincidence flag): a transformation reads the chain of nested
-bands it acts on, computes new members, and rebuilds that chain in place; the rest of the tree
-(sequences, filters, marks, other statements) is untouched.
+The isl work is done by small pure helpers on band members in
+:mod:`polypipe.schedule_bands`: a transformation reads the chain of nested bands it acts on,
+computes new members, and rebuilds that chain in place; the rest of the tree (sequences,
+filters, marks, other statements) is untouched.
 """
 
 from __future__ import annotations
@@ -55,15 +55,17 @@ import inspect
 import keyword
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import islpy as isl
 
 from . import ir, marks
+from . import schedule_bands as bands
+from .schedule_bands import describe_schedule, statement_loops
 from .transform_locals import expand_local
 from .ir import fresh_name
-from .analysis.dependences import as_program, check_statement
+from .analysis.dependences import as_program
 from .analysis.legality import DependenceViolation, check_schedule
 from .errors import LegalityError, ScheduleError, public
 
@@ -78,370 +80,6 @@ MARK_KINDS = marks.USER_KINDS   # block and thread bands (polypipe.marks)
 """The mark names :func:`mark_band` inserts; the GPU printers map them to blockIdx/threadIdx."""
 
 _NodeType = isl.schedule_node_type
-
-
-# --------------------------------------------------------------------------------------------
-# Band members: reading and building bands (pure isl helpers)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class _Dim:
-    """One band member: its name (None if it has none), its partial schedule (one time
-    coordinate per statement instance) and whether it is known to carry no dependence."""
-
-    name: str | None
-    schedule: isl.UnionPwAff
-    coincident: bool = False
-
-
-def _statement_names(uset: isl.UnionSet) -> list[str]:
-    names = []
-    sets = uset.get_set_list()
-    for k in range(sets.n_set()):
-        names.append(sets.get_at(k).get_tuple_name())
-    return names
-
-
-def _pieces(upa: isl.UnionPwAff) -> dict[str, isl.Map]:
-    """Per statement, its piece of a one-dimensional partial schedule, as a map."""
-    maps = isl.UnionMap.from_union_pw_aff(upa).get_map_list()
-    pieces = {}
-    for k in range(maps.n_map()):
-        piece = maps.get_at(k)
-        pieces[piece.get_tuple_name(isl.dim_type.in_)] = piece
-    return pieces
-
-
-def _plain_variable(piece: isl.Map) -> str | None:
-    """``"i"`` if the piece is ``S[.., i, ..] -> [i]`` or ``[-i]``, else None (tiled, skewed)."""
-    space = piece.get_space()
-    piece = piece.reset_tuple_id(isl.dim_type.out)
-    for pos in range(space.dim(isl.dim_type.in_)):
-        for sign in (1, -1):
-            local = isl.LocalSpace.from_space(piece.get_space())
-            equality = (isl.Constraint.equality_alloc(local)
-                        .set_coefficient_val(isl.dim_type.out, 0, 1)
-                        .set_coefficient_val(isl.dim_type.in_, pos, -sign))
-            candidate = isl.Map.universe(piece.get_space()).add_constraint(equality)
-            if candidate.intersect_domain(piece.domain()).is_equal(piece):
-                return space.get_dim_name(isl.dim_type.in_, pos)
-    return None
-
-
-def _member_name(mupa: isl.MultiUnionPwAff, pos: int, statement: str | None) -> str | None:
-    """The name of a band member for ``statement`` (for every statement of the band if None):
-    the isl dimension name polypipe gave it, else the loop variable it iterates."""
-    name = mupa.get_space().get_dim_name(isl.dim_type.set, pos)
-    if name:
-        return name
-    pieces = _pieces(mupa.get_union_pw_aff(pos))
-    if statement is not None:
-        return _plain_variable(pieces[statement]) if statement in pieces else None
-    variables = {_plain_variable(piece) for piece in pieces.values()}
-    return variables.pop() if len(variables) == 1 else None
-
-
-def _read_band(node: isl.ScheduleNode) -> list[_Dim]:
-    """The members of a band node, each named (where a name exists)."""
-    mupa = node.band_get_partial_schedule()
-    return [_Dim(_member_name(mupa, pos, None), mupa.get_union_pw_aff(pos),
-                 bool(node.band_member_get_coincident(pos)))
-            for pos in range(node.band_n_member())]
-
-
-def _band_schedule(dims: Sequence[_Dim]) -> isl.MultiUnionPwAff:
-    """The partial schedule of a band made of ``dims``, every dimension named."""
-    mupa = isl.MultiUnionPwAff.from_union_pw_aff(dims[0].schedule)
-    for dim in dims[1:]:
-        mupa = mupa.flat_range_product(isl.MultiUnionPwAff.from_union_pw_aff(dim.schedule))
-    for pos, dim in enumerate(dims):
-        if dim.name:
-            mupa = mupa.set_dim_name(isl.dim_type.set, pos, dim.name)
-    return mupa
-
-
-def _val(like, value: int) -> isl.Val:
-    """``value`` as an exact isl integer (``int_from_si`` stops at a C long)."""
-    return isl.Val(str(int(value)), context=like.get_ctx())
-
-
-def _tile_dim(dim: _Dim, size: int, name: str | None) -> _Dim:
-    """The tile loop of a member: ``floor(coordinate / size)``."""
-    return _Dim(name, dim.schedule.scale_down_val(_val(dim.schedule, size)).floor(),
-                dim.coincident)
-
-
-def _skewed_dim(dim: _Dim, by: _Dim, factor: int) -> _Dim:
-    """``dim + factor * by`` on the statements of ``dim`` (``by`` covers at least those)."""
-    skewed = dim.schedule.add(by.schedule.scale_val(_val(by.schedule, factor)))
-    return _Dim(dim.name, skewed, False)
-
-
-def _node_at(schedule: isl.Schedule, path: Sequence[int]) -> isl.ScheduleNode:
-    node = schedule.get_root()
-    for position in path:
-        node = node.child(position)
-    return node
-
-
-def _rebuild_chain(schedule: isl.Schedule, top: Sequence[int], count: int,
-                   bands: Sequence[Sequence[_Dim]]) -> isl.Schedule:
-    """Replace the ``count`` nested band nodes starting at ``top`` by ``bands`` (outer to
-    inner; empty ones are left out). Everything below and around the chain is kept."""
-    node = _node_at(schedule, top)
-    for _ in range(count):
-        assert node.get_type() == _NodeType.band, "a chain holds only band nodes"
-        node = node.delete()
-    for dims in reversed([b for b in bands if b]):
-        node = node.insert_partial_schedule(_band_schedule(dims))
-        for pos, dim in enumerate(dims):
-            if dim.coincident:
-                node = node.band_member_set_coincident(pos, 1)
-    return node.get_schedule()
-
-
-def _insert_mark(schedule: isl.Schedule, path: Sequence[int], kind: str) -> isl.Schedule:
-    node = _node_at(schedule, path)
-    return node.insert_mark(isl.Id(kind, context=node.get_ctx())).get_schedule()
-
-
-# --------------------------------------------------------------------------------------------
-# Finding loops in the tree
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Loop:
-    """A band member on one statement's path from the root to its leaf."""
-
-    path: tuple[int, ...]      # child positions from the root to the band node
-    position: int              # the member's index in the band
-    time_dim: int              # its dimension in the flat time vector (as schedule_layout)
-    name: str | None
-    marks: tuple[str, ...]     # the marks on the path above the band, outer to inner
-
-    @property
-    def key(self) -> tuple:
-        return (self.path, self.position)
-
-    @property
-    def label(self) -> str:
-        return f"loop {self.name}" if self.name else f"the loop at time dimension {self.time_dim}"
-
-
-def _loops_of(schedule: isl.Schedule, statement: str) -> list[_Loop]:
-    """The band members around ``statement``, outer to inner."""
-    node, path, depth, marks = schedule.get_root(), (), 0, ()
-    loops: list[_Loop] = []
-    while True:
-        kind = node.get_type()
-        if kind == _NodeType.band:
-            mupa = node.band_get_partial_schedule()
-            n_members = node.band_n_member()
-            loops.extend(_Loop(path, pos, depth + pos, _member_name(mupa, pos, statement),
-                               marks) for pos in range(n_members))
-            depth += n_members
-        elif kind in (_NodeType.sequence, _NodeType.set):
-            for position in range(node.n_children()):
-                if statement in _statement_names(node.child(position).filter_get_filter()):
-                    break
-            else:  # not under this node (an extension introduced it): stop here
-                return loops
-            node, path, depth = node.child(position), path + (position,), depth + 1
-            continue
-        elif kind == _NodeType.mark:
-            marks = marks + (node.mark_get_id().get_name(),)
-        if kind == _NodeType.leaf or node.n_children() == 0:
-            return loops
-        node, path = node.child(0), path + (0,)
-
-
-def _program_statements(program: ir.Program) -> list[str]:
-    return [s.name for s in program.statements]
-
-
-def _describe_loops(loops: Sequence[_Loop]) -> str:
-    return ", ".join(l.name or f"t{l.time_dim}" for l in loops) or "none"
-
-
-def _find(program: ir.Program, schedule: isl.Schedule, names: Sequence[str],
-          statement: str | None) -> tuple[str, list[_Loop]]:
-    """The statement and the band members that ``names`` address (in the order given)."""
-    statements = _program_statements(program)
-    if statement is not None:
-        if not isinstance(statement, str) or statement not in statements:
-            raise ScheduleError(f"no statement {statement!r} in {program.name} (statements: "
-                                f"{', '.join(statements)})")
-        candidates = [statement]
-    else:
-        candidates = statements
-    found: dict[str, list[_Loop]] = {}
-    loops_of = {}
-    for stmt in candidates:
-        loops = loops_of[stmt] = _loops_of(schedule, stmt)
-        by_name: dict[str, list[_Loop]] = {}
-        for loop in loops:
-            if loop.name:
-                by_name.setdefault(loop.name, []).append(loop)
-        if not all(name in by_name for name in names):
-            continue
-        for name in names:
-            if len(by_name[name]) > 1:
-                raise ScheduleError(f"{len(by_name[name])} loops around {stmt} are named "
-                                    f"{name!r}; its loops, outer to inner: "
-                                    f"{_describe_loops(loops)}")
-        found[stmt] = [by_name[name][0] for name in names]
-    wanted = ", ".join(repr(n) for n in names)
-    if not found:
-        if statement is not None:
-            missing = [n for n in names if n not in {l.name for l in loops_of[statement]}]
-            raise ScheduleError(f"statement {statement} is not inside a loop named "
-                                f"{missing[0]!r}; its loops, outer to inner: "
-                                f"{_describe_loops(loops_of[statement])}")
-        around = "; ".join(f"{s}: {_describe_loops(loops_of[s])}" for s in candidates)
-        raise ScheduleError(f"no statement of {program.name} is inside loops named {wanted}; "
-                            f"loops around each statement, outer to inner: {around}")
-    keys = {tuple(l.key for l in loops) for loops in found.values()}
-    if len(keys) > 1:
-        options = " or ".join(f"statement={s!r}" for s in found)
-        raise ScheduleError(f"the loop name(s) {wanted} mean different loops around "
-                            f"{', '.join(found)}; say which with {options}")
-    first = next(iter(found))
-    return first, found[first]
-
-
-@dataclass(frozen=True)
-class _Chain:
-    """Perfectly nested band nodes (each the only child of the previous one)."""
-
-    top: tuple[int, ...]
-    bands: tuple[tuple[_Dim, ...], ...]
-    first_dim: int             # time dimension of the first member of the top band
-
-    @property
-    def members(self) -> list[_Dim]:
-        return [dim for band in self.bands for dim in band]
-
-
-def _chain(schedule: isl.Schedule, outer: _Loop, inner: _Loop, statement: str) -> _Chain:
-    """The bands from the one holding ``outer`` to the one holding ``inner``, which must be
-    perfectly nested (only band nodes in between)."""
-    assert inner.path[:len(outer.path)] == outer.path
-    node = _node_at(schedule, outer.path)
-    bands = [tuple(_read_band(node))]
-    for position in inner.path[len(outer.path):]:
-        node = node.child(position)
-        kind = node.get_type()
-        if kind in (_NodeType.sequence, _NodeType.set):
-            others = sorted(set(_statement_names(node.get_domain())) - {statement},
-                            key=lambda name: (len(name), name))
-            between = (f"{', '.join(others)} {'runs' if len(others) == 1 else 'run'}"
-                       if others else "other statements run")
-            raise ScheduleError(
-                f"{outer.label} and {inner.label} are not perfectly nested around {statement}: "
-                f"{between} between them (a sequence node); only loops with nothing but loops "
-                f"between them can be transformed together")
-        if kind == _NodeType.mark:
-            raise ScheduleError(
-                f"a {node.mark_get_id().get_name()!r} mark sits between {outer.label} and "
-                f"{inner.label}; transform loops before marking them as blocks or threads")
-        if kind != _NodeType.band:
-            raise ScheduleError(f"a {kind} node sits between {outer.label} and {inner.label}; "
-                                "only nested loops (band nodes) can be transformed together")
-        bands.append(tuple(_read_band(node)))
-    return _Chain(outer.path, tuple(bands), outer.time_dim - outer.position)
-
-
-def _select(program: ir.Program, schedule: isl.Schedule, names: Sequence[str],
-            statement: str | None) -> tuple[str, list[_Loop], _Chain, int]:
-    """Adjacent nested loops, outer to inner: (statement, loops, their chain, index of the
-    first selected member among the chain's members)."""
-    stmt, loops = _find(program, schedule, names, statement)
-    order = sorted(loops, key=lambda l: l.time_dim)
-    if order != loops:
-        raise ScheduleError(f"give the loops outer to inner: around {stmt} they nest as "
-                            f"{_describe_loops(order)}")
-    chain = _chain(schedule, loops[0], loops[-1], stmt)
-    start = loops[0].position
-    for offset, loop in enumerate(loops):
-        if loop.time_dim != loops[0].time_dim + offset:
-            skipped = [l for l in _loops_of(schedule, stmt)
-                       if loops[offset - 1].time_dim < l.time_dim < loop.time_dim]
-            raise ScheduleError(f"loops {loops[offset - 1].name!r} and {loop.name!r} are not "
-                                f"adjacent around {stmt}: {_describe_loops(skipped)} runs "
-                                f"between them; list it too or move it with interchange first")
-    return stmt, loops, chain, start
-
-
-def _regroup(members: Sequence[_Dim], like: Sequence[Sequence[_Dim]]) -> list[list[_Dim]]:
-    """``members`` cut into bands of the sizes of ``like``."""
-    bands, start = [], 0
-    for band in like:
-        bands.append(list(members[start:start + len(band)]))
-        start += len(band)
-    return bands
-
-
-def _names_in_use(schedule: isl.Schedule, statements: Sequence[str]) -> set[str]:
-    return {loop.name for s in statements for loop in _loops_of(schedule, s) if loop.name}
-
-
-@dataclass(frozen=True)
-class _Marked:
-    """A member of a band marked block or thread: its time dimension, name and statements."""
-
-    time_dim: int
-    name: str
-    statements: frozenset[str]
-
-
-def _marked_members(schedule: isl.Schedule) -> list[_Marked]:
-    """Every member of a band directly below a ``block`` or ``thread`` mark."""
-    marked: list[_Marked] = []
-
-    def walk(node: isl.ScheduleNode, depth: int) -> None:
-        kind = node.get_type()
-        if kind == _NodeType.mark and node.mark_get_id().get_name() in MARK_KINDS:
-            child = node.child(0)
-            if child.get_type() == _NodeType.band:
-                mupa = child.band_get_partial_schedule()
-                statements = frozenset(_statement_names(child.get_domain()))
-                for pos in range(child.band_n_member()):
-                    name = _member_name(mupa, pos, None) or f"t{depth + pos}"
-                    marked.append(_Marked(depth + pos, name, statements))
-        if kind == _NodeType.band:
-            depth += node.band_n_member()
-        elif kind in (_NodeType.sequence, _NodeType.set):
-            depth += 1
-        for position in range(node.n_children()):
-            walk(node.child(position), depth)
-
-    walk(schedule.get_root(), 0)
-    return marked
-
-
-def _with_parallel_names(schedule: isl.Schedule,
-                         marked: Sequence[_Marked]) -> tuple[isl.UnionMap, list[str]]:
-    """The flat schedule with each marked member's time dimension named after the member,
-    for the statements below it only (other dimensions stay unnamed), so that
-    ``check_schedule(.., parallel=[names])`` requires exactly those loops to be parallel: a
-    position alone would also bind a sequential loop at the same depth in another nest.
-    Also returns the names given: a marked member of statements that have no instance (``for
-    i in range(0)``) appears in no map and has nothing to check."""
-    flat = schedule.get_map()
-    maps = flat.get_map_list()
-    result = isl.UnionMap.empty(flat.get_space())
-    used: set[str] = set()
-    for k in range(maps.n_map()):
-        relation = maps.get_at(k)
-        statement = relation.get_tuple_name(isl.dim_type.in_)
-        for member in marked:
-            if statement in member.statements:
-                relation = relation.set_dim_name(isl.dim_type.out, member.time_dim, member.name)
-                used.add(member.name)
-        result = result.union(isl.UnionMap.from_map(relation))
-    return result, sorted(used)
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,11 +118,11 @@ def _quoted(entry: str, program: ir.Program) -> Iterator[None]:
 def _accept(program: ir.Program, schedule: isl.Schedule, entry: str) -> ir.Program:
     """The program with ``schedule``, after proving it legal: every dependence runs forward
     and every member of a band marked block or thread carries none."""
-    marked = _marked_members(schedule)
+    marked = bands.marked_members(schedule)
     if not marked:
         check_schedule(program, schedule)
     else:
-        flat, names = _with_parallel_names(schedule, marked)
+        flat, names = bands.with_parallel_names(schedule, marked)
         try:
             check_schedule(program, flat, parallel=names)
         except DependenceViolation as exc:
@@ -494,7 +132,7 @@ def _accept(program: ir.Program, schedule: isl.Schedule, entry: str) -> ir.Progr
     return replace(program, schedule=schedule, transforms=program.transforms + (entry,))
 
 
-def _relabelled(exc: DependenceViolation, marked: Sequence[_Marked]) -> DependenceViolation:
+def _relabelled(exc: DependenceViolation, marked: Sequence[bands.Marked]) -> DependenceViolation:
     """The violation naming the marked loop of the violating statements: check_schedule labels
     a time dimension with one name even when loops of several nests share that depth."""
     statement = exc.source.split("[", 1)[0]
@@ -611,17 +249,17 @@ def interchange(program: ir.Program | Kernel, outer: str, inner: str, *,
         if outer == inner:
             raise ScheduleError(f"outer and inner are both {outer!r}; name two different loops")
         schedule = program.schedule
-        stmt, (first, second) = _find(program, schedule, names, statement)
+        stmt, (first, second) = bands.find(program, schedule, names, statement)
         if first.time_dim > second.time_dim:
             raise ScheduleError(f"loop {outer!r} runs inside loop {inner!r} around {stmt}; "
                                 f"pass outer={inner!r}, inner={outer!r}")
-        chain = _chain(schedule, first, second, stmt)
+        chain = bands.band_chain(schedule, first, second, stmt)
         members = chain.members
         a = first.position
         b = second.time_dim - chain.first_dim
         members[a], members[b] = members[b], members[a]
-        new = _rebuild_chain(schedule, chain.top, len(chain.bands),
-                             _regroup(members, chain.bands))
+        new = bands.rebuild_chain(schedule, chain.top, len(chain.bands),
+                             bands.regroup(members, chain.bands))
         return _accept(program, new, entry)
 
 
@@ -675,9 +313,9 @@ def tile(program: ir.Program | Kernel, loops: Sequence[str] | str, sizes: Sequen
         if any(s <= 0 for s in size_list):
             raise ScheduleError(f"tile sizes must be positive integers, got {size_list}")
         schedule = program.schedule
-        stmt, found, chain, start = _select(program, schedule, names, statement)
-        covered = _statement_names(_node_at(schedule, chain.top).get_domain())
-        in_use = _names_in_use(schedule, covered)
+        stmt, found, chain, start = bands.select(program, schedule, names, statement)
+        covered = bands.statement_names(bands.node_at(schedule, chain.top).get_domain())
+        in_use = bands.names_in_use(schedule, covered)
         if tile_names is None:
             chosen = [fresh_name(f"{n}_tile", in_use) for n in names]
         else:
@@ -693,11 +331,11 @@ def tile(program: ir.Program | Kernel, loops: Sequence[str] | str, sizes: Sequen
                                         f"around {', '.join(covered)}")
         members = chain.members
         points = members[start:start + len(names)]
-        tiles = [_tile_dim(dim, size, name)
+        tiles = [bands.tile_dim(dim, size, name)
                  for dim, size, name in zip(points, size_list, chosen)]
         before = members[:start]
         after = members[start + len(names):]
-        new = _rebuild_chain(schedule, chain.top, len(chain.bands),
+        new = bands.rebuild_chain(schedule, chain.top, len(chain.bands),
                              [before, tiles, points, after])
         return _accept(program, new, entry)
 
@@ -758,20 +396,20 @@ def skew(program: ir.Program | Kernel, loop: str, by: str, *, factor: int = 1,
             raise ScheduleError(f"cannot skew loop {loop!r} by itself; that is a scaling, not "
                                 "a skew")
         schedule = program.schedule
-        stmt, (target, source) = _find(program, schedule, names, statement)
-        target_node = _node_at(schedule, target.path)
-        source_node = _node_at(schedule, source.path)
-        inside = set(_statement_names(target_node.get_domain()))
-        around = set(_statement_names(source_node.get_domain()))
+        stmt, (target, source) = bands.find(program, schedule, names, statement)
+        target_node = bands.node_at(schedule, target.path)
+        source_node = bands.node_at(schedule, source.path)
+        inside = set(bands.statement_names(target_node.get_domain()))
+        around = set(bands.statement_names(source_node.get_domain()))
         if not inside <= around:
             raise ScheduleError(f"loop {by!r} does not run around "
                                 f"{', '.join(sorted(inside - around))}, which loop {loop!r} "
                                 f"runs around; skew only by a loop that encloses every "
                                 f"statement of the skewed loop")
-        dims = _read_band(target_node)
-        by_dim = _read_band(source_node)[source.position]
-        dims[target.position] = _skewed_dim(dims[target.position], by_dim, factor_value)
-        new = _rebuild_chain(schedule, target.path, 1, [dims])
+        dims = bands.read_band(target_node)
+        by_dim = bands.read_band(source_node)[source.position]
+        dims[target.position] = bands.skewed_dim(dims[target.position], by_dim, factor_value)
+        new = bands.rebuild_chain(schedule, target.path, 1, [dims])
         return _accept(program, new, entry)
 
 
@@ -800,17 +438,17 @@ def split_band(program: ir.Program | Kernel, loop: str, *,
     entry = _call_text("split_band", loop=loop, statement=statement)
     with _quoted(entry, program):
         schedule = program.schedule
-        stmt, (member,) = _find(program, schedule, (_loop_name(loop, "loop"),), statement)
+        stmt, (member,) = bands.find(program, schedule, (_loop_name(loop, "loop"),), statement)
         if member.position == 0:
             raise ScheduleError(f"loop {loop!r} is already the outermost member of its band "
                                 f"around {stmt}; split at a later member (band: "
                                 f"{_band_text(schedule, member.path)})")
-        node = _node_at(schedule, member.path).band_split(member.position)
+        node = bands.node_at(schedule, member.path).band_split(member.position)
         return _accept(program, node.get_schedule(), entry)
 
 
 def _band_text(schedule: isl.Schedule, path: Sequence[int]) -> str:
-    dims = _read_band(_node_at(schedule, path))
+    dims = bands.read_band(bands.node_at(schedule, path))
     return "[" + ", ".join(d.name or "?" for d in dims) + "]"
 
 
@@ -845,12 +483,12 @@ def fuse_bands(program: ir.Program | Kernel, loops: Sequence[str] | str, *,
             raise ScheduleError("fuse_bands needs at least two loops (to split a band, use "
                                 "split_band)")
         schedule = program.schedule
-        stmt, found, chain, start = _select(program, schedule, names, statement)
+        stmt, found, chain, start = bands.select(program, schedule, names, statement)
         if len(chain.bands) == 1 and len(chain.bands[0]) == len(names):
             raise ScheduleError(f"{_loops_text(names)} already form one band around {stmt}; "
                                 "nothing to fuse")
         members = chain.members
-        new = _rebuild_chain(schedule, chain.top, len(chain.bands),
+        new = bands.rebuild_chain(schedule, chain.top, len(chain.bands),
                              [members[:start], members[start:start + len(names)],
                               members[start + len(names):]])
         return _accept(program, new, entry)
@@ -898,8 +536,8 @@ def mark_band(program: ir.Program | Kernel, loops: Sequence[str] | str, kind: st
             raise ScheduleError(f"kind must be one of {', '.join(map(repr, MARK_KINDS))}, got "
                                 f"{kind!r}")
         schedule = program.schedule
-        stmt, found, chain, start = _select(program, schedule, names, statement)
-        above = _node_at(schedule, chain.top).parent()
+        stmt, found, chain, start = bands.select(program, schedule, names, statement)
+        above = bands.node_at(schedule, chain.top).parent()
         if above.get_type() == _NodeType.mark and above.mark_get_id().get_name() in MARK_KINDS:
             raise ScheduleError(f"{_loops_text(names)} {'is' if len(names) == 1 else 'are'} "
                                 f"in a band already marked {above.mark_get_id().get_name()!r}")
@@ -916,9 +554,9 @@ def mark_band(program: ir.Program | Kernel, loops: Sequence[str] | str, kind: st
         before = members[:start]
         marked = [replace(d, coincident=True) for d in members[start:start + len(names)]]
         after = members[start + len(names):]
-        new = _rebuild_chain(schedule, chain.top, len(chain.bands), [before, marked, after])
+        new = bands.rebuild_chain(schedule, chain.top, len(chain.bands), [before, marked, after])
         marked_path = chain.top + ((0,) if before else ())
-        new = _insert_mark(new, marked_path, kind)
+        new = bands.insert_mark(new, marked_path, kind)
         return _accept(program, new, entry)
 
 
@@ -950,7 +588,7 @@ def fuse_loops(program: ir.Program | Kernel, first: str, second: str) -> ir.Prog
     entry = _call_text("fuse_loops", first=first, second=second)
     with _quoted(entry, program):
         schedule = program.schedule
-        statements = _program_statements(program)
+        statements = bands.program_statements(program)
         for name, what in ((first, "first"), (second, "second")):
             if not isinstance(name, str) or name not in statements:
                 raise ScheduleError(f"{what} must name a statement of {program.name} "
@@ -962,16 +600,16 @@ def fuse_loops(program: ir.Program | Kernel, first: str, second: str) -> ir.Prog
             raise ScheduleError(f"the loops around {first} and {second} are not consecutive "
                                 f"children of one sequence (positions {a} and {b}); only "
                                 f"adjacent loop nests can be fused")
-        seq_node = _node_at(schedule, sequence)
-        bands = []
+        seq_node = bands.node_at(schedule, sequence)
+        members = []
         for position in (a, b):
             band = seq_node.child(position).child(0)
             if band.get_type() != _NodeType.band:
                 stmt = first if position == a else second
                 raise ScheduleError(f"{stmt} is not inside a loop below the sequence it shares "
                                     f"with the other statement; there is no loop to fuse")
-            bands.append(_read_band(band))
-        new = _fuse_children(schedule, sequence, a, bands[0][0], bands[1][0])
+            members.append(bands.read_band(band))
+        new = _fuse_children(schedule, sequence, a, members[0][0], members[1][0])
         return _accept(program, new, entry)
 
 
@@ -986,7 +624,7 @@ def _sibling_positions(schedule: isl.Schedule, first: str,
             for stmt in (first, second):
                 positions.append(next(
                     (p for p in range(node.n_children())
-                     if stmt in _statement_names(node.child(p).filter_get_filter())), None))
+                     if stmt in bands.statement_names(node.child(p).filter_get_filter())), None))
             if None in positions:
                 break
             if positions[0] != positions[1]:
@@ -1010,17 +648,17 @@ def _sibling_positions(schedule: isl.Schedule, first: str,
 
 
 def _fuse_children(schedule: isl.Schedule, sequence: tuple[int, ...], a: int,
-                   first: _Dim, second: _Dim) -> isl.Schedule:
+                   first: bands.Dim, second: bands.Dim) -> isl.Schedule:
     """Children ``a`` and ``a + 1`` of the sequence at ``sequence``, each a filter over a band
     whose outermost member is ``first`` / ``second``, become one child: a filter over both,
     holding the band ``first ∪ second`` over a sequence of the two (outer members removed)."""
-    node = _node_at(schedule, sequence)
+    node = bands.node_at(schedule, sequence)
     for position in (a + 1, a):
         band = node.child(position).child(0)
         if band.band_n_member() > 1:
             band = band.band_split(1)
         node = band.delete().parent().parent()
-    fused = _band_schedule([_Dim(first.name, first.schedule.union_add(second.schedule))])
+    fused = bands.band_schedule([bands.Dim(first.name, first.schedule.union_add(second.schedule))])
     n_children = node.n_children()
     if n_children == 2:  # the two loops are the whole sequence: the band goes above it
         return _splice_sequences(node.insert_partial_schedule(fused).child(0))
@@ -1052,78 +690,8 @@ def _union_set_list(sets: Sequence[isl.UnionSet]) -> isl.UnionSetList:
 
 
 # --------------------------------------------------------------------------------------------
-# Queries and replay
+# Replay
 # --------------------------------------------------------------------------------------------
-
-
-@public
-def statement_loops(program: ir.Program | Kernel, statement: str) -> tuple[str | None, ...]:
-    """The names of the loops (band members) around ``statement``, outer to inner; None for a
-    member without a name (one that iterates different variables for different statements).
-
-    >>> statement_loops(gemm.program, "S1")
-    ('i', 'k', 'j')
-    >>> statement_loops(tile(gemm.program, ("k", "j"), (8, 8)), "S1")
-    ('i', 'k_tile', 'j_tile', 'k', 'j')
-    """
-    program = as_program(program, "statement_loops")
-    check_statement(program, statement)
-    return tuple(loop.name for loop in _loops_of(program.schedule, statement))
-
-
-@public
-def describe_schedule(program: ir.Program | Kernel) -> str:
-    """The schedule tree as an indented outline with loop names, for choosing what to
-    transform next. After ``tile(matmul.program, ("i", "j"), (8, 8))`` and
-    ``mark_band(.., ("i", "j"), "thread")``::
-
-        band [i_tile, j_tile]
-          mark thread
-            band [i, j]
-              band [k]
-                S0
-    """
-    program = as_program(program, "describe_schedule")
-    lines: list[str] = []
-    order = {name: k for k, name in enumerate(_program_statements(program))}
-
-    def walk(node: isl.ScheduleNode, indent: int) -> None:
-        kind = node.get_type()
-        pad = "  " * indent
-        if kind == _NodeType.band:
-            mupa = node.band_get_partial_schedule()
-            names = [_member_name(mupa, pos, None) or "?" for pos in range(node.band_n_member())]
-            lines.append(f"{pad}band [{', '.join(names)}]")
-            indent += 1
-        elif kind == _NodeType.mark:
-            lines.append(f"{pad}mark {node.mark_get_id().get_name()}")
-            indent += 1
-        elif kind in (_NodeType.sequence, _NodeType.set):
-            lines.append(f"{pad}{'sequence' if kind == _NodeType.sequence else 'set'}")
-            indent += 1
-        elif kind == _NodeType.filter:
-            names = sorted(_statement_names(node.filter_get_filter()), key=order.get)
-            if not names:
-                names = ["(no instances)"]
-            if node.n_children() and node.child(0).get_type() == _NodeType.leaf:
-                lines.append(f"{pad}{', '.join(names)}")
-                return
-            lines.append(f"{pad}filter {', '.join(names)}")
-            indent += 1
-        elif kind == _NodeType.leaf:
-            parent = node.parent() if node.has_parent() else None
-            if parent is None or parent.get_type() != _NodeType.filter:
-                names = _statement_names(node.get_domain())
-                lines.append(f"{pad}{', '.join(names) or '(no instances)'}")
-            return
-        elif kind != _NodeType.domain:
-            lines.append(f"{pad}{kind}")
-            indent += 1
-        for position in range(node.n_children()):
-            walk(node.child(position), indent)
-
-    walk(program.schedule.get_root(), 0)
-    return "\n".join(lines)
 
 
 TRANSFORMATIONS: dict[str, Callable[..., ir.Program]] = {
