@@ -41,7 +41,7 @@ from polypipe import ir, marks
 from polypipe.errors import InternalError
 
 from .ast_build import ITERATOR_PREFIX, StatementInstance
-from .c_printer import CPrinter, c_name
+from .c_printer import _OP, CPrinter, c_name
 from .cuda_device import DEVICE_PRELUDE, STATIC_SHARED_LIMIT
 from .semantics_c import semantics_runtime
 
@@ -310,6 +310,8 @@ class CudaPrinter(CPrinter):
                 # Per-thread loops over fragments and tile rows: small, unrolled so that
                 # register buffers are indexed by constants and stay in registers.
                 self._emit(depth, "#pragma unroll")
+                if self._constant_trip_loop(node, iterator, depth):
+                    return
             super().for_node(node, depth)
             return
         init = self.expr(node.for_get_init())
@@ -328,6 +330,36 @@ class CudaPrinter(CPrinter):
         self._open.discard(level)
         self._emit(depth + 1, "}")
         self._emit(depth, "}")
+
+    def _constant_trip_loop(self, node: isl.AstNode, iterator: str, depth: int) -> bool:
+        """Print ``for (c = max(A, a); c <= min(K, e); c++)`` as
+        ``for (c = A; c <= K; c++) if (c >= a && c <= e)``.
+
+        In a partial tile (sizes that do not divide the tile, padding) isl bounds a register
+        loop by ``max``/``min`` with run-time values; ptxas cannot unroll a loop whose trip
+        count is not a constant, indexes the register buffers at run time and moves them to
+        local memory (the SASS of every convolution showed LDL/STL). With constant bounds the
+        loop unrolls and the guard skips exactly the iterations the bounds did.
+        """
+        if node.for_is_degenerate() or self.expr(node.for_get_inc()) != "1":
+            return False
+        cond = node.for_get_cond()
+        if cond.get_type() != isl.ast_expr_type.op or cond.get_op_type() not in (_OP.le, _OP.lt):
+            return False
+        low, low_rest = _split_constant(node.for_get_init(), _OP.max, max)
+        high, high_rest = _split_constant(cond.get_op_arg(1), _OP.min, min)
+        if low is None or high is None or not (low_rest or high_rest):
+            return False
+        relation = "<=" if cond.get_op_type() == _OP.le else "<"
+        guard = " && ".join([f"{iterator} >= {self.expr(a)}" for a in low_rest]
+                            + [f"{iterator} {relation} {self.expr(a)}" for a in high_rest])
+        self._emit(depth, f"for ({self.index_type} {iterator} = {low}; "
+                          f"{iterator} {relation} {high}; {iterator} += 1) {{")
+        self._emit(depth + 1, f"if ({guard}) {{")
+        self.node(node.for_get_body(), depth + 2)
+        self._emit(depth + 1, "}")
+        self._emit(depth, "}")
+        return True
 
     # -- statements ----------------------------------------------------------------------------
     def user_node(self, node: isl.AstNode, depth: int) -> None:
@@ -390,3 +422,16 @@ def _product(values) -> int:
         result *= value
     return result
 
+
+def _split_constant(expr: isl.AstExpr, op, pick) -> tuple[int | None, list[isl.AstExpr]]:
+    """A constant bound and the run-time rest: ``K`` -> (K, []), ``op(K, e, ..)`` -> (K, [e,
+    ..]) with ``pick`` (min or max) over several constants; (None, []) otherwise."""
+    if expr.get_type() == isl.ast_expr_type.int:
+        return expr.get_val().to_python(), []
+    if expr.get_type() != isl.ast_expr_type.op or expr.get_op_type() != op:
+        return None, []
+    args = [expr.get_op_arg(i) for i in range(expr.get_op_n_arg())]
+    constants = [a.get_val().to_python() for a in args if a.get_type() == isl.ast_expr_type.int]
+    if not constants:
+        return None, []
+    return pick(constants), [a for a in args if a.get_type() != isl.ast_expr_type.int]
