@@ -435,7 +435,11 @@ def dry_run(quick: bool, only: str | None = None) -> int:
     """Without a GPU: build, prove, specialise and nvcc-compile one configuration per workload,
     and report registers, spills and shared memory."""
     from polypipe.codegen.nvcc import compile_cubin, compile_ptx
+    from polypipe.codegen.sass import find_nvdisasm, kernel_sass
     from polypipe.kernel import bind_arguments
+
+    if find_nvdisasm() is None:
+        print("nvdisasm not found (pip install nvidia-cuda-nvdisasm): no SASS counts")
 
     optimizer = Optimizer()
     config = pp.GpuConfig(block=(128, 128), threads=(16, 16), reduction=16,
@@ -453,8 +457,9 @@ def dry_run(quick: bool, only: str | None = None) -> int:
                                      polypipe_arrays(workload, _shapes_only(workload)),
                                      device_arrays=True)
             source = opt.cuda_source_for(binding)
-            _, resources = compile_cubin(source, "sm_90")
+            cubin, resources = compile_cubin(source, "sm_90")
             mix = shared_load_mix(compile_ptx(source, "sm_90"))
+            sass = kernel_sass(cubin) if find_nvdisasm() else {}
             for r in resources:
                 shared = sum(opt.dynamic_shared_bytes(k, binding) for k in opt.kernels)
                 print(f"{workload.name:34s} {format_config(cfg)}: {r.registers} registers, "
@@ -464,8 +469,19 @@ def dry_run(quick: bool, only: str | None = None) -> int:
                       f"{mix['fma']} FMA / {mix['loads']} shared loads "
                       f"({mix['wide']} of 16 bytes) = {mix['fma'] / max(mix['loads'], 1):.1f}, "
                       f"{mix['stores']} global stores ({mix['wide_stores']} of 16 bytes)")
+                if r.name in sass:
+                    print(f"{'':34s}   SASS {sass_row(sass[r.name])}")
     print(f"optimize + proof time: {optimizer.proof_seconds:.1f} s")
     return 1 if failures else 0
+
+
+def sass_row(facts) -> str:
+    """The main loop's static SASS per iteration, and the whole kernel's local traffic."""
+    loop = facts.loop_mix
+    return (f"main loop: {loop.ffma} FFMA, LDS {loop.widths('lds')}, "
+            f"LDGSTS {loop.widths('ldgsts')}, {loop.bar} BAR, {loop.depbar} DEPBAR, "
+            f"{loop.integer} INT ({loop.integer_per_ffma():.2f}/FFMA), "
+            f"{loop.ffma_per_lds():.1f} FFMA/LDS; kernel: {facts.kernel_mix.local} LDL/STL")
 
 
 class ShapeOnly:

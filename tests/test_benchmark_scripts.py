@@ -74,3 +74,8 @@ def test_dry_run_proves_prints_and_compiles(capsys):
     assert "16 global stores (16 of 16 bytes)" in out and "global stores (0 of 16" in out
     # The baseline without pipelining is also built for two blocks per SM.
     assert "shared_stages=1,register_stages=1,blocks_per_sm=2" in out
+    from polypipe.codegen.sass import find_nvdisasm
+    if find_nvdisasm() is not None:   # the SASS of every build's main loop, no local memory
+        rows = [line for line in out.splitlines() if "SASS main loop" in line]
+        assert len(rows) == out.count("spill bytes") and all(
+            row.endswith("kernel: 0 LDL/STL") for row in rows)
