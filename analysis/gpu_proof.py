@@ -457,9 +457,7 @@ class _Barriers:
         """The pairs (first instance -> second instance) with a barrier between them."""
         before = _schedule_of(self.gpu, {first.name}).apply_range(self.prefix)
         after = _schedule_of(self.gpu, {second.name}).apply_range(self.prefix)
-        both = pairs.domain_map().apply_range(before).range_product(
-            pairs.range_map().apply_range(after))
-        return both.intersect_range(self.between).domain().unwrap()
+        return _pairs_whose_times(pairs, before, after, self.between)
 
 
 def _significant_dims(times: isl.Map) -> int:
@@ -602,10 +600,16 @@ def _not_before(pairs: isl.UnionMap, left: isl.UnionMap, right: isl.UnionMap) ->
     """The pairs (a -> b) whose time ``left(a)`` is not lexicographically before ``right(b)``."""
     if pairs.is_empty():
         return pairs
+    later_or_equal = isl.UnionSet.from_set(_time_space_lex(left, isl.Map.lex_ge).wrap())
+    return _pairs_whose_times(pairs, left, right, later_or_equal)
+
+
+def _pairs_whose_times(pairs: isl.UnionMap, left: isl.UnionMap, right: isl.UnionMap,
+                       related: isl.UnionSet) -> isl.UnionMap:
+    """The pairs (a -> b) with ``(left(a), right(b))`` in ``related`` (a wrapped relation)."""
     both = pairs.domain_map().apply_range(left).range_product(
         pairs.range_map().apply_range(right))
-    later_or_equal = isl.UnionSet.from_set(_time_space_lex(left, isl.Map.lex_ge).wrap())
-    return both.intersect_range(later_or_equal).domain().unwrap()
+    return both.intersect_range(related).domain().unwrap()
 
 
 def _check_one_commit_per_iteration(kernel, commits) -> None:
