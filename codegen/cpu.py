@@ -24,6 +24,11 @@ C_FLAGS = ("-O2", "-std=c11", "-fPIC", "-shared", "-ffp-contract=off", "-fno-str
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
+def cache_key(*parts: str) -> str:
+    """The file-name key of a cached build: a hash of everything that determines it."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
 def cache_dir() -> Path:
     root = os.environ.get("POLYPIPE_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "polypipe")
@@ -55,7 +60,7 @@ def find_compiler() -> str:
 def compile_shared_library(source: str, flags: tuple[str, ...] = C_FLAGS) -> Path:
     """Compile ``source`` to a shared library in the cache (or reuse the cached one)."""
     compiler = find_compiler()
-    key = hashlib.sha256("\0".join((source, compiler, *flags)).encode()).hexdigest()[:24]
+    key = cache_key(source, compiler, *flags)
     directory = cache_dir()
     library = directory / f"pp_{key}.so"
     if library.exists():

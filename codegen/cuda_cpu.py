@@ -33,7 +33,6 @@ ASAN_OPTIONS=detect_leaks=0``.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import re
 import subprocess
@@ -45,7 +44,7 @@ import numpy as np
 
 from polypipe.errors import KernelRuntimeError
 
-from .cpu import cache_dir, first_on_path
+from .cpu import cache_dir, cache_key, first_on_path
 
 RUNTIME_DIR = Path(__file__).resolve().parent
 RUNTIME_SOURCES = ("pp_cuda_cpu.cpp", "pp_cuda_cpu_check.cpp")
@@ -145,16 +144,12 @@ def _build(compiler: str, arguments: list[str], out: Path, what: str) -> None:
         os.replace(temporary, out)
 
 
-def _key(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
-
-
 def runtime_library(sanitize: str | None = None) -> Path:
     """The runtime's shared library for this flavour, compiled once into the cache."""
     compiler = find_cxx()
     flags = [*RUNTIME_FLAGS, *SANITIZE_FLAGS[sanitize]]
     texts = [(RUNTIME_DIR / name).read_text() for name in RUNTIME_SOURCES + RUNTIME_HEADERS]
-    library = cache_dir() / f"pp_cudacpu_rt_{_key(compiler, *flags, *texts)}.so"
+    library = cache_dir() / f"pp_cudacpu_rt_{cache_key(compiler, *flags, *texts)}.so"
     if not library.exists():
         sources = [str(RUNTIME_DIR / name) for name in RUNTIME_SOURCES]
         _build(compiler, [*flags, f"-Wl,-soname,{library.name}", *sources], library,
@@ -191,7 +186,7 @@ def compile_library(source: str, *, sanitize: str | None = None) -> tuple[Path, 
     runtime = runtime_library(sanitize)
     compiler = find_cxx()
     flags = [*KERNEL_FLAGS, *SANITIZE_FLAGS[sanitize], f"-I{RUNTIME_DIR}"]
-    library = cache_dir() / f"pp_cudacpu_{_key(source, runtime.name, compiler, *flags)}.so"
+    library = cache_dir() / f"pp_cudacpu_{cache_key(source, runtime.name, compiler, *flags)}.so"
     if not library.exists():
         with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
             (Path(work) / "kernel.cu").write_text(source)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from polypipe.errors import CodegenError
 
-from .cpu import cache_dir
+from .cpu import cache_dir, cache_key
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def _nvcc(source: str, arch: str, kind: str, options: list[str]) -> tuple[Path, 
     nvcc = find_nvcc()
     if nvcc is None:
         raise CodegenError("nvcc not found: install the CUDA toolkit to compile CUDA kernels")
-    key = hashlib.sha256(f"{arch}\0{source}".encode()).hexdigest()[:24]
+    key = cache_key(arch, source)
     out = cache_dir() / f"pp_{key}_{arch}.{kind}"
     with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
         src = Path(work) / "kernel.cu"
