@@ -438,7 +438,8 @@ def dry_run(quick: bool, only: str | None = None) -> int:
     from polypipe.codegen.sass import find_nvdisasm, kernel_sass
     from polypipe.kernel import bind_arguments
 
-    if find_nvdisasm() is None:
+    disassembler = find_nvdisasm()
+    if disassembler is None:
         print("nvdisasm not found (pip install nvidia-cuda-nvdisasm): no SASS counts")
 
     optimizer = Optimizer()
@@ -459,7 +460,7 @@ def dry_run(quick: bool, only: str | None = None) -> int:
             source = opt.cuda_source_for(binding)
             cubin, resources = compile_cubin(source, "sm_90")
             mix = shared_load_mix(compile_ptx(source, "sm_90"))
-            sass = kernel_sass(cubin) if find_nvdisasm() else {}
+            sass = kernel_sass(cubin) if disassembler else {}
             for r in resources:
                 shared = sum(opt.dynamic_shared_bytes(k, binding) for k in opt.kernels)
                 print(f"{workload.name:34s} {format_config(cfg)}: {r.registers} registers, "

@@ -63,9 +63,6 @@ class Loop:
     head: int    # address of the first instruction
     tail: int    # address of the backward branch
 
-    def contains(self, other: "Loop") -> bool:
-        return self.head <= other.head and other.tail <= self.tail and self != other
-
     @property
     def span(self) -> int:
         return self.tail - self.head
