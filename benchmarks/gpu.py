@@ -433,10 +433,12 @@ def shared_load_mix(ptx: str) -> dict:
 
 def dry_run(quick: bool, only: str | None = None) -> int:
     """Without a GPU: build, prove, specialise and nvcc-compile one configuration per workload,
-    and report registers, spills and shared memory."""
+    and report registers, spills, shared memory, the main loop's SASS and the static estimate
+    (:mod:`polypipe.codegen.estimate`) on an H200."""
     from polypipe.codegen.nvcc import compile_cubin, compile_ptx
     from polypipe.codegen.sass import find_nvdisasm, kernel_sass
     from polypipe.kernel import bind_arguments
+    from polypipe.performance import estimate_lines
 
     disassembler = find_nvdisasm()
     if disassembler is None:
@@ -472,6 +474,9 @@ def dry_run(quick: bool, only: str | None = None) -> int:
                       f"{mix['stores']} global stores ({mix['wide_stores']} of 16 bytes)")
                 if r.name in sass:
                     print(f"{'':34s}   SASS {sass_row(sass[r.name])}")
+            if disassembler:
+                for line in estimate_lines(opt, binding, "H200"):
+                    print(f"{'':34s} {line}")
     print(f"optimize + proof time: {optimizer.proof_seconds:.1f} s")
     return 1 if failures else 0
 

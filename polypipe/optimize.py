@@ -71,7 +71,15 @@ class OptimizedProgram:
     _checked: set = field(default_factory=set)
 
     @public
-    def describe(self) -> str:
+    def describe(self, *args, target: str = "H200") -> str:
+        """What was built and proved; with the arguments of a run (arrays, or anything with
+        ``shape`` and ``__cuda_array_interface__``), also the static performance estimate of
+        every launch on ``target`` ("H100" or "H200"), read from the compiled machine code."""
+        from polypipe.codegen.estimate import TARGETS
+
+        if target not in TARGETS:
+            raise ArgumentError(f"target {target!r} is not known; known are "
+                                f"{', '.join(TARGETS)}")
         lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), "
                  f"{self.config.describe()}"]
         for kernel in self.kernels:
@@ -91,6 +99,12 @@ class OptimizedProgram:
                 lines.append(f"    {read}: stays in global memory ({reason})")
         for proof in self.proofs:
             lines.append(f"  proof: {proof}")
+        if args:
+            from polypipe.performance import estimate_lines
+
+            binding = bind_arguments(self.original, args, device_arrays=True)
+            self._check_once(binding)
+            lines += estimate_lines(self, binding, target)
         return "\n".join(lines)
 
     @public

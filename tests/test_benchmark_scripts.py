@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -79,3 +80,11 @@ def test_dry_run_proves_prints_and_compiles(capsys):
         rows = [line for line in out.splitlines() if "SASS main loop" in line]
         assert len(rows) == out.count("spill bytes") and all(
             row.endswith("kernel: 0 LDL/STL") for row in rows)
+        # The static estimate of every build, with the unit that bounds it: a square GEMM
+        # this large is bound by instruction issue or the FMA pipe, below the FP32 peak.
+        estimates = [line for line in out.splitlines() if "estimate on H200" in line]
+        assert len(estimates) == len(rows)
+        for line in estimates:
+            tflops = float(re.search(r"<= ([0-9.]+) TFLOP/s", line).group(1))
+            assert 0 < tflops <= 2 * 128 * 132 * 1.98e-3
+            assert re.search(r"bound by (issue|fma)", line), line
