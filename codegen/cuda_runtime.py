@@ -69,6 +69,21 @@ def launch_geometry(kernel, params: Mapping[str, int]) -> LaunchGeometry:
     return LaunchGeometry(tuple(lows), tuple(counts))
 
 
+# gridDim limits of every GPU since compute capability 3.0 (x, y, z).
+MAX_GRID = (2**31 - 1, 65535, 65535)
+
+
+def check_grid(kernel, geometry: LaunchGeometry) -> None:
+    """KernelRuntimeError where the grid exceeds what CUDA can launch, on either backend (the
+    CPU runtime runs what the GPU would)."""
+    for axis, count, limit in zip("xyz", geometry.grid, MAX_GRID):
+        if count > limit:
+            raise KernelRuntimeError(
+                f"{kernel.name}: the grid needs {count} blocks along {axis} "
+                f"(grid {geometry.grid}), more than CUDA's {limit}; choose a larger block "
+                f"tile (GpuConfig(block=...)) for these sizes")
+
+
 def array_address(value) -> int | None:
     """Where an array argument's data starts: the device address of a GPU array, the host
     address of a NumPy array; None for a scalar."""
@@ -150,6 +165,7 @@ class _Launches:
                 self.optimized.kernels, self.packers, self.shared, self.geometries, faults):
             if geometry.empty:
                 continue
+            check_grid(kernel, geometry)
             threads = kernel.config.threads
             result.append((kernel, cuda_parameters(packer, addresses, args, geometry, fault),
                            (threads[1], threads[0], 1), geometry.grid, dynamic))
@@ -196,9 +212,16 @@ class CudaExecutable(_Launches):
             raise KernelRuntimeError(f"nvcc rejected the generated CUDA: {exc}") from None
         functions = {k.name: module.get_function(k.name) for k in self.optimized.kernels}
         for kernel, dynamic in zip(self.optimized.kernels, self.shared):
-            if dynamic:
+            if not dynamic:
+                continue
+            try:   # above 48 KiB a launch must be allowed first, else it fails
                 functions[kernel.name].set_attribute(
                     driver.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic)
+            except driver.Error as exc:
+                raise KernelRuntimeError(
+                    f"{kernel.name} needs {dynamic} B of dynamic shared memory, which this "
+                    f"GPU does not grant ({exc}); choose fewer shared stages or smaller "
+                    f"tiles") from None
         return module, functions   # the module owns the functions
 
     def _stage(self, args):
@@ -239,9 +262,17 @@ class CudaExecutable(_Launches):
         start.record()
         for _ in range(repeat):
             for kernel, parameters, block, grid, dynamic in launches:
-                functions[kernel.name](*parameters, block=block, grid=grid, shared=dynamic)
+                try:
+                    functions[kernel.name](*parameters, block=block, grid=grid, shared=dynamic)
+                except driver.Error as exc:
+                    raise KernelRuntimeError(
+                        f"the CUDA driver refused to launch {kernel.name} (grid {grid}, "
+                        f"block {block}, {dynamic} B dynamic shared memory): {exc}") from None
         end.record()
-        end.synchronize()
+        try:
+            end.synchronize()   # where a fault inside a kernel (a bad address) surfaces
+        except driver.Error as exc:
+            raise KernelRuntimeError(f"a kernel failed on the GPU: {exc}") from None
         for buffer, value in copies:
             driver.memcpy_dtoh(value, buffer)
         records = []
