@@ -5,8 +5,8 @@
     python benchmarks/gpu.py --chart RESULTS.json        # redraw the bar chart of a run
 
 For every workload of :mod:`gpu_workloads` (ALCOP's shapes) it times each implementation with
-CUDA events (warm-up, then back-to-back runs for at least 50 ms, the median of 5 such
-measurements) and prints TFLOP/s with the ratios polypipe / cuBLAS, polypipe / Triton and
+CUDA events (warm-up, then the median of single runs, each after an L2 flush: :class:`Timer`;
+cuBLAS and cuDNN with TF32 off) and prints TFLOP/s with the ratios polypipe / cuBLAS, polypipe / Triton and
 pipelined / not pipelined. Every polypipe result is compared with cuBLAS's before it is
 recorded. Results go to ``DIR/gpu_<device>.json`` (records with op, shape, dtype, device,
 impl, config, tflops, ms) and a bar chart ``DIR/gpu_<device>.png``.
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -60,6 +61,15 @@ STAGES = ((2, 2), (3, 2), (4, 2), (3, 1), (4, 1))
 VARIANTS = ([(s, 0, 4) for s in STAGES] + [((3, 2), 1, 4), ((4, 2), 1, 4)]
             + [((3, 2), 0, 1), ((4, 2), 0, 1)])
 FINALISTS = 3
+# The session benchmark (gpu_session.py) has no time for a search: these configurations on four
+# workloads, one per class plus a small GEMM.
+SESSION_CONFIGS = (
+    pp.GpuConfig(block=(128, 128), threads=(16, 16), reduction=16, shared_stages=3,
+                 register_stages=2),
+    pp.GpuConfig(block=(128, 64), threads=(16, 16), reduction=16, shared_stages=4,
+                 register_stages=2))
+SESSION_WORKLOADS = ("square-4096", "bert-base-ffn1-512", "attention-12x512x512x64",
+                     "resnet50-3x3-28x28x128")
 
 
 def base_configs(quick: bool) -> list[pp.GpuConfig]:
@@ -118,43 +128,64 @@ def polypipe_arrays(workload: Workload, host: dict) -> list:
 # -- GPU timing --------------------------------------------------------------------------------
 
 
-def median_ms(timed) -> float:
-    """Median of 5 timings of back-to-back runs lasting at least 50 ms each, after a warm-up;
-    ``timed(n)`` runs ``n`` times back to back and returns milliseconds per run."""
-    timed(1)
-    once = max(timed(1), 1e-3)
-    repeat = max(3, min(1000, math.ceil(50.0 / once)))
-    return statistics.median(timed(repeat) for _ in range(5))
+# Timed runs start from a cold L2: this many bytes are written between runs, several times
+# the 50 MB L2 of an H100/H200, so operands come from DRAM as in a network's layer sequence.
+L2_FLUSH_BYTES = 256 << 20
 
 
-def time_ms(launch, torch) -> float:
-    """``median_ms`` of a launch timed with CUDA events."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+class Timer:
+    """Median GPU milliseconds of single runs, each after an L2 flush, following a warm-up
+    (the first call compiles); as many runs as fit in about 100 ms, between 10 and 200.
 
-    def timed(repeat: int) -> float:
-        start.record()
-        for _ in range(repeat):
+    Everything runs on the legacy default stream: PyTorch's and CuPy's work (the flush, the
+    baselines) and PyCUDA's launches and events (stream None), so a run's start event is
+    recorded after the flush before it has finished."""
+
+    def __init__(self, torch):
+        self.torch = torch
+        self.scratch = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.float32, device="cuda")
+
+    def flush(self) -> None:
+        self.scratch.zero_()
+
+    def median(self, run_once) -> float:
+        """``run_once()`` runs once and returns its GPU milliseconds."""
+        run_once()
+        first = max(run_once(), 1e-3)
+        runs = max(10, min(200, math.ceil(100.0 / first)))
+        times = []
+        for _ in range(runs):
+            self.flush()
+            times.append(run_once())
+        return statistics.median(times)
+
+    def launch_ms(self, launch) -> float:
+        """``median`` of a launch timed with CUDA events around it."""
+        torch = self.torch
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def once() -> float:
+            start.record()
             launch()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / repeat
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end)
 
-    return median_ms(timed)
+        return self.median(once)
 
-
-def time_polypipe(opt, args) -> float:
-    """``median_ms`` of a polypipe program (its own events; the first call compiles)."""
-    return median_ms(lambda repeat: opt.time_cuda(*args, repeat=repeat))
+    def polypipe_ms(self, opt, args) -> float:
+        """``median`` of a polypipe program (its own events around its launches)."""
+        return self.median(lambda: opt.time_cuda(*args, repeat=1))
 
 
 class GpuSession:
     """Device arrays and the reference implementations of one workload."""
 
-    def __init__(self, workload: Workload, rng):
+    def __init__(self, workload: Workload, rng, timer: Timer):
         import cupy
         import torch
 
-        self.torch, self.cupy = torch, cupy
+        self.torch, self.cupy, self.timer = torch, cupy, timer
         self.workload = workload
         self.host = host_arrays(workload, rng)
         self.dev = {name: torch.from_numpy(value).cuda() for name, value in self.host.items()}
@@ -180,7 +211,7 @@ class GpuSession:
     def cublas_ms(self) -> float:
         cp = self.cupy
         a, b, out = cp.asarray(self.a), cp.asarray(self.b), cp.asarray(self.out)
-        return time_ms(lambda: cp.matmul(a, b, out=out), self.torch)
+        return self.timer.launch_ms(lambda: cp.matmul(a, b, out=out))
 
     def triton_ms(self) -> float:
         import gpu_triton
@@ -190,7 +221,7 @@ class GpuSession:
         error = self.error_of(result)
         if error > 1e-4:
             raise RuntimeError(f"Triton's result differs from cuBLAS's by {error:.2e}")
-        return time_ms(lambda: gpu_triton.matmul(self.a, self.b, result), self.torch)
+        return self.timer.launch_ms(lambda: gpu_triton.matmul(self.a, self.b, result))
 
     def cudnn_ms(self) -> float:
         torch = self.torch
@@ -202,7 +233,7 @@ class GpuSession:
         w = self.dev["Wt"].reshape(3, 3, s["C"], s["K"]).permute(3, 2, 0, 1).contiguous(
             memory_format=torch.channels_last)
         conv = torch.nn.functional.conv2d
-        return time_ms(lambda: conv(x, w, padding=s["pad"], stride=s["stride"]), torch)
+        return self.timer.launch_ms(lambda: conv(x, w, padding=s["pad"], stride=s["stride"]))
 
 
 def run_polypipe(optimizer: Optimizer, session: GpuSession, func, config) -> tuple:
@@ -218,7 +249,7 @@ def run_polypipe(optimizer: Optimizer, session: GpuSession, func, config) -> tup
         error = session.error_of(session.out)
         if error > 1e-4:
             return None, f"wrong result: relative error {error:.2e}"
-        return time_polypipe(opt, args), error
+        return session.timer.polypipe_ms(opt, args), error
     except pp.PolypipeError as exc:
         return None, f"failed: {exc}".splitlines()[0]
 
@@ -269,20 +300,51 @@ def representative(workloads: list[Workload], op: str) -> Workload:
     return max(capped, key=lambda w: w.flops)
 
 
-def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
-    import cupy
+def fp32_baselines(torch) -> None:
+    """cuBLAS and cuDNN in true FP32: no TF32 (CuPy reads CUPY_TF32 when it starts)."""
+    os.environ["CUPY_TF32"] = "0"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def estimated_tflops(opt, args, device: str) -> float | None:
+    """The static estimate's bound for this build on this device (None where nvdisasm is
+    missing), recorded beside the measurement so the two can be compared."""
+    from polypipe.codegen.estimate import TARGETS, estimate
+    from polypipe.kernel import bind_arguments
+    from polypipe.performance import launch_counts
+
+    target = TARGETS["H200" if "H200" in device else "H100"]
+    try:
+        counts = launch_counts(opt, bind_arguments(opt.original, args, device_arrays=True))
+    except pp.PolypipeError:
+        return None
+    estimates = [estimate(c, target) for c in counts]
+    time = sum(e.time for e in estimates)
+    return 2 * sum(e.fmas for e in estimates) / time / 1e12 if time else None
+
+
+def benchmark(quick: bool, out: Path, only: str | None = None,
+              fixed: bool = False) -> list[dict]:
+    """Search (unless ``fixed``: SESSION_CONFIGS on SESSION_WORKLOADS), time, record, chart."""
     import torch
+
+    fp32_baselines(torch)
+    import cupy
 
     device = torch.cuda.get_device_name(0)
     rng = np.random.default_rng(0)
     optimizer = Optimizer()
-    workloads = select(all_workloads(), quick, only)
+    workloads = select(all_workloads(), quick, only or (
+        ",".join(SESSION_WORKLOADS) if fixed else None))
     records = []
+    timer = Timer(torch)
 
     def log(text):
         print(text, flush=True)
 
-    log(f"device: {device}; CuPy {cupy.__version__}, PyTorch {torch.__version__}")
+    log(f"device: {device}; CuPy {cupy.__version__}, PyTorch {torch.__version__}; TF32 off, "
+        f"L2 flushed ({L2_FLUSH_BYTES >> 20} MiB written) before every timed run")
     try:
         import triton
 
@@ -291,17 +353,28 @@ def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
     except ImportError:
         have_triton = False
         log("Triton not importable: no Triton records")
+    slug = "".join(ch if ch.isalnum() else "_" for ch in device).strip("_").lower()
+    suffix = "_session" if fixed else "_quick" if quick else ""
+    path = out / f"gpu_{slug}{suffix}.json"
+
+    def save():   # after every workload: a run cut short keeps what it measured
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(records, indent=1) + "\n")
+
     finalists: dict[str, list] = {}
     for op in ("gemm", "batched_gemm", "conv2d"):
         if not any(w.op == op for w in workloads):
             continue
+        if fixed:
+            finalists[op] = list(SESSION_CONFIGS)
+            continue
         rep = representative(workloads, op)
         log(f"search for {op} on {rep.name}")
-        session = GpuSession(rep, rng)
+        session = GpuSession(rep, rng, timer)
         finalists[op] = search(optimizer, session, kernel_for(rep), quick, log)
         del session
     for workload in workloads:
-        session = GpuSession(workload, rng)
+        session = GpuSession(workload, rng, timer)
         func = kernel_for(workload)
         base = {"op": workload.op, "name": workload.name, "shape": workload.shape,
                 "gemm": list(workload.gemm), "dtype": "float32", "device": device}
@@ -310,8 +383,9 @@ def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
             tflops = workload.flops / (ms * 1e-3) / 1e12
             records.append({**base, "impl": impl, "config": config, "ms": ms,
                             "tflops": tflops, **extra})
+            bound = extra.get("estimate_tflops")
             log(f"  {workload.name:34s} {impl:16s} {tflops:7.2f} TFLOP/s  {ms:8.3f} ms  "
-                f"{config}")
+                f"{config}" + (f"  (estimate <= {bound:.1f})" if bound else ""))
 
         record("cublas", session.cublas_ms())
         if have_triton:
@@ -326,20 +400,22 @@ def benchmark(quick: bool, out: Path, only: str | None = None) -> list[dict]:
             log(f"  {workload.name}: no polypipe configuration ran")
             continue
         ms, config, error = best
-        record("polypipe", ms, format_config(config), max_rel_error=error)
+        record("polypipe", ms, format_config(config), max_rel_error=error,
+               estimate_tflops=estimated_tflops(optimizer(func, config),
+                                                session.polypipe_args(), device))
         off = fastest(optimizer, session, func, nopipe_variants(config),
                       lambda candidate, info: log(f"  {workload.name}: polypipe-nopipe "
                                                   f"{format_config(candidate)} {info}"))
         if off is not None:
-            record("polypipe-nopipe", off[0], format_config(off[1]), max_rel_error=off[2])
+            record("polypipe-nopipe", off[0], format_config(off[1]), max_rel_error=off[2],
+                   estimate_tflops=estimated_tflops(optimizer(func, off[1]),
+                                                    session.polypipe_args(), device))
         del session
         torch.cuda.empty_cache()
+        save()
     log(f"optimize + proof time, all configurations: {optimizer.proof_seconds:.1f} s")
     summarise(records, log)
-    slug = "".join(ch if ch.isalnum() else "_" for ch in device).strip("_").lower()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"gpu_{slug}{'_quick' if quick else ''}.json"
-    path.write_text(json.dumps(records, indent=1) + "\n")
+    save()
     log(f"wrote {path}")
     chart(path)
     return records
@@ -431,7 +507,7 @@ def shared_load_mix(ptx: str) -> dict:
             "wide_stores": len(re.findall(r"st\.global\.v4\.f32|st\.global\.v2\.f64", ptx))}
 
 
-def dry_run(quick: bool, only: str | None = None) -> int:
+def dry_run(quick: bool, only: str | None = None, fixed: bool = False) -> int:
     """Without a GPU: build, prove, specialise and nvcc-compile one configuration per workload,
     and report registers, spills, shared memory, the main loop's SASS and the static estimate
     (:mod:`polypipe.codegen.estimate`) on an H200."""
@@ -447,10 +523,15 @@ def dry_run(quick: bool, only: str | None = None) -> int:
     optimizer = Optimizer()
     config = pp.GpuConfig(block=(128, 128), threads=(16, 16), reduction=16,
                           shared_stages=3, register_stages=2)
+    builds = [config, replace(config, fragment_vector=1), *nopipe_variants(config)]
+    if fixed:   # what the session benchmark builds
+        builds = [c for pipelined in SESSION_CONFIGS
+                  for c in (pipelined, *nopipe_variants(pipelined))]
+        only = only or ",".join(SESSION_WORKLOADS)
     failures = 0
     for workload in select(all_workloads(), quick, only):
         func = kernel_for(workload)
-        for cfg in (config, replace(config, fragment_vector=1), *nopipe_variants(config)):
+        for cfg in builds:
             opt = optimizer(func, cfg)
             if isinstance(opt, Exception):
                 print(f"{workload.name:34s} {format_config(cfg)}: refused: {opt}")
@@ -519,13 +600,15 @@ def main(argv=None) -> int:
                         help="no GPU: prove, print and compile one configuration per workload")
     parser.add_argument("--chart", type=Path, help="redraw the chart of a results JSON")
     parser.add_argument("--only", help="comma-separated workload names")
+    parser.add_argument("--session", action="store_true",
+                        help="no search: SESSION_CONFIGS on SESSION_WORKLOADS (gpu_session.py)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args(argv)
     if options.chart:
         return 0 if chart(options.chart) else 1
     if options.dry_run:
-        return dry_run(options.quick, options.only)
-    benchmark(options.quick, options.out, options.only)
+        return dry_run(options.quick, options.only, options.session)
+    benchmark(options.quick, options.out, options.only, options.session)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import subprocess
 import re
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from polypipe.codegen.nvcc import find_nvcc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import gpu  # noqa: E402
+import gpu_session  # noqa: E402
 import gpu_workloads  # noqa: E402
 
 
@@ -88,3 +91,113 @@ def test_dry_run_proves_prints_and_compiles(capsys):
             tflops = float(re.search(r"<= ([0-9.]+) TFLOP/s", line).group(1))
             assert 0 < tflops <= 2 * 128 * 132 * 1.98e-3
             assert re.search(r"bound by (issue|fma)", line), line
+
+
+# -- the GPU session (benchmarks/gpu_session.py) ------------------------------------------------
+
+WHEELS = Path(__file__).resolve().parents[2] / "shared" / "gpu" / "wheels"
+
+
+def _wheel_folder(tmp_path) -> Path:
+    """The shared wheels where this checkout has them, else empty files with their names (the
+    plan checks names only)."""
+    if WHEELS.is_dir():
+        return WHEELS
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    for name in ("islpy-2026.2.2-cp312-cp312-manylinux_2_28_x86_64.whl",
+                 "pycuda-2026.1-cp312-cp312-linux_x86_64.whl", "pytools-2026.1.1-py3-none-any.whl",
+                 "platformdirs-4.14.5-py3-none-any.whl", "mako-1.4.3-py3-none-any.whl",
+                 "siphash24-1.9-cp312-cp312-manylinux_2_28_x86_64.whl"):
+        (folder / name).write_bytes(b"")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+def test_gpu_session_plan_passes_on_a_cpu_machine(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path / "out"),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    result = subprocess.run(["bash", "benchmarks/gpu_session.sh", "--plan",
+                             str(_wheel_folder(tmp_path))], cwd=gpu_session.ROOT, env=env,
+                            capture_output=True, text=True, timeout=900)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "[FAIL]" not in out and out.count("[ok]") >= 16
+    for step in ("install", "gpu tests", "benchmark", "compute-sanitizer memcheck",
+                 "compute-sanitizer racecheck", "compute-sanitizer synccheck"):
+        assert f"  {step} (" in out
+    assert not (tmp_path / "out").exists()     # a plan writes nothing
+
+
+def test_gpu_session_plan_fails_on_a_missing_wheel(tmp_path, capsys):
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / "islpy-2026.2.2-cp312-cp312-linux_x86_64.whl").write_bytes(b"")
+    plan = gpu_session.steps(folder, tmp_path)
+    checks = [gpu_session._check(f"wheel {n}", n == "islpy") for n in gpu_session.WHEELS]
+    assert checks.count(True) == 1
+    assert sum(s.timeout_s for s in plan) <= gpu_session.BUDGET_S
+    assert len(gpu_session.outputs(plan)) <= gpu_session.MAX_FILES
+    assert "[FAIL] wheel pycuda" in capsys.readouterr().out
+
+
+def test_a_failing_session_step_leaves_the_others_results(tmp_path):
+    Step = gpu_session.Step
+    plan = [Step("fails", ["false"], 10, "a.txt"), Step("works", ["echo", "measured"], 10, "b.txt"),
+            Step("absent", ["no-such-tool-here"], 10, "c.txt"),
+            Step("hangs", ["sleep", "30"], 1, "d.txt"),
+            Step("after", ["echo", "still ran"], 10, "b.txt")]
+    assert gpu_session.run(plan, tmp_path) == 1
+    log = (tmp_path / "session.log").read_text().splitlines()
+    assert [line.split(":")[0] for line in log] == ["fails", "works", "absent", "hangs", "after"]
+    assert "rc 1," in log[0] and "rc 0," in log[1] and "rc not started" in log[2]
+    assert "rc timeout" in log[3] and "rc 0," in log[4]
+    text = (tmp_path / "b.txt").read_text()
+    assert "measured" in text and "still ran" in text
+
+
+class _FakeEvent:
+    clock = 0.0
+
+    def __init__(self, enable_timing=True):
+        self.at = None
+
+    def record(self):
+        self.at = _FakeEvent.clock
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, other):
+        return other.at - self.at
+
+
+class _FakeTorch:
+    """Enough of PyTorch for gpu.Timer: a scratch tensor whose zero_() counts flushes."""
+
+    float32 = "float32"
+
+    def __init__(self):
+        self.flushes = 0
+        torch = self
+
+        class Scratch:
+            def zero_(self):
+                torch.flushes += 1
+
+        self.empty = lambda *a, **k: Scratch()
+        self.cuda = type("cuda", (), {"Event": _FakeEvent})
+
+
+def test_timer_flushes_l2_before_every_timed_run_and_takes_the_median():
+    torch = _FakeTorch()
+    timer = gpu.Timer(torch)
+    durations = iter([50.0, 5.0] + [3.0, 1.0, 2.0] * 10 + [9.0] * 100)
+
+    def launch():
+        _FakeEvent.clock += next(durations)
+
+    assert timer.launch_ms(launch) == 2.0       # the median of the 20 timed runs
+    # 100 ms at 5 ms per run (the second, after the warm-up): 20 runs, each after a flush.
+    assert torch.flushes == 20

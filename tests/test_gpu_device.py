@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +38,14 @@ def _check(name, config, sizes, dtype, tolerance):
         assert error < tolerance, f"{name} {config.describe()}: relative error {error:.2e}"
 
 
+# POLYPIPE_GPU_STAGES="1x1,3x2" narrows the stage counts (benchmarks/gpu_session.py does, to
+# fit the session's minutes).
+STAGES = [tuple(int(n) for n in item.split("x")) for item in os.environ.get(
+    "POLYPIPE_GPU_STAGES", "1x1,2x1,2x2,3x2,4x2").split(",")]
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("stages", [(1, 1), (2, 1), (2, 2), (3, 2), (4, 2)])
+@pytest.mark.parametrize("stages", STAGES)
 def test_every_case_and_stage_count_matches_numpy(name, stages):
     config = pp.GpuConfig(shared_stages=stages[0], register_stages=stages[1])
     _check(name, config, (100, 72, 53), np.float32, 1e-5)
@@ -75,20 +80,7 @@ def test_device_arrays_are_used_in_place_and_misaligned_views_fall_back():
     assert opt.time_cuda(c, shifted, cupy.asarray(b), repeat=3) > 0
 
 
-SANITIZED = textwrap.dedent("""
-    import numpy as np, polypipe as pp
-    from tests.kernels.contractions import CASES
-    for name, sizes in (("matmul", (256, 192, 128)), ("gemm", (100, 72, 53))):
-        for stages in ((1, 1), (2, 2), (3, 2), (4, 2)):
-            case = CASES[name]
-            config = pp.GpuConfig(shared_stages=stages[0], register_stages=stages[1])
-            args = case.make(np.random.default_rng(0), *sizes, np.float32)
-            pp.optimize(pp.kernel(case.func), config).run(*args, backend="cuda")
-    print("ran")
-""")
-
-
-@pytest.mark.parametrize("tool", ["racecheck", "synccheck"])
+@pytest.mark.parametrize("tool", ["memcheck", "racecheck", "synccheck"])
 def test_pipelined_gemm_is_clean_under_compute_sanitizer(tool):
     sanitizer = shutil.which("compute-sanitizer")
     if sanitizer is None:
@@ -97,7 +89,8 @@ def test_pipelined_gemm_is_clean_under_compute_sanitizer(tool):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     result = subprocess.run([sanitizer, "--tool", tool, "--error-exitcode", "3",
-                             sys.executable, "-c", SANITIZED], capture_output=True, text=True,
+                             sys.executable, str(root / "benchmarks" / "gpu_sanitize.py")],
+                            capture_output=True, text=True,
                             cwd=root, env=env, timeout=900)
     report = result.stdout + result.stderr
     assert result.returncode == 0 and "ran" in result.stdout, report[-4000:]
