@@ -77,7 +77,7 @@ class OptimizedProgram:
         every launch on ``target`` ("H100" or "H200"), read from the compiled machine code."""
         from polypipe.codegen.estimate import TARGETS
 
-        if target not in TARGETS:
+        if not isinstance(target, str) or target not in TARGETS:
             raise ArgumentError(f"target {target!r} is not known; known are "
                                 f"{', '.join(TARGETS)}")
         lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), "

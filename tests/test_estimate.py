@@ -162,3 +162,5 @@ def test_describe_with_arguments_prints_the_estimate_of_every_launch(name, sizes
 def test_describe_refuses_an_unknown_target():
     with pytest.raises(pp.ArgumentError, match="known are H100, H200"):
         _optimized("gemm").describe(target="A100")
+    with pytest.raises(pp.ArgumentError, match="known are"):
+        _optimized("gemm").describe(target=["H100"])
