@@ -6,7 +6,8 @@
 
 For every workload of :mod:`gpu_workloads` (ALCOP's shapes) it times each implementation with
 CUDA events (warm-up, then the median of single runs, each after an L2 flush: :class:`Timer`;
-cuBLAS and cuDNN with TF32 off) and prints TFLOP/s with the ratios polypipe / cuBLAS, polypipe / Triton and
+cuBLAS and cuDNN with TF32 off) and prints TFLOP/s with the ratios polypipe / cuBLAS,
+polypipe / Triton and
 pipelined / not pipelined. Every polypipe result is compared with cuBLAS's before it is
 recorded. Results go to ``DIR/gpu_<device>.json`` (records with op, shape, dtype, device,
 impl, config, tflops, ms) and a bar chart ``DIR/gpu_<device>.png``.
