@@ -311,7 +311,7 @@ def fp32_baselines(torch) -> None:
 def estimated_tflops(opt, args, device: str) -> float | None:
     """The static estimate's bound for this build on this device (None where nvdisasm is
     missing), recorded beside the measurement so the two can be compared."""
-    from polypipe.codegen.estimate import TARGETS, estimate
+    from polypipe.codegen.estimate import TARGETS, estimate, program_tflops
     from polypipe.kernel import bind_arguments
     from polypipe.performance import launch_counts
 
@@ -320,9 +320,7 @@ def estimated_tflops(opt, args, device: str) -> float | None:
         counts = launch_counts(opt, bind_arguments(opt.original, args, device_arrays=True))
     except pp.PolypipeError:
         return None
-    estimates = [estimate(c, target) for c in counts]
-    time = sum(e.time for e in estimates)
-    return 2 * sum(e.fmas for e in estimates) / time / 1e12 if time else None
+    return program_tflops([estimate(c, target) for c in counts]) or None
 
 
 def benchmark(quick: bool, out: Path, only: str | None = None,

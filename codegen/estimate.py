@@ -92,7 +92,6 @@ class KernelCounts:
     fmas: int                      # useful multiply-adds of the launch
     dram_bytes: int                # compulsory: the arrays it reads and writes, once
     double: bool = False
-    source: str = "sass"           # where the instruction counts come from
 
     @property
     def warps(self) -> int:
@@ -181,16 +180,20 @@ def estimate(counts: KernelCounts, target: Target = H200) -> Estimate:
     return Estimate(counts.name, target.name, seconds, resident, waves, counts.fmas)
 
 
+def program_tflops(estimates: list[Estimate]) -> float:
+    """The bound of a sequence of launches, whose times add up (0 if one cannot launch)."""
+    time = sum(e.time for e in estimates)
+    return 2 * sum(e.fmas for e in estimates) / time / 1e12 if 0 < time < math.inf else 0.0
+
+
 def program_estimate(estimates: list[Estimate]) -> str:
-    """One line for a sequence of launches: their bounds add up."""
+    """One line for a sequence of launches."""
     if len(estimates) == 1:
         return estimates[0].describe()
-    time = sum(e.time for e in estimates)
-    fmas = sum(e.fmas for e in estimates)
-    if math.isinf(time):
+    if any(not e.occupancy.blocks for e in estimates):
         return f"estimate on {estimates[0].target}: a kernel cannot launch"
     return (f"estimate on {estimates[0].target}, {len(estimates)} launches: "
-            f"<= {2 * fmas / time / 1e12:.1f} TFLOP/s")
+            f"<= {program_tflops(estimates):.1f} TFLOP/s")
 
 
 def counts_from_sass(name: str, sass, resources, threads: int, blocks: int, trips: int,
@@ -215,4 +218,4 @@ def counts_from_sass(name: str, sass, resources, threads: int, blocks: int, trip
         other = max(sass.kernel_mix.total - loop_mix.total, 0)
     shared = resources.shared_bytes if shared_bytes is None else shared_bytes
     return KernelCounts(name, threads, blocks, trips, loop, other, resources.registers,
-                        shared, fmas, dram_bytes, double, "sass")
+                        shared, fmas, dram_bytes, double)

@@ -18,7 +18,8 @@ from polypipe.errors import CodegenError
 
 def _update_box(kernel, params) -> tuple[dict[str, int], int]:
     """Extent of every update iterator at these sizes (its bounding box) and the number of
-    update instances (exact: the box's volume when the domain is a box, else counted)."""
+    update instances: the box's volume when the domain is a box, else counted by isl up to
+    10**7 points in the box, beyond which the box's volume stands in."""
     from polypipe.analysis.bounds import fix_parameters
 
     c = kernel.contraction
@@ -47,7 +48,7 @@ def trips_and_fmas(kernel, params) -> tuple[int, int]:
     return trips * -(-extents[streamed] // kernel.config.reduction), fmas
 
 
-def kernel_bytes(optimized, kernel, binding) -> int:
+def kernel_bytes(kernel, binding) -> int:
     """Bytes of the argument arrays the kernel's statements read or write."""
     program = kernel.contraction.program
     arrays = set()
@@ -89,8 +90,8 @@ def launch_counts(optimized, binding, arch: str = "sm_90") -> list:
         double = dtypes.get(kernel.contraction.accumulator) == "float64"
         result.append(counts_from_sass(
             kernel.name, sass[kernel.name], by_name[kernel.name], threads,
-            math.prod(geometry.counts), trips, fmas, kernel_bytes(optimized, kernel, binding),
-            double=double, fma_per_trip=per_trip if trips else 0, shared_bytes=shared))
+            math.prod(geometry.counts), trips, fmas, kernel_bytes(kernel, binding),
+            double=double, fma_per_trip=per_trip, shared_bytes=shared))
     return result
 
 

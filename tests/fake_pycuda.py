@@ -99,17 +99,16 @@ class FakeDriver(types.ModuleType):
 
 
 class FakeFunction:
-    def __init__(self, driver: FakeDriver, module, name: str, static_shared: int):
+    def __init__(self, driver: FakeDriver, module, name: str):
         self.driver, self.module, self.name = driver, module, name
-        self.static_shared = static_shared
         self.max_dynamic = DEFAULT_SHARED
 
     def set_attribute(self, attribute, value: int) -> None:
         if attribute != self.driver.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES:
             raise self.driver.LaunchRefused(f"unknown attribute {attribute}")
-        if value + self.static_shared > MAX_SHARED:
-            raise self.driver.LaunchRefused(f"{self.name}: {value} B of dynamic shared memory exceed "
-                                f"the {MAX_SHARED} B a block may have")
+        if value > MAX_SHARED:
+            raise self.driver.LaunchRefused(f"{self.name}: {value} B of dynamic shared memory "
+                                            f"exceed the {MAX_SHARED} B a block may have")
         self.max_dynamic = value
 
     def __call__(self, *parameters, block, grid, shared=0, stream=None):
@@ -121,8 +120,9 @@ class FakeFunction:
         if any(g > m for g, m in zip(grid, MAX_GRID)):
             raise self.driver.LaunchRefused(f"{self.name}: grid {grid} exceeds {MAX_GRID}")
         if shared > self.max_dynamic:
-            raise self.driver.LaunchRefused(f"{self.name}: {shared} B of dynamic shared memory without "
-                                f"the attribute (limit {self.max_dynamic} B)")
+            raise self.driver.LaunchRefused(f"{self.name}: {shared} B of dynamic shared memory "
+                                            f"without the attribute (limit "
+                                            f"{self.max_dynamic} B)")
         self.driver.launches.append({"kernel": self.name, "block": tuple(block),
                                      "grid": grid, "shared": shared,
                                      "parameters": list(parameters)})
@@ -143,12 +143,12 @@ def install(monkeypatch) -> FakeDriver:
         def __init__(self, source, no_extern_c=False, arch=None, options=None, **_):
             if not no_extern_c or arch != "sm_90":
                 raise driver.CompileError(f"unexpected no_extern_c={no_extern_c} arch={arch}")
-            self.source, self.cpu = source, compile_cuda_cpu(source)
+            self.cpu = compile_cuda_cpu(source)
 
         def get_function(self, name: str) -> FakeFunction:
             if name not in self.cpu.kernels:
                 raise driver.Error(f"named symbol not found: {name}")
-            return FakeFunction(driver, self.cpu, name, 0)
+            return FakeFunction(driver, self.cpu, name)
 
     package = types.ModuleType("pycuda")
     compiler = types.ModuleType("pycuda.compiler")
