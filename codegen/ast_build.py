@@ -35,6 +35,9 @@ class StatementInstance:
     iterator_exprs: dict[str, isl.AstExpr]
     schedule_exprs: tuple[isl.AstExpr, ...] = ()
     unbound: isl.AstExpr | None = None   # true at instances reading an unassigned local
+    # Locals (name, value) printed before the statement, in order: the original statement's
+    # iterators that subscripts written over them use (see ir.OriginSubscript).
+    bindings: tuple[tuple[str, isl.AstExpr], ...] = ()
 
 
 def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
@@ -59,8 +62,14 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
         stmt = by_name[call.get_op_arg(0).get_id().get_name()]
         to_domain = isl.PwMultiAff.from_map(
             isl.Map.from_union_map(build.get_schedule()).reverse())
-        accesses = {}
+        accesses, bindings = {}, {}
         for access in getattr(stmt, "accesses", ()):
+            if access.origin is not None:
+                accesses[id(access)] = origins.subscript(stmt, access)
+                for pos, name in origins.used(access):
+                    bindings[name] = build.expr_from_pw_aff(
+                        access.origin.instance.get_pw_aff(pos).pullback_pw_multi_aff(to_domain))
+                continue
             # A guarded access prints its subscript over the whole domain: the select test
             # around it decides whether it runs (see ir.Access).
             relation = access.full if access.full is not None else access.relation
@@ -77,7 +86,8 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
         dims = tuple(build.expr_from_pw_aff(member.pullback_pw_multi_aff(to_domain))
                      for member in levels.get(stmt.name, ()))
         instance = StatementInstance(stmt, accesses, iterators, dims,
-                                     _membership(build, (unbound or {}).get(stmt.name)))
+                                     _membership(build, (unbound or {}).get(stmt.name)),
+                                     tuple(bindings.items()))
         return node.set_annotation(isl.Id(f"pp_{stmt.name}", user=instance, context=ctx))
 
     def guarded(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:
@@ -94,6 +104,7 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
     levels = _loop_levels(schedule, {name: s.domain.get_space() for name, s in by_name.items()}
                           ) if schedule_values else {}
     failures: list[Exception] = []
+    origins = _Origins(context)
     build = isl.AstBuild.from_context(context)
     build, _handle = build.set_at_each_domain(guarded)
     depth = _schedule_depth(schedule)
@@ -106,6 +117,40 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
     if failures:
         raise failures[0]
     return ast
+
+
+class _Origins:
+    """Subscripts written over an original statement's iterators (ir.OriginSubscript): the
+    same expression at every AST leaf of the statement, so built once per access."""
+
+    def __init__(self, context: isl.Set):
+        self.context = context
+        self.exprs: dict[int, isl.AstExpr] = {}
+
+    def subscript(self, stmt: "ir.Statement", access: "ir.Access") -> isl.AstExpr:
+        if id(access) not in self.exprs:
+            origin = access.origin
+            relation = isl.Map.from_pw_multi_aff(origin.instance)
+            composed = relation.apply_range(isl.Map.from_pw_multi_aff(origin.index))
+            if not composed.intersect_domain(access.relation.domain()).is_equal(
+                    access.relation):
+                raise InternalError(f"{stmt.name}: the subscript of {access.array} over the "
+                                    "original iterators is not the access it prints")
+            # The original instances this statement stands for: their bounds let isl print
+            # divisions of nonnegative values as C's / and %.
+            reached = stmt.domain.apply(relation).intersect_params(self.context)
+            build = isl.AstBuild.from_context(reached)
+            self.exprs[id(access)] = build.access_from_pw_multi_aff(
+                origin.index.intersect_domain(reached))
+        return self.exprs[id(access)]
+
+    @staticmethod
+    def used(access: "ir.Access") -> list[tuple[int, str]]:
+        """(position, name) of the original iterators the subscript reads."""
+        index = access.origin.index
+        return [(pos, index.get_dim_id(isl.dim_type.in_, pos).get_name())
+                for pos in range(index.dim(isl.dim_type.in_))
+                if index.involves_dims(isl.dim_type.in_, pos, 1)]
 
 
 def _schedule_depth(schedule: isl.Schedule) -> int:

@@ -207,7 +207,20 @@ class CPrinter(ValuePrinter):
 
     def user_node(self, node: isl.AstNode, depth: int) -> None:
         instance: StatementInstance = node.get_annotation().user
-        self._emit(depth, self.statement(instance) + ";")
+        self.emit_bound(instance, depth, [self.statement(instance) + ";"])
+
+    def emit_bound(self, instance: StatementInstance, depth: int, lines: list[str]) -> None:
+        """``lines`` after the instance's bound locals, in a scope of their own."""
+        if not instance.bindings:
+            for line in lines:
+                self._emit(depth, line)
+            return
+        self._emit(depth, "{")
+        for name, value in instance.bindings:
+            self._emit(depth + 1, f"const {self.index_type} {name} = {self.expr(value)};")
+        for line in lines:
+            self._emit(depth + 1, line)
+        self._emit(depth, "}")
 
     # -- isl AST expressions (integer index arithmetic) ----------------------------------------
     def expr(self, expr: isl.AstExpr) -> str:

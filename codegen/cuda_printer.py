@@ -251,8 +251,7 @@ class CudaPrinter(CPrinter):
         guards = self._guards(instance)
         if guards:
             self._emit(depth, f"if ({' && '.join(guards)}) {{")
-        for line in lines:
-            self._emit(depth + bool(guards), line)
+        self.emit_bound(instance, depth + bool(guards), lines)
         if guards:
             self._emit(depth, "}")
 
@@ -282,10 +281,11 @@ class CudaPrinter(CPrinter):
         target, source = self._addresses(instance)
         function = ("pp_cp_async<16>" if stmt.kind == "async_copy"
                     else f"pp_copy16<{_VECTOR16[ctype]}>")
-        lines = [f"const {self.index_type} {iterator} = 0;"]
-        lines += [f"{function}((char *){target} + {offset}, (const char *){source} + {offset});"
-                  for offset in range(0, lanes * _SIZE[ctype], 16)]
+        lines = [f"{function}((char *){target} + {offset}, (const char *){source} + {offset});"
+                 for offset in range(0, lanes * _SIZE[ctype], 16)]
         self._emit(depth, "{")
+        # First: the guards and the instance's bound locals may use the lane iterator.
+        self._emit(depth + 1, f"const {self.index_type} {iterator} = 0;")
         self._guarded(instance, depth + 1, lines)
         self._emit(depth, "}")
         return True

@@ -6,9 +6,9 @@ selects). For huge sizes (a size argument of 2**62, say) one of them could overf
 the kernel would index memory it must not touch. :func:`index_tree` records the AST's
 expressions once per compiled kernel; :func:`check_index_range` evaluates them with interval
 arithmetic at the call's sizes: every iterator is bounded by its loop's initial value and the
-bounds in its condition (plus one step past the end), every intermediate value by the
-intervals of its operands. If some value could leave int64, the call is refused with
-:class:`ArgumentError` before it runs.
+bounds in its condition (plus one step past the end), a local bound before a statement by
+its value's interval, every intermediate value by the intervals of its operands. If some
+value could leave int64, the call is refused with :class:`ArgumentError` before it runs.
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ class Loop:
     cond: tuple | None
     bounds: tuple[tuple, ...]       # the sides of its condition's comparisons
     step: int
+    body: tuple
+
+
+@dataclass(frozen=True)
+class Let:
+    """Locals bound before a statement (in order) and the expressions that may use them."""
+
+    bindings: tuple[tuple[str, tuple], ...]
     body: tuple
 
 
@@ -71,8 +79,11 @@ def index_tree(node: isl.AstNode) -> tuple:
     instance = annotation.user if annotation is not None else None
     if instance is None:
         return ()
-    return tuple(_expr(e) for e in (*instance.access_exprs.values(),
-                                    *instance.iterator_exprs.values()))
+    exprs = tuple(_expr(e) for e in (*instance.access_exprs.values(),
+                                     *instance.iterator_exprs.values()))
+    if not instance.bindings:
+        return exprs
+    return (Let(tuple((name, _expr(value)) for name, value in instance.bindings), exprs),)
 
 
 def _bounds(cond: tuple, iterator: str):
@@ -148,6 +159,11 @@ def _walk(parts: tuple, env: dict) -> None:
             inner = {**env, part.iterator: (low, high)}
             if part.cond is not None:
                 _interval(part.cond, inner)
+            _walk(part.body, inner)
+        elif isinstance(part, Let):
+            inner = dict(env)
+            for name, value in part.bindings:
+                inner[name] = _interval(value, inner)
             _walk(part.body, inner)
         else:
             _interval(part, env)

@@ -9,6 +9,8 @@ register stages), crossing into the next shared tile where it must.
 
 from __future__ import annotations
 
+import islpy as isl
+
 from polypipe.analysis.dependences import dependences
 from polypipe.analysis.pipelinable import PipelineCandidate, Reason, pipeline_candidate
 
@@ -101,7 +103,8 @@ def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int)
     stored = ", ".join(d.name for d in layout.order)
     write_rel = tx.map_(f"{name}[{', '.join(dims)}] -> "
                         f"{op.shared}[(pp_t) mod {tx.S}, {stored}]").intersect_domain(domain)
-    read = ir.Access(op.array, source.indices, read_rel, False, source.location)
+    read = ir.Access(op.array, source.indices, read_rel, False, source.location,
+                     origin=_origin_subscript(source, update, to_copy, domain))
     stmt = ir.Statement(name, tuple(dims), domain, ir.Access(op.shared, (), write_rel, True),
                         None, ir.Read(read), (read,), kind="async_copy",
                         source=f"{op.shared} <- {op.array}")
@@ -121,6 +124,40 @@ def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int)
                      f"({', '.join(d.name for d in layout.order)}) + {layout.padding} padding, "
                      f"{layout.vector}-element copies by {name}")
     return layout
+
+
+def _origin_subscript(source: ir.Access, update: ir.Statement, to_copy: isl.Map,
+                      domain: isl.Set) -> ir.OriginSubscript | None:
+    """The copy's read written over the update's iterators (see ir.OriginSubscript), when
+    its subscript divides: an affine subscript composes with the schedule into an affine
+    one, which needs no locals."""
+    ctx = domain.get_ctx()
+    relation = source.full if source.full is not None else source.relation
+    if not _divides(isl.PwMultiAff.from_map(relation)):
+        return None
+    # From the subscript's text, not from the relation: isl keeps the divisions as written
+    # there, where the relation's constraints come back as case splits.
+    space = relation.get_space()
+    params = ", ".join(space.get_dim_name(isl.dim_type.param, i)
+                       for i in range(space.dim(isl.dim_type.param)))
+    index = isl.PwMultiAff(f"[{params}] -> {{ {update.name}[{', '.join(update.iterators)}] -> "
+                           f"{source.array}[{', '.join(source.indices)}] }}", context=ctx)
+    # Any update instance that reads the copied element will do: the read is single-valued
+    # over the copy (checked above), so all of them give the same element.
+    instance = to_copy.reverse().intersect_domain(domain).lexmin_pw_multi_aff()
+    for pos, name in enumerate(update.iterators):
+        local = isl.Id(f"pp_u_{name}", context=ctx)
+        instance = instance.set_dim_id(isl.dim_type.out, pos, local)
+        index = index.set_dim_id(isl.dim_type.in_, pos, local)
+    return ir.OriginSubscript(instance, index)
+
+
+def _divides(index: isl.PwMultiAff) -> bool:
+    """Whether some piece of a subscript has an integer division."""
+    found = []
+    index.foreach_piece(lambda _set, piece: found.append(any(
+        piece.get_aff(i).dim(isl.dim_type.div) > 0 for i in range(piece.dim(isl.dim_type.out)))))
+    return any(found) or index.n_piece() > 1
 
 
 def register_fragment(tx: TileMapping, draft: Draft, op: Operand, layout: TileLayout,

@@ -38,11 +38,31 @@ class Access:
     is_write: bool
     location: SourceLocation | None = None
     full: isl.Map | None = None
+    origin: "OriginSubscript | None" = None
 
     def __str__(self) -> str:
         if not self.indices:
             return self.array
         return f"{self.array}[{', '.join(self.indices)}]"
+
+
+@dataclass(frozen=True, eq=False)
+class OriginSubscript:
+    """An access of a derived statement written over the statement it was derived from.
+
+    ``instance`` maps this statement's instances to the iterators of the original statement
+    (output dimensions named ``pp_u_<iterator>``), ``index`` maps those iterators to the array
+    element, and ``instance`` then ``index`` is the access's relation on every instance that
+    performs it (code generation checks that). A shared-memory copy of a quasi-affine read
+    (an implicit-GEMM convolution's ``X[p // (OH*OW), ...]``) prints its subscript this way:
+    composed with the tiled schedule by isl, the divisions by constants become nested
+    ``floord`` and case splits (about 2 KB of C per copy, more integer instructions than
+    multiply-adds in the main loop); over the original iterators, bound once as locals, they
+    stay a handful of divisions by constants.
+    """
+
+    instance: isl.PwMultiAff
+    index: isl.PwMultiAff
 
 
 @dataclass(frozen=True)

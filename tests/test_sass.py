@@ -72,7 +72,8 @@ machine = pytest.mark.skipif(find_nvcc() is None or find_nvdisasm() is None,
 # tiles (whose register loops isl bounds by min/max, the case that used to go to local memory).
 BUILDS = [("gemm", (256, 256, 64)), ("gemm", (100, 72, 40)), ("batched_gemm", (96, 80, 48)),
           ("gemm_tt_local", (128, 128, 32)), ("2mm", (128, 128, 32)),
-          ("conv2d_s1", (256, 64, 32)), ("conv2d_s2", (256, 64, 32))]
+          ("conv2d_s1", (256, 64, 32)), ("conv2d_s2", (256, 64, 32)),
+          ("conv_igemm", (100, 64, 0))]
 _COPY = re.compile(r"pp_cp_async<(\d+)>")
 
 
@@ -111,4 +112,10 @@ def test_default_configuration_machine_code(name, sizes):
         # Address arithmetic is constant offsets once the register loops unroll; a quarter
         # of the multiply-adds' issue slots is the most it may take (before the partial-tile
         # loops were unrolled the convolutions were at 0.5 to 1.05).
-        assert loop.integer_per_ffma() <= 0.25, (loop.integer, loop.ffma)
+        # A copy of a quasi-affine subscript (the implicit GEMM's p // 25, r % 8, ...)
+        # divides the changing reduction index by constants in every iteration: about four
+        # instructions per division (multiply-high, shift, multiply-subtract), four divisions
+        # and the 64-bit address: 20 per scalar copy on top.
+        quasi = name == "conv_igemm"
+        allowance = 20 * dict(loop.ldgsts).get(32, 0) if quasi else 0
+        assert loop.integer <= 0.25 * loop.ffma + allowance, (loop.integer, loop.ffma)

@@ -78,6 +78,18 @@ def conv2d_nhwc_s2_p1(Y, X, W):
                                     Y[n, oh, ow, co] += X[n, 2 * oh + kh - 1, 2 * ow + kw - 1, ci] * W[kh, kw, ci, co]
 
 
+def conv3x3_igemm(Y, Xp, Wt):
+    """Implicit-GEMM 3x3 convolution (5x5 outputs per image, 8 input channels, input padded):
+    the quasi-affine subscripts of the benchmark's ResNet layers."""
+    P, CO = Y.shape
+    RSC = Wt.shape[0]
+    for p in range(P):
+        for co in range(CO):
+            Y[p, co] = 0.0
+            for r in range(RSC):
+                Y[p, co] += Xp[p // 25, (p // 5) % 5 + r // 24, p % 5 + (r // 8) % 3, r % 8] * Wt[r, co]
+
+
 def two_mm(alpha, beta, tmp, A, B, C, D):
     """PolyBench 2mm: D = alpha * A @ B @ C + beta * D, two nests, two GPU kernels."""
     NI, NJ = tmp.shape
@@ -147,6 +159,23 @@ def _conv_case(func, stride):
     return Case(func, make, expect)
 
 
+def _igemm_case():
+    def make(rng, M, N, K, dtype):
+        # M rounds up to whole images of 25 output pixels; the reduction is fixed by the
+        # kernel's constants (3 * 3 * 8 = 72), whatever K says.
+        images = max(1, -(-M // 25))
+        return [np.zeros((25 * images, N), dtype), _rand(rng, (images, 7, 7, 8), dtype),
+                _rand(rng, (72, N), dtype)]
+
+    def expect(args):
+        _, Xp, Wt = args
+        p, r = np.arange(args[0].shape[0])[:, None], np.arange(72)[None, :]
+        im2col = Xp[p // 25, (p // 5) % 5 + r // 24, p % 5 + (r // 8) % 3, r % 8]
+        return {0: im2col.astype(np.float64) @ Wt}
+
+    return Case(conv3x3_igemm, make, expect)
+
+
 CASES = {
     "gemm": Case(
         gemm,
@@ -165,6 +194,7 @@ CASES = {
         lambda a: {0: a[1].T.astype(np.float64) @ a[2].T}),
     "conv2d_s1": _conv_case(conv2d_nhwc_s1_p1, 1),
     "conv2d_s2": _conv_case(conv2d_nhwc_s2_p1, 2),
+    "conv_igemm": _igemm_case(),
     "2mm": Case(
         two_mm,
         lambda rng, M, N, K, dt: [1.5, 0.5, np.zeros((M, N), dt), _rand(rng, (M, K), dt),
