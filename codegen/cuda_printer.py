@@ -41,6 +41,7 @@ from polypipe import ir, marks
 from polypipe.errors import InternalError
 
 from .ast_build import ITERATOR_PREFIX, StatementInstance
+from .index_range import loop_range
 from .c_printer import _OP, CPrinter, c_name
 from .cuda_device import DEVICE_PRELUDE, STATIC_SHARED_LIMIT
 from .semantics_c import semantics_runtime
@@ -57,6 +58,10 @@ static __device__ __forceinline__ auto pp_floord(N n, D d) -> decltype(n / d) {
 #define pp_min(a, b) ((b) < (a) ? (b) : (a))
 #define pp_max(a, b) ((b) > (a) ? (b) : (a))
 """ + semantics_runtime("static __device__ __forceinline__")
+
+# A per-thread loop with run-time bounds prints with constant ones and a guard (see
+# _constant_trip_loop) when that runs at most this many iterations: it then unrolls.
+MAX_GUARDED_TRIPS = 64
 
 _SIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8}
 # 16 bytes of each element type as one CUDA vector type: loading a register array through a
@@ -94,6 +99,7 @@ class CudaPrinter(CPrinter):
     _axes: dict = field(default_factory=dict)          # mapped levels around the node
     _open: set = field(default_factory=set)            # mapped levels with a printed loop
     _access_macro: str | None = "PP_LD"                # see access()
+    _ranges: dict = field(default_factory=dict)        # iterator -> (low, high) or None
 
     # -- the translation unit ---------------------------------------------------------------
     def translation_unit(self, ast: isl.AstNode) -> str:
@@ -304,6 +310,10 @@ class CudaPrinter(CPrinter):
     def for_node(self, node: isl.AstNode, depth: int) -> None:
         iterator = self.expr(node.for_get_iterator())
         level = int(iterator[len(ITERATOR_PREFIX):])
+        if self.sizes is not None:   # specialised: loop bounds become intervals of constants
+            env = {name: (value, value) for name, value in self.sizes.items()}
+            env.update((name, r) for name, r in self._ranges.items() if r is not None)
+            self._ranges[iterator] = loop_range(node, env)
         axis = self._axes.get(level)
         if axis is None or level in self._open:
             if any(a.thread for a in self._axes.values()):
@@ -333,7 +343,9 @@ class CudaPrinter(CPrinter):
 
     def _constant_trip_loop(self, node: isl.AstNode, iterator: str, depth: int) -> bool:
         """Print ``for (c = max(A, a); c <= min(K, e); c++)`` as
-        ``for (c = A; c <= K; c++) if (c >= a && c <= e)``.
+        ``for (c = A; c <= K; c++) if (c >= a && c <= e)``, and ``for (c = a; c <= e; c++)``
+        as ``for (c = L; c <= H; c++) if (c >= a && c <= e)`` where [L, H] is the interval of
+        ``c`` over the enclosing loops (index_range.loop_range).
 
         In a partial tile (sizes that do not divide the tile, padding) isl bounds a register
         loop by ``max``/``min`` with run-time values; ptxas cannot unroll a loop whose trip
@@ -346,15 +358,25 @@ class CudaPrinter(CPrinter):
         cond = node.for_get_cond()
         if cond.get_type() != isl.ast_expr_type.op or cond.get_op_type() not in (_OP.le, _OP.lt):
             return False
+        relation = "<=" if cond.get_op_type() == _OP.le else "<"
         low, low_rest = _split_constant(node.for_get_init(), _OP.max, max)
         high, high_rest = _split_constant(cond.get_op_arg(1), _OP.min, min)
-        if low is None or high is None or not (low_rest or high_rest):
+        last = f"{relation} {high}"
+        if low is None or high is None:
+            # Bounds that depend on enclosing per-thread loops (the trip count of a fragment
+            # group in a partial tile, no constant alternative): the iterator's interval
+            # over the enclosing loops' intervals is constant; the guard is the bounds.
+            known = self._ranges.get(iterator)
+            if known is None or known[1] - known[0] >= MAX_GUARDED_TRIPS:
+                return False
+            low, last = known[0], f"<= {known[1]}"
+            low_rest, high_rest = [node.for_get_init()], [cond.get_op_arg(1)]
+        elif not (low_rest or high_rest):
             return False
-        relation = "<=" if cond.get_op_type() == _OP.le else "<"
         guard = " && ".join([f"{iterator} >= {self.expr(a)}" for a in low_rest]
                             + [f"{iterator} {relation} {self.expr(a)}" for a in high_rest])
         self._emit(depth, f"for ({self.index_type} {iterator} = {low}; "
-                          f"{iterator} {relation} {high}; {iterator} += 1) {{")
+                          f"{iterator} {last}; {iterator} += 1) {{")
         self._emit(depth + 1, f"if ({guard}) {{")
         self.node(node.for_get_body(), depth + 2)
         self._emit(depth + 1, "}")

@@ -137,11 +137,16 @@ def _op_interval(op, args: list[tuple[int, int]]) -> tuple[int, int]:
     if op in (_OP.min, _OP.max, _OP.cond, _OP.select):
         values = args if op in (_OP.min, _OP.max) else args[1:]
         return min(v[0] for v in values), max(v[1] for v in values)
-    if op in (_OP.div, _OP.pdiv_q, _OP.fdiv_q):      # by constants: |q| <= |n| + 1
-        reach = max(abs(args[0][0]), abs(args[0][1])) + 1
+    if op in (_OP.div, _OP.pdiv_q, _OP.fdiv_q):      # isl divides by constants only
+        (low, high), (d_low, d_high) = args
+        if d_low == d_high > 0:   # monotone: floor of the low end, ceiling of the high one
+            return low // d_low, -(-high // d_low)     # (covers C's truncation too)
+        reach = max(abs(low), abs(high)) + 1
         return -reach, reach
     if op in (_OP.pdiv_r, _OP.zdiv_r):
         reach = max(abs(args[1][0]), abs(args[1][1]))
+        if args[0][0] >= 0:
+            return 0, min(reach - 1, args[0][1]) if reach > 0 else 0
         return -reach, reach
     return 0, 1                                       # comparisons and logic: a truth value
 
@@ -167,6 +172,59 @@ def _walk(parts: tuple, env: dict) -> None:
             _walk(part.body, inner)
         else:
             _interval(part, env)
+
+
+def loop_range(node: isl.AstNode, env: Mapping[str, tuple[int, int]]
+               ) -> tuple[int, int] | None:
+    """Bounds on the iterator of a ``for`` node: the least value of its initial expression and
+    the largest of the bounds its condition compares it with, over the intervals ``env``
+    gives the sizes and enclosing iterators; None where they name something else."""
+    init = _known_interval(_expr(node.for_get_init()), env)
+    if init is None or node.for_is_degenerate():
+        return init
+    iterator = node.for_get_iterator().get_id().get_name()
+    high = _upper_bound(_expr(node.for_get_cond()), iterator, env)
+    return None if high is None else (init[0], high)
+
+
+def _upper_bound(cond: tuple, iterator: str, env) -> int | None:
+    """A constant the iterator does not exceed while ``cond`` holds (None if none is seen)."""
+    if cond[0] != "op":
+        return None
+    _, op, args = cond
+    if op in (_OP.and_, _OP.and_then, _OP.or_, _OP.or_else):
+        highs = [_upper_bound(arg, iterator, env) for arg in args]
+        if op in (_OP.and_, _OP.and_then):      # every conjunct bounds it: the least
+            known = [h for h in highs if h is not None]
+            return min(known) if known else None
+        return None if None in highs else max(highs)   # either disjunct may hold
+    # iterator <= e, iterator < e, e >= iterator, e > iterator
+    if op in (_OP.le, _OP.lt) and args[0] == ("id", iterator):
+        other = args[1]
+    elif op in (_OP.ge, _OP.gt) and args[1] == ("id", iterator):
+        other = args[0]
+    else:
+        return None
+    known = _known_interval(other, env)
+    return None if known is None else known[1]
+
+
+def _known_interval(expr: tuple, env: Mapping[str, tuple[int, int]]) -> tuple[int, int] | None:
+    if not _names(expr) <= env.keys():
+        return None
+    try:
+        return _interval(expr, env)
+    except _Overflow:
+        return None
+
+
+def _names(expr: tuple) -> set[str]:
+    if expr[0] == "id":
+        return {expr[1]}
+    if expr[0] == "int":
+        return set()
+    args = expr[2][1:] if expr[1] == _OP.access else expr[2]   # an array name is no value
+    return set().union(*(_names(a) for a in args))
 
 
 def check_index_range(tree: tuple, params: Mapping[str, int], program_name: str) -> None:

@@ -119,3 +119,20 @@ def test_default_configuration_machine_code(name, sizes):
         quasi = name == "conv_igemm"
         allowance = 20 * dict(loop.ldgsts).get(32, 0) if quasi else 0
         assert loop.integer <= 0.25 * loop.ffma + allowance, (loop.integer, loop.ffma)
+
+
+@machine
+@pytest.mark.parametrize("name, sizes", [("conv2d_s1", (1024, 128, 64)), ("gemm", (100, 72, 53)),
+                                         ("conv_igemm", (1600, 128, 0))])
+def test_large_tiles_keep_partial_fragment_loops_in_registers(name, sizes):
+    # 8 x 8 register tiles whose fragment groups have run-time trip counts in partial tiles:
+    # printed with constant bounds and a guard they unroll (the convolution had 1850 LDL/STL
+    # and 2.3 integer instructions per FFMA before).
+    config = pp.GpuConfig(block=(128, 128), threads=(16, 16), reduction=16, shared_stages=3,
+                          register_stages=2)
+    opt, _, sass, resources = _built(name, sizes, config)
+    for kernel in opt.kernels:
+        used = resources[kernel.name]
+        assert (used.spill_stores, used.spill_loads, used.stack_bytes) == (0, 0, 0), used
+        assert sass[kernel.name].kernel_mix.local == 0
+        assert sass[kernel.name].loop_mix.integer_per_ffma() <= 0.4
