@@ -3,6 +3,8 @@
 :func:`lower_contraction` runs these passes in order, each a function over the typed GPU IR
 (:mod:`polypipe.gpu_ir`) that adds to the :class:`~polypipe.gpu_ir.Draft` and logs one line:
 
+0. fuse                 (:mod:`polypipe.gpu_fusion`, done by the caller): element-wise
+                        consumers of a contraction join its nest as epilogues, when proved;
 1. recognise            (:func:`polypipe.analysis.contraction.recognise`, done by the caller):
                         the accumulator, output and reduction iterators, the update;
 2. select_operands      (:mod:`polypipe.gpu_promote`): the reads streamed through shared

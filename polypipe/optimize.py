@@ -67,6 +67,7 @@ class OptimizedProgram:
     config: GpuConfig
     kernels: tuple
     proofs: tuple = field(default=())
+    fusions: tuple = field(default=())     # gpu_fusion.FusionDecision per producer/consumer pair
     _compiled: dict = field(default_factory=dict)
     _checked: set = field(default_factory=set)
 
@@ -97,6 +98,8 @@ class OptimizedProgram:
                              f"stages, registers {op.register} x{self.config.register_stages}")
             for read, reason in kernel.unpromoted:
                 lines.append(f"    {read}: stays in global memory ({reason})")
+        for decision in self.fusions:
+            lines.append(f"  {decision}")
         for proof in self.proofs:
             lines.append(f"  proof: {proof}")
         if args:
@@ -320,27 +323,56 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
 
 
 def _optimize(program, config, prove: bool) -> OptimizedProgram:
-    from polypipe.analysis.contraction import recognise, top_level_nests
-    from .lower import lower_contraction
-
+    from polypipe.analysis.contraction import top_level_nests
     from polypipe.analysis.dependences import as_program
+    from .gpu_fusion import fusion_candidate
 
     program = as_program(program, "optimize")
     config = as_config(config)
-    kernels = []
-    for index, nest in enumerate(top_level_nests(program)):
-        contraction = recognise(program, nest)
-        kernels.append(lower_contraction(contraction, config, f"{program.name}_k{index}"))
-    from polypipe.analysis.pipeline_check import require_stages_fit
+    groups: list[list[ir.Statement]] = []
+    built: list[tuple] = []            # (kernel, proof or None), one per group
+    decisions = []
+    for nest in top_level_nests(program):
+        decision = fusion_candidate(program, groups[-1], nest) if groups else None
+        if decision is not None and decision.fused:
+            fused = _fused(program, config, groups[-1] + nest, len(groups) - 1, prove)
+            if isinstance(fused, str):
+                decision = replace(decision, fused=False, reason=fused)
+            else:
+                groups[-1] = groups[-1] + nest
+                built[-1] = fused
+        if decision is not None:
+            decisions.append(decision)
+            if decision.fused:
+                continue
+        groups.append(nest)
+        built.append(_built(program, config, nest, len(groups) - 1, prove))
+    kernels = tuple(kernel for kernel, _ in built)
+    proofs = tuple(proof for _, proof in built if proof is not None)
+    return OptimizedProgram(program, config, kernels, proofs, tuple(decisions))
 
-    for kernel in kernels:  # float32, the smallest element: refuse what can never fit
-        require_stages_fit(kernel, 4)
-    proofs = []
-    if prove:
-        for index, kernel in enumerate(kernels):
-            kernels[index], proof = _proved(program, kernel)
-            proofs.append(proof)
-    return OptimizedProgram(program, config, tuple(kernels), tuple(proofs))
+
+def _built(program: ir.Program, config: GpuConfig, nest: list, index: int, prove: bool):
+    """(kernel, proof or None) of one nest: lowered, checked to fit, proved if asked."""
+    from polypipe.analysis.contraction import recognise
+    from polypipe.analysis.pipeline_check import require_stages_fit
+    from .lower import lower_contraction
+
+    kernel = lower_contraction(recognise(program, nest), config, f"{program.name}_k{index}")
+    require_stages_fit(kernel, 4)   # float32, the smallest element: refuse what never fits
+    return _proved(program, kernel) if prove else (kernel, None)
+
+
+def _fused(program: ir.Program, config: GpuConfig, nests: list, index: int, prove: bool):
+    """(kernel, proof) of a producer and its consumer as one kernel, or why not (a string)."""
+    if not prove:
+        return "fusion is applied only when proved, and prove=False"
+    try:
+        return _built(program, config, nests, index, prove)
+    except LegalityError as refusal:
+        return f"the proof refused the fused kernel: {str(refusal).splitlines()[0]}"
+    except ScheduleError as refusal:
+        return f"the fused kernel cannot be built: {str(refusal).splitlines()[0]}"
 
 
 def _proved(program: ir.Program, kernel):
