@@ -107,13 +107,10 @@ def compute_schedule(program, deps: Dependences | None = None) -> ComputedSchedu
     dependences, proved (see the module docstring)."""
     program = as_program(program, "compute_schedule")
     deps = deps if deps is not None else dependences(program)
-    validity = deps.flow.union(deps.anti).union(deps.output).coalesce()
-    domain = None
-    for stmt in program.statements:
-        piece = isl.UnionSet.from_set(stmt.domain)
-        domain = piece if domain is None else domain.union(piece)
-    if domain is None:
+    validity = _ordering(deps).coalesce()
+    if not program.statements:
         raise ScheduleError(f"{program.name} has no statement to schedule")
+    domain = program.domain
     constraints = (isl.ScheduleConstraints.on_domain(domain).set_context(program.context)
                    .set_validity(validity).set_coincidence(validity)
                    .set_proximity(deps.flow.coalesce()))
@@ -168,28 +165,26 @@ def prove_coincident(program: ir.Program, node: isl.ScheduleNode, member: int,
                      deps: Dependences) -> None:
     """Raise InternalError, naming a dependence pair and its element, unless band member
     ``member`` of ``node`` carries no dependence of ``program``."""
-    for kind, relation in (("flow", deps.flow), ("anti", deps.anti), ("output", deps.output)):
-        concurrent = _violation(node, member, relation)
-        if concurrent is None:
+    concurrent = _violation(node, member, _ordering(deps))
+    if concurrent is None:
+        return
+    # The record a concurrent pair belongs to names its kind and array.
+    for dep in deps.records:
+        found = concurrent.intersect(isl.UnionMap.from_map(dep.relation))
+        if found.is_empty():
             continue
-        piece = concurrent.get_map_list().get_at(0)
-        pair = concrete_pair(piece, program.context)
-        array = _array_of(program, kind, piece, relation)
-        _, _, _, text = describe_dependence_pair(program, kind, array, pair)
+        pair = concrete_pair(found.get_map_list().get_at(0), program.context)
+        _, _, _, text = describe_dependence_pair(program, dep.kind, dep.array, pair)
         raise InternalError(f"band member {member} of the schedule of {program.name} is "
-                            f"marked parallel but carries {kind} dependence on {array}:\n{text}")
+                            f"marked parallel but carries {dep.kind} dependence on "
+                            f"{dep.array}:\n{text}")
+    raise InternalError(f"band member {member} of the schedule of {program.name} runs "
+                        "dependent instances concurrently that no dependence record holds")
 
 
-def _array_of(program: ir.Program, kind: str, piece: isl.Map, relation: isl.UnionMap) -> str:
-    """The array through which statement pair ``piece`` depends (the first that does)."""
-    source = program.statement(piece.get_tuple_name(isl.dim_type.in_))
-    sink = program.statement(piece.get_tuple_name(isl.dim_type.out))
-    first = source.reads if kind == "anti" else [source.target]
-    second = [sink.target] if kind != "flow" else sink.reads
-    arrays = [a.array for a in first if a.array in {b.array for b in second}]
-    if not arrays:
-        raise InternalError(f"a {kind} dependence {source.name} -> {sink.name} through no array")
-    return arrays[0]
+def _ordering(deps: Dependences) -> isl.UnionMap:
+    """Every pair of instances whose order matters: flow, anti and output."""
+    return deps.flow.union(deps.anti).union(deps.output)
 
 
 def _bands(program: ir.Program, schedule: isl.Schedule, deps: Dependences
