@@ -104,7 +104,7 @@ def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int)
     write_rel = tx.map_(f"{name}[{', '.join(dims)}] -> "
                         f"{op.shared}[(pp_t) mod {tx.S}, {stored}]").intersect_domain(domain)
     read = ir.Access(op.array, source.indices, read_rel, False, source.location,
-                     origin=_origin_subscript(source, update, to_copy, domain))
+                     origin=_origin_subscript(tx, source, to_copy, domain))
     stmt = ir.Statement(name, tuple(dims), domain, ir.Access(op.shared, (), write_rel, True),
                         None, ir.Read(read), (read,), kind="async_copy",
                         source=f"{op.shared} <- {op.array}")
@@ -126,21 +126,18 @@ def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int)
     return layout
 
 
-def _origin_subscript(source: ir.Access, update: ir.Statement, to_copy: isl.Map,
+def _origin_subscript(tx: TileMapping, source: ir.Access, to_copy: isl.Map,
                       domain: isl.Set) -> ir.OriginSubscript | None:
     """The copy's read written over the update's iterators (see ir.OriginSubscript), when
     its subscript divides: an affine subscript composes with the schedule into an affine
     one, which needs no locals."""
-    ctx = domain.get_ctx()
+    ctx, update = domain.get_ctx(), tx.update
     relation = source.full if source.full is not None else source.relation
     if not _divides(isl.PwMultiAff.from_map(relation)):
         return None
     # From the subscript's text, not from the relation: isl keeps the divisions as written
     # there, where the relation's constraints come back as case splits.
-    space = relation.get_space()
-    params = ", ".join(space.get_dim_name(isl.dim_type.param, i)
-                       for i in range(space.dim(isl.dim_type.param)))
-    index = isl.PwMultiAff(f"[{params}] -> {{ {update.name}[{', '.join(update.iterators)}] -> "
+    index = isl.PwMultiAff(f"{tx.prefix}{{ {update.name}[{', '.join(update.iterators)}] -> "
                            f"{source.array}[{', '.join(source.indices)}] }}", context=ctx)
     # Any update instance that reads the copied element will do: the read is single-valued
     # over the copy (checked above), so all of them give the same element.
