@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from polypipe import ir
-from polypipe.analysis.contraction import _where, recognise
+from polypipe.analysis.contraction import Contraction, _where, recognise
 from polypipe.errors import LegalityError, ScheduleError
 
 
@@ -42,15 +42,11 @@ class FusionDecision:
         return f"{self.consumer} {verdict} {self.producer}: {self.reason}"
 
 
-def fusion_candidate(program: ir.Program, group: list[ir.Statement],
-                     nest: list[ir.Statement]) -> FusionDecision | None:
-    """Whether ``nest`` may join the contraction ``group`` as its epilogue (``fused``: still to
-    be proved), and why; None when ``group`` is no contraction (there is nothing to fuse into).
-    """
-    try:
-        producer = recognise(program, group)
-    except (ScheduleError, LegalityError):
-        return None      # refused when it is lowered, with its own reason
+def fusion_candidate(program: ir.Program, producer: Contraction, group: list[ir.Statement],
+                     nest: list[ir.Statement]) -> tuple[FusionDecision, Contraction | None] | None:
+    """Whether ``nest`` may join ``group``, the nest of ``producer``, as epilogues (``fused``:
+    still to be proved), why, and the contraction of the two together; None when the producer
+    has no reduction (there is nothing to fuse into)."""
     if producer.update is None:
         return None
     update = _where(program.statement(producer.update))
@@ -60,14 +56,15 @@ def fusion_candidate(program: ir.Program, group: list[ir.Statement],
     except (ScheduleError, LegalityError):
         alone = None
     if alone is not None and alone.update is not None:
-        return FusionDecision(update, consumer, False, "it is a contraction of its own")
+        return FusionDecision(update, consumer, False, "it is a contraction of its own"), None
     try:
         merged = recognise(program, group + nest)
     except (ScheduleError, LegalityError) as refusal:
-        return FusionDecision(update, consumer, False, f"not one contraction with it: {refusal}")
+        return FusionDecision(update, consumer, False,
+                              f"not one contraction with it: {refusal}"), None
     if merged.update != producer.update or not {s.name for s in nest} <= set(merged.epilogues):
         return FusionDecision(update, consumer, False,
-                              "its statements are not epilogues of the producer's update")
+                              "its statements are not epilogues of the producer's update"), None
     return FusionDecision(update, consumer, True,
                           f"each instance touches one element of {merged.accumulator}: applied "
-                          "in the registers before the copy-out, proved")
+                          "in the registers before the copy-out, proved"), merged

@@ -323,7 +323,7 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
 
 
 def _optimize(program, config, prove: bool) -> OptimizedProgram:
-    from polypipe.analysis.contraction import top_level_nests
+    from polypipe.analysis.contraction import recognise, top_level_nests
     from polypipe.analysis.dependences import as_program
     from .gpu_fusion import fusion_candidate
 
@@ -333,42 +333,44 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
     built: list[tuple] = []            # (kernel, proof or None), one per group
     decisions = []
     for nest in top_level_nests(program):
-        decision = fusion_candidate(program, groups[-1], nest) if groups else None
-        if decision is not None and decision.fused:
-            fused = _fused(program, config, groups[-1] + nest, len(groups) - 1, prove)
-            if isinstance(fused, str):
-                decision = replace(decision, fused=False, reason=fused)
-            else:
-                groups[-1] = groups[-1] + nest
-                built[-1] = fused
-        if decision is not None:
+        candidate = (fusion_candidate(program, built[-1][0].contraction, groups[-1], nest)
+                     if groups else None)
+        if candidate is not None:
+            decision, merged = candidate
+            if merged is not None:
+                fused = _fused(program, config, merged, len(groups) - 1, prove)
+                if isinstance(fused, str):
+                    decision = replace(decision, fused=False, reason=fused)
+                else:
+                    groups[-1] = groups[-1] + nest
+                    built[-1] = fused
             decisions.append(decision)
             if decision.fused:
                 continue
         groups.append(nest)
-        built.append(_built(program, config, nest, len(groups) - 1, prove))
+        built.append(_built(program, config, recognise(program, nest), len(groups) - 1, prove))
     kernels = tuple(kernel for kernel, _ in built)
     proofs = tuple(proof for _, proof in built if proof is not None)
     return OptimizedProgram(program, config, kernels, proofs, tuple(decisions))
 
 
-def _built(program: ir.Program, config: GpuConfig, nest: list, index: int, prove: bool):
+def _built(program: ir.Program, config: GpuConfig, contraction, index: int, prove: bool):
     """(kernel, proof or None) of one nest: lowered, checked to fit, proved if asked."""
-    from polypipe.analysis.contraction import recognise
     from polypipe.analysis.pipeline_check import require_stages_fit
     from .lower import lower_contraction
 
-    kernel = lower_contraction(recognise(program, nest), config, f"{program.name}_k{index}")
+    kernel = lower_contraction(contraction, config, f"{program.name}_k{index}")
     require_stages_fit(kernel, 4)   # float32, the smallest element: refuse what never fits
     return _proved(program, kernel) if prove else (kernel, None)
 
 
-def _fused(program: ir.Program, config: GpuConfig, nests: list, index: int, prove: bool):
-    """(kernel, proof) of a producer and its consumer as one kernel, or why not (a string)."""
+def _fused(program: ir.Program, config: GpuConfig, merged, index: int, prove: bool):
+    """(kernel, proof) of a producer and its consumer as one kernel (``merged``, their
+    contraction), or why not (a string)."""
     if not prove:
         return "fusion is applied only when proved, and prove=False"
     try:
-        return _built(program, config, nests, index, prove)
+        return _built(program, config, merged, index, prove)
     except LegalityError as refusal:
         return f"the proof refused the fused kernel: {str(refusal).splitlines()[0]}"
     except ScheduleError as refusal:
