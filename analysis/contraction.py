@@ -14,7 +14,7 @@ Everything here is read off the model with isl; a nest of another shape gets a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import islpy as isl
 
@@ -64,21 +64,27 @@ class Contraction:
 
 
 def top_level_nests(program: ir.Program) -> list[list[ir.Statement]]:
-    """Statements grouped by their outermost loop, in source order."""
+    """Statements grouped by their outermost loop, in source order; consecutive statements
+    outside every loop form a group of their own."""
     groups: list[list[ir.Statement]] = []
-    current: str | None = None
+    current: object = None
     for stmt in program.statements:
-        if not stmt.loop_ids:
-            raise ScheduleError(
-                f"{stmt.name} (line {stmt.location.line if stmt.location else '?'}: "
-                f"{stmt.source}) is outside every loop; a GPU program is made of loop nests "
-                "only: compute it before calling the kernel or move it into a nest",
-                stmt.location)
-        if stmt.loop_ids[0] != current:
+        outer = stmt.loop_ids[0] if stmt.loop_ids else ("straight-line",)
+        if outer != current or not groups:
             groups.append([])
-            current = stmt.loop_ids[0]
+            current = outer
         groups[-1].append(stmt)
     return groups
+
+
+def nest_program(program: ir.Program, nest: list[ir.Statement]) -> ir.Program:
+    """``program`` with only the statements of ``nest`` (its schedule restricted to them)."""
+    domain = nest[0].domain
+    union = isl.UnionSet.from_set(domain)
+    for stmt in nest[1:]:
+        union = union.union(isl.UnionSet.from_set(stmt.domain))
+    return replace(program, statements=tuple(nest),
+                   schedule=program.schedule.intersect_domain(union))
 
 
 def _where(stmt: ir.Statement) -> str:

@@ -95,6 +95,9 @@ class CudaPrinter(CPrinter):
     extents: "dict[str, tuple[int, ...]] | None" = None
     vector_groups: frozenset = frozenset()        # statements whose lane groups are proved
     blocks_per_sm: int = 0                        # __launch_bounds__'s minimum (0: none)
+    block_depth: int = 0                          # schedule depth of the block band
+    host_params: tuple = ()                       # per-launch values (pp_h<d>), parameters
+    unroll_thread_loops: bool = True              # see for_node
     _block_axes: dict = field(default_factory=dict)    # block level -> _Axis
     _axes: dict = field(default_factory=dict)          # mapped levels around the node
     _open: set = field(default_factory=set)            # mapped levels with a printed loop
@@ -140,6 +143,7 @@ class CudaPrinter(CPrinter):
         params += [f"double pp_f{k}" for k in range(len(self.abi.float_scalars))]
         params += [f"int64_t pp_block_low{d}" for d in range(self.block_dims)]
         params += [f"int64_t pp_block_count{d}" for d in range(self.block_dims)]
+        params += [f"int64_t {name}" for name in self.host_params]
         params.append("int64_t *pp_fault")   # codegen.value_printer: the fault record
         return params
 
@@ -210,7 +214,9 @@ class CudaPrinter(CPrinter):
             for d in range(dims - 3, -1, -1):
                 lines.append(f"const {index} {names[d]} = ({index})pp_block_low{d} + pp_z % "
                              f"({index})pp_block_count{d}; pp_z /= ({index})pp_block_count{d};")
-        self._block_axes = {d: _Axis(names[d], names[d], 0) for d in range(dims)}
+        self._block_axes = {self.block_depth + d: _Axis(names[d], names[d], 0)
+                            for d in range(dims)}
+        lines.append(" ".join(f"(void){name};" for name in names))   # a one-thread kernel
         return lines
 
     # -- marks, block and thread coordinates ----------------------------------------------------
@@ -316,9 +322,10 @@ class CudaPrinter(CPrinter):
             self._ranges[iterator] = loop_range(node, env)
         axis = self._axes.get(level)
         if axis is None or level in self._open:
-            if any(a.thread for a in self._axes.values()):
+            if self.unroll_thread_loops and any(a.thread for a in self._axes.values()):
                 # Per-thread loops over fragments and tile rows: small, unrolled so that
-                # register buffers are indexed by constants and stay in registers.
+                # register buffers are indexed by constants and stay in registers. (Not in
+                # a kernel of a computed schedule: there they are the nest's own loops.)
                 self._emit(depth, "#pragma unroll")
                 if self._constant_trip_loop(node, iterator, depth):
                     return

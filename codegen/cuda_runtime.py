@@ -19,6 +19,7 @@ import islpy as isl
 import numpy as np
 
 from polypipe.errors import KernelRuntimeError
+from polypipe.gpu_scheduled import launch_sequence
 
 from .value_printer import c_name
 
@@ -49,9 +50,9 @@ def launch_geometry(kernel, params: Mapping[str, int]) -> LaunchGeometry:
     from polypipe.analysis.bounds import fix_parameters
 
     fixed = fix_parameters(kernel.program.context, params)
-    blocks = kernel.block_of.intersect_domain(kernel.program.domain).intersect_params(
+    blocks = kernel.block_of.intersect_domain(kernel.launch_domain).intersect_params(
         fixed).range()
-    width = kernel.contraction.rank
+    width = kernel.block_rank
     if blocks.is_empty():
         return LaunchGeometry((0,) * width, (0,) * width)
     box = isl.Set.from_union_set(blocks.coalesce()) if blocks.n_set() == 1 else None
@@ -137,6 +138,8 @@ class _Launches:
         self.packers = optimized.cuda_packers(binding)
         self.geometries = [launch_geometry(kernel, binding.params)
                            for kernel in optimized.kernels]
+        # (kernel index, host values) in order: host loops launch a kernel many times.
+        self.sequence = launch_sequence(optimized.kernels, binding.params)
         self._modules: dict[frozenset, object] = {}   # unaligned arrays -> compiled module
         self.source = ""
 
@@ -161,14 +164,17 @@ class _Launches:
         ``addresses[i]`` standing for argument ``i`` and ``faults[k]`` the fault record of
         kernel ``k``. The block is (x, y, z) = (threads[1], threads[0], 1)."""
         result = []
-        for kernel, packer, dynamic, geometry, fault in zip(
-                self.optimized.kernels, self.packers, self.shared, self.geometries, faults):
+        for index, host in self.sequence:
+            kernel, geometry = self.optimized.kernels[index], self.geometries[index]
             if geometry.empty:
                 continue
             check_grid(kernel, geometry)
-            threads = kernel.config.threads
-            result.append((kernel, cuda_parameters(packer, addresses, args, geometry, fault),
-                           (threads[1], threads[0], 1), geometry.grid, dynamic))
+            threads = kernel.threads
+            parameters = cuda_parameters(self.packers[index], addresses, args, geometry,
+                                         faults[index], host)
+            result.append((kernel, parameters,
+                           (threads[-1], threads[-2] if len(threads) > 1 else 1, 1),
+                           geometry.grid, self.shared[index]))
         return result
 
     def check_faults(self, records: list) -> None:
@@ -311,11 +317,12 @@ class EmulatedExecutable(_Launches):
         self.check_faults(records)
 
 
-def cuda_parameters(packer, staged, args, geometry: LaunchGeometry, fault) -> list:
+def cuda_parameters(packer, staged, args, geometry: LaunchGeometry, fault,
+                    host: tuple = ()) -> list:
     """Kernel parameters in the order CudaPrinter.parameters declares them.
 
     ``staged[i]`` is the device address (or allocation) standing for argument ``i``;
-    ``fault`` the kernel's fault record on the device.
+    ``fault`` the kernel's fault record on the device; ``host`` the launch's host values.
     """
     parameters: list = [np.uintp(int(staged[slot])) for slot in packer.array_slots]
     parameters += [np.int64(args[slot].shape[dim] if dim is not None else int(args[slot]))
@@ -323,5 +330,6 @@ def cuda_parameters(packer, staged, args, geometry: LaunchGeometry, fault) -> li
     parameters += [np.float64(float(args[slot])) for slot in packer.float_slots]
     parameters += [np.int64(low) for low in geometry.lows]
     parameters += [np.int64(count) for count in geometry.counts]
+    parameters += [np.int64(value) for value in host]
     parameters.append(np.uintp(int(fault)))
     return parameters

@@ -227,9 +227,12 @@ def _names(expr: tuple) -> set[str]:
     return set().union(*(_names(a) for a in args))
 
 
-def check_index_range(tree: tuple, params: Mapping[str, int], program_name: str) -> None:
-    """Raise ArgumentError when the loop code could compute an integer outside int64."""
+def check_index_range(tree: tuple, params: Mapping[str, int], program_name: str,
+                      ranges: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Raise ArgumentError when the loop code could compute an integer outside int64;
+    ``ranges``: intervals of run-time values that are not sizes (a launch's host values)."""
     env = {name: (value, value) for name, value in params.items()}
+    env.update(ranges or {})
     try:
         _walk(tree, env)
     except _Overflow:

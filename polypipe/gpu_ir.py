@@ -170,9 +170,23 @@ class GpuKernel:
     vector_groups: tuple[tuple[str, str, int], ...] = ()
     log: tuple[str, ...] = ()   # one line per lowering pass (polypipe.lower)
 
+    host_params = ()     # launched once: no host loop
+
     @property
     def name(self) -> str:
         return self.program.name
+
+    @property
+    def block_rank(self) -> int:
+        return self.contraction.rank
+
+    @property
+    def launch_domain(self) -> isl.UnionSet:
+        return self.program.domain
+
+    @property
+    def threads(self) -> tuple[int, int]:
+        return self.config.threads
 
     def shared_bytes(self, itemsize: int) -> int:
         total = 0

@@ -25,6 +25,7 @@ from .binding import positional, refuse_aliasing
 from .errors import (ArgumentError, KernelRuntimeError, LegalityError, ScheduleError,
                      deep_nesting, public)
 from .gpu_config import GpuConfig, as_config
+from .gpu_scheduled import ScheduledKernel
 from .kernel import ArgumentPacker, Binding, Kernel, bind_arguments
 
 OPTIMIZED_BACKENDS = ("emulate", "cuda")
@@ -36,6 +37,8 @@ def _buffer_dtypes(kernel, typed_original: ir.Program, binding: Binding) -> dict
     from polypipe.codegen.value_types import TypeEnv, dtype_name
 
     dtypes = dict(binding.dtypes)
+    if isinstance(kernel, ScheduledKernel):
+        return dtypes
     for op in kernel.operands:
         dtypes[op.shared] = dtypes[op.array]
         dtypes[op.register] = dtypes[op.array]
@@ -84,6 +87,9 @@ class OptimizedProgram:
         lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), "
                  f"{self.config.describe()}"]
         for kernel in self.kernels:
+            if isinstance(kernel, ScheduledKernel):
+                lines += _scheduled_lines(kernel)
+                continue
             c = kernel.contraction
             if c.update is None:
                 lines.append(f"  {kernel.name}: element-wise over {c.accumulator}'s elements "
@@ -203,9 +209,19 @@ class OptimizedProgram:
 
         typed_original = self.original.with_dtypes(dict(binding.dtypes))
         scalar_types = dict(binding.scalar_types)
+        whole = None
         for kernel in self.kernels:
             typed = kernel.program.with_dtypes(_buffer_dtypes(kernel, typed_original, binding))
-            yield kernel, typed, TypeEnv(typed, scalar_types), kernel_abi(typed, scalar_types)
+            if isinstance(kernel, ScheduledKernel):
+                # The statements are the source's: the types of locals are the whole
+                # program's, which every kernel reading or writing a local shares.
+                if whole is None:
+                    whole = TypeEnv(typed_original, scalar_types)
+                    whole.decide_locals()
+                types = whole
+            else:
+                types = TypeEnv(typed, scalar_types)
+            yield kernel, typed, types, kernel_abi(typed, scalar_types)
 
     def cuda_packers(self, binding: Binding) -> list:
         return [ArgumentPacker(typed, abi) for _, typed, _, abi in self._typed_kernels(binding)]
@@ -233,36 +249,54 @@ class OptimizedProgram:
             return self._cuda_source(binding, specialise, unaligned)
 
     def _cuda_source(self, binding: Binding, specialise: bool, unaligned: frozenset) -> str:
+        from polypipe.codegen.cuda_printer import CUDA_PRELUDE
+
+        concrete = bool(specialise and (binding.params or binding.extents))
+        functions, shared_locals = [], []
+        for kernel, typed, types, abi in self._typed_kernels(binding):
+            functions.append(self._kernel_source(kernel, typed, types, abi, binding, concrete,
+                                                 unaligned))
+            if isinstance(kernel, ScheduledKernel) and not shared_locals:
+                shared_locals = _module_locals(self.original.with_dtypes(dict(binding.dtypes)),
+                                               self.kernels, types, abi)
+        return CUDA_PRELUDE + "\n" + "".join(shared_locals) + "\n".join(functions)
+
+    def _kernel_source(self, kernel, typed, types, abi, binding: Binding, concrete: bool,
+                       unaligned: frozenset) -> str:
+        """One ``__global__`` function, specialised to the sizes when ``concrete``."""
         from polypipe.analysis.alignment import vector_groups
         from polypipe.analysis.bounds import fix_parameters
         from polypipe.codegen.ast_build import build_ast
-        from polypipe.codegen.cuda_printer import CUDA_PRELUDE, CudaPrinter, index_type_for
+        from polypipe.codegen.cuda_printer import CudaPrinter, index_type_for
         from polypipe.codegen.index_range import check_index_range, index_tree
 
-        concrete = specialise and (binding.params or binding.extents)
-        functions = []
-        for kernel, typed, types, abi in self._typed_kernels(binding):
-            printer = CudaPrinter(typed, types, abi, function_name=kernel.name,
-                                  block_dims=kernel.contraction.rank,
-                                  blocks_per_sm=kernel.config.blocks_per_sm)
-            context = None
-            if concrete:
-                extents = {name: binding.extents[name] for name in abi.arrays}
-                printer.sizes, printer.extents = dict(binding.params), extents
-                printer.index_type = index_type_for(binding.params, extents)
-                sizes_of = {a.name: np.dtype(a.dtype).itemsize for a in typed.arrays if a.dtype}
+        scheduled = isinstance(kernel, ScheduledKernel)
+        printer = CudaPrinter(typed, types, abi, function_name=kernel.name,
+                              block_dims=kernel.block_rank,
+                              blocks_per_sm=kernel.config.blocks_per_sm)
+        if scheduled:
+            printer.block_depth, printer.host_params = kernel.block_depth, kernel.host_params
+            printer.unroll_thread_loops = False
+        context = None
+        if concrete:
+            extents = {name: binding.extents[name] for name in abi.arrays}
+            printer.sizes, printer.extents = dict(binding.params), extents
+            printer.index_type = index_type_for(binding.params, extents)
+            if not scheduled:
+                sizes_of = {a.name: np.dtype(a.dtype).itemsize for a in typed.arrays
+                            if a.dtype}
                 proved = vector_groups(kernel, binding.params, extents, sizes_of)
                 printer.vector_groups = frozenset(
                     name for name in proved
                     if not {typed.statement(name).reads[0].array,
                             typed.statement(name).target.array} & unaligned)
-                context = typed.context.intersect_params(
-                    fix_parameters(typed.context, binding.params))
-            ast = build_ast(typed, context=context, schedule_values=True)
-            if concrete:   # the loops of this very text must compute in int64
-                check_index_range(index_tree(ast), binding.params, self.original.name)
-            functions.append(printer.kernel_function(ast))
-        return CUDA_PRELUDE + "\n" + "\n".join(functions)
+            context = typed.context.intersect_params(
+                fix_parameters(typed.context, binding.params))
+        ast = build_ast(typed, context=context, schedule_values=True)
+        if concrete:   # the loops of this very text must compute in int64
+            ranges = kernel.host_ranges(binding.params) if scheduled else {}
+            check_index_range(index_tree(ast), binding.params, self.original.name, ranges)
+        return printer.kernel_function(ast)
 
     def _check_once(self, binding: Binding) -> None:
         """Stage limits once per dtype signature, bounds once per set of sizes (the index
@@ -285,9 +319,39 @@ class OptimizedProgram:
 
         dtypes = dict(binding.dtypes)
         for kernel in self.kernels:
+            if isinstance(kernel, ScheduledKernel):
+                continue     # no buffers
             itemsize = max(np.dtype(dtypes[op.array]).itemsize for op in kernel.operands) \
                 if kernel.operands else 4
             require_stages_fit(kernel, itemsize)
+
+
+def _module_locals(original: ir.Program, kernels, types, abi) -> list[str]:
+    """Local scalars of the scheduled kernels, declared once at the translation unit's scope:
+    a value one launch writes is read by a later launch (durbin's ``alpha``), so it lives in
+    device memory for the program's run, not in a thread. The proof of those kernels
+    (analysis.scheduled_proof) orders every such write and read."""
+    from polypipe.codegen.cuda_printer import CudaPrinter
+
+    used = set()
+    for kernel in kernels:
+        if isinstance(kernel, ScheduledKernel):
+            for stmt in kernel.program.statements:
+                used.update(a.array for a in (stmt.target, *stmt.reads))
+    printer = CudaPrinter(original, types, abi)
+    lines = []
+    for array in original.arrays:
+        if array.is_local and array.name in used:
+            lines += [f"static __device__ {line}\n" for line in printer.local_declarations(
+                array.name)]
+    return lines
+
+
+def _scheduled_lines(kernel: ScheduledKernel) -> list[str]:
+    lines = [f"  {kernel.describe()}"]
+    if kernel.note:
+        lines.append(f"    ({kernel.note})")
+    return lines
 
 
 def check_thread_order(thread_order, seed) -> None:
@@ -323,45 +387,108 @@ def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
 
 
 def _optimize(program, config, prove: bool) -> OptimizedProgram:
-    from polypipe.analysis.contraction import recognise, top_level_nests
+    from polypipe.analysis.contraction import top_level_nests
     from polypipe.analysis.dependences import as_program
-    from .gpu_fusion import fusion_candidate
 
     program = as_program(program, "optimize")
     config = as_config(config)
+    config.validate()   # a configuration's own errors are refused, never worked around
     groups: list[list[ir.Statement]] = []
-    built: list[tuple] = []            # (kernel, proof or None), one per group
+    built: list[tuple] = []            # (kernel or kernels, proof or None), one per group
     decisions = []
     for nest in top_level_nests(program):
-        candidate = (fusion_candidate(program, built[-1][0].contraction, groups[-1], nest)
-                     if groups else None)
-        if candidate is not None:
-            decision, merged = candidate
-            if merged is not None:
-                fused = _fused(program, config, merged, len(groups) - 1, prove)
-                if isinstance(fused, str):
-                    decision = replace(decision, fused=False, reason=fused)
-                else:
-                    groups[-1] = groups[-1] + nest
-                    built[-1] = fused
-            decisions.append(decision)
-            if decision.fused:
+        try:
+            contraction = _recognised(program, nest)
+            if _fuse_into_last(program, config, groups, built, decisions, nest, prove):
                 continue
+            entry = _built(program, config, contraction, len(groups), prove)
+        except _NotAContraction as refusal:
+            entry = _scheduled(program, config, nest, len(groups), prove, str(refusal))
         groups.append(nest)
-        built.append(_built(program, config, recognise(program, nest), len(groups) - 1, prove))
-    kernels = tuple(kernel for kernel, _ in built)
+        built.append(entry)
+    kernels = tuple(k for kernel, _ in built
+                    for k in (kernel if isinstance(kernel, tuple) else (kernel,)))
     proofs = tuple(proof for _, proof in built if proof is not None)
     return OptimizedProgram(program, config, kernels, proofs, tuple(decisions))
 
 
+def _recognised(program: ir.Program, nest):
+    from polypipe.analysis.contraction import recognise
+
+    try:
+        return recognise(program, nest)
+    except ScheduleError as refusal:
+        raise _NotAContraction(str(refusal).splitlines()[0]) from None
+
+
+class _NotAContraction(Exception):
+    """A nest the contraction mapping does not take (its shape, or its proof refused it):
+    it is mapped from isl's schedule instead (the message says why, for describe())."""
+
+
+def _fuse_into_last(program, config, groups, built, decisions, nest, prove: bool) -> bool:
+    """Fuse ``nest`` into the previous group's contraction kernel when proved; records the
+    decision. True when fused."""
+    from .gpu_fusion import fusion_candidate
+
+    if not groups or isinstance(built[-1][0], tuple):
+        return False
+    candidate = fusion_candidate(program, built[-1][0].contraction, groups[-1], nest)
+    if candidate is None:
+        return False
+    decision, merged = candidate
+    if merged is not None:
+        fused = _fused(program, config, merged, len(groups) - 1, prove)
+        if isinstance(fused, str):
+            decision = replace(decision, fused=False, reason=fused)
+        else:
+            groups[-1] = groups[-1] + nest
+            built[-1] = fused
+    decisions.append(decision)
+    return decision.fused
+
+
 def _built(program: ir.Program, config: GpuConfig, contraction, index: int, prove: bool):
-    """(kernel, proof or None) of one nest: lowered, checked to fit, proved if asked."""
+    """(kernel, proof or None) of one nest: lowered, checked to fit, proved if asked.
+    _NotAContraction where the mapping does not apply or its proof refuses it; the stage
+    check's refusal (the configuration cannot be honoured) is raised as it is."""
     from polypipe.analysis.pipeline_check import require_stages_fit
     from .lower import lower_contraction
 
-    kernel = lower_contraction(contraction, config, f"{program.name}_k{index}")
+    try:
+        kernel = lower_contraction(contraction, config, f"{program.name}_k{index}")
+    except ScheduleError as refusal:
+        raise _NotAContraction(str(refusal).splitlines()[0]) from None
     require_stages_fit(kernel, 4)   # float32, the smallest element: refuse what never fits
-    return _proved(program, kernel) if prove else (kernel, None)
+    if not prove:
+        return kernel, None
+    try:
+        return _proved(program, kernel)
+    except LegalityError as refusal:
+        raise _NotAContraction("the proof refused the contraction mapping: "
+                               f"{str(refusal).splitlines()[0]}") from None
+
+
+def _scheduled(program: ir.Program, config: GpuConfig, nest: list, index: int, prove: bool,
+               note: str):
+    """(kernels, proof or None) of a nest that is not a contraction: isl's schedule of it,
+    mapped to kernels and host launches (polypipe.gpu_scheduled), proved if asked."""
+    from polypipe.analysis.contraction import nest_program
+    from polypipe.analysis.dependences import dependences
+    from polypipe.analysis.scheduled_proof import prove_scheduled
+    from polypipe.analysis.scheduling import compute_schedule
+    from .gpu_scheduled import lower_scheduled
+
+    config.validate()
+    sub = nest_program(program, nest)
+    deps = dependences(sub)
+    computed = compute_schedule(sub, deps)
+    kernels = lower_scheduled(sub, computed.schedule, config, f"{program.name}_k{index}",
+                              index)
+    note = f"not a contraction: {note}; mapped from isl's schedule"
+    kernels = tuple(replace(k, note=note) if position == 0 else k
+                    for position, k in enumerate(kernels))
+    return kernels, (prove_scheduled(sub, kernels, deps) if prove else None)
 
 
 def _fused(program: ir.Program, config: GpuConfig, merged, index: int, prove: bool):
@@ -371,8 +498,8 @@ def _fused(program: ir.Program, config: GpuConfig, merged, index: int, prove: bo
         return "fusion is applied only when proved, and prove=False"
     try:
         return _built(program, config, merged, index, prove)
-    except LegalityError as refusal:
-        return f"the proof refused the fused kernel: {str(refusal).splitlines()[0]}"
+    except _NotAContraction as refusal:
+        return f"the fused kernel is refused: {refusal}"
     except ScheduleError as refusal:
         return f"the fused kernel cannot be built: {str(refusal).splitlines()[0]}"
 

@@ -1,0 +1,135 @@
+"""Proof of the kernels :mod:`polypipe.gpu_scheduled` builds from a computed schedule.
+
+Those kernels run the nest's statements unchanged (same instances, accesses and values); only
+the order differs. On the GPU the order is:
+
+* launches in the order of their keys (host loop values and sequence positions), one stream;
+* inside a launch, no order at all between instances of different threads (there is no
+  barrier in these kernels), and between blocks;
+* inside one thread, the order of the kernel's tiled tree.
+
+So the result equals the source's exactly when every flow, anti and output dependence
+``x -> y`` of the nest (the ones :func:`~polypipe.analysis.dependences.dependences` computes:
+complete for ordering) goes forward in that order. One time vector expresses all of it,
+
+    T(x) = (launch key, kernel, block, thread, the kernel tree's time),
+
+with the kernel, block and thread dimensions *parallel* (a dependence between two instances
+of one launch must not change them). :func:`~polypipe.analysis.legality.check_schedule`
+checks exactly this. It also proves that every instance runs once: the kernels' instance sets
+partition the nest's domain and each launch key is a function, and that each thread
+coordinate is inside the thread block.
+
+Each kernel is built from a schedule already proved, so a failure here is a broken invariant
+of the lowering: an :class:`~polypipe.errors.InternalError` naming the pair and the element,
+never a refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import islpy as isl
+
+from polypipe import ir
+from polypipe.errors import InternalError
+
+from .dependences import Dependences, dependences
+from .legality import DependenceViolation, check_schedule
+
+# Block and thread coordinates are padded to this many dimensions each in the proof's time.
+COORDINATES = 2
+
+
+@dataclass(frozen=True)
+class ScheduledProof:
+    """What was proved of the kernels of one nest."""
+
+    kernels: tuple[str, ...]
+    dependences: int          # dependence records of the nest checked
+    launches_ordered: bool    # some dependence crosses launches (ordered by the host loop)
+
+    def __str__(self) -> str:
+        across = ("; the host sequence orders the dependences between launches"
+                  if self.launches_ordered else "")
+        return (f"{', '.join(self.kernels)}: the nest's {self.dependences} dependence "
+                f"record(s) run forward, none between two threads or blocks of one "
+                f"launch{across}; each instance runs once, in a thread of its block")
+
+
+def prove_scheduled(nest: ir.Program, kernels, deps: Dependences | None = None
+                    ) -> ScheduledProof:
+    """Prove ``kernels`` (the ScheduledKernels of ``nest``) equal to the nest (see the
+    module docstring); InternalError otherwise."""
+    deps = deps if deps is not None else dependences(nest)
+    _partition(nest, kernels)
+    time = None
+    for position, kernel in enumerate(kernels):
+        _threads_inside(kernel)
+        here = _time(kernel, position)
+        time = here if time is None else time.union(here)
+    width = kernels[0].key_width
+    parallel = list(range(width, width + 1 + 2 * COORDINATES))
+    try:
+        check_schedule(nest, time, parallel=parallel, deps=deps)
+    except DependenceViolation as violation:
+        raise InternalError(f"the GPU mapping of {nest.name}'s computed schedule is wrong "
+                            f"(launch key dimensions 0..{width - 1}, then kernel, block and "
+                            f"thread): {violation}") from None
+    launch = kernels[0].launch_of
+    for kernel in kernels[1:]:
+        launch = launch.union(kernel.launch_of)
+    ordering = deps.flow.union(deps.anti).union(deps.output)
+    keys = ordering.apply_domain(launch).apply_range(launch)
+    across = not keys.subtract(keys.domain().identity()).is_empty()
+    return ScheduledProof(tuple(k.name for k in kernels), len(deps.records), across)
+
+
+def _time(kernel, position: int) -> isl.UnionMap:
+    """T(x) of the kernel's instances (module docstring)."""
+    domain = kernel.launch_domain
+    time = kernel.launch_of.flat_range_product(
+        isl.UnionMap.from_domain_and_range(domain, isl.UnionSet(f"{{ [{position}] }}")))
+    for coordinates, rank in ((kernel.block_of, kernel.block_rank),
+                              (kernel.thread_of, len(kernel.threads))):
+        time = time.flat_range_product(_padded(coordinates, rank, domain))
+    return time.flat_range_product(kernel.tree.get_map().intersect_domain(domain))
+
+
+def _padded(coordinates: isl.UnionMap, rank: int, domain: isl.UnionSet) -> isl.UnionMap:
+    if rank > COORDINATES:
+        raise InternalError(f"{rank} block or thread dimensions; the proof expects at most "
+                            f"{COORDINATES}")
+    zeros = ", ".join(["0"] * (COORDINATES - rank))
+    if not zeros:
+        return coordinates
+    return coordinates.flat_range_product(
+        isl.UnionMap.from_domain_and_range(domain, isl.UnionSet(f"{{ [{zeros}] }}")))
+
+
+def _partition(nest: ir.Program, kernels) -> None:
+    """Every instance of the nest in exactly one kernel, with one launch key."""
+    covered = None
+    for kernel in kernels:
+        domain = kernel.launch_domain
+        if covered is not None and not covered.intersect(domain).is_empty():
+            raise InternalError(f"{kernel.name} runs instances another kernel of "
+                                f"{nest.name} runs too")
+        covered = domain if covered is None else covered.union(domain)
+        for relation in (kernel.launch_of, kernel.block_of, kernel.thread_of):
+            if not relation.is_single_valued() or not relation.domain().is_equal(domain):
+                raise InternalError(f"{kernel.name}: a launch key, block or thread is not a "
+                                    "function of the instance")
+    if not covered.is_equal(nest.domain):
+        raise InternalError(f"the kernels of {nest.name} do not run every instance once: "
+                            f"{nest.domain.subtract(covered)} is missing")
+
+
+def _threads_inside(kernel) -> None:
+    names = [f"t{d}" for d in range(len(kernel.threads))]
+    bounds = " and ".join(f"0 <= {n} < {extent}" for n, extent in zip(names, kernel.threads))
+    block = isl.UnionSet(f"{{ [{', '.join(names)}] : {bounds} }}")
+    outside = kernel.thread_of.range().subtract(block)
+    if not outside.is_empty():
+        raise InternalError(f"{kernel.name}: thread coordinates {outside} are outside the "
+                            f"thread block {kernel.threads}")
