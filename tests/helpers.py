@@ -39,6 +39,30 @@ def assert_matches_python(k: pp.Kernel, args, dtype=np.float64, backend: str = "
                 f"argument {index} ({k.program.arguments[index].name}) differs: {error:.3e}")
 
 
+def assert_optimized_matches_python(opt, python, args, dtype=np.float64, **run) -> None:
+    """Run the optimized program on the CPU runtime (GPU semantics) and ``python`` on equal
+    inputs; every array must agree."""
+    got, want = copy_args(args), copy_args(args)
+    opt.run(*got, **run)
+    with np.errstate(all="ignore"):
+        python(*want)
+    for index, (g, w) in enumerate(zip(got, want)):
+        if isinstance(w, np.ndarray):
+            error = max_relative_error(g, w)
+            assert error <= tolerance(dtype), f"argument {index} differs: {error:.3e}"
+
+
+def assert_scheduled(opt, reason: str) -> None:
+    """Every kernel of ``opt`` comes from isl's schedule, and describe() gives ``reason`` for
+    not taking the contraction mapping."""
+    from polypipe.gpu_scheduled import ScheduledKernel
+
+    assert opt.kernels and all(isinstance(k, ScheduledKernel) for k in opt.kernels)
+    text = opt.describe()
+    assert "not a contraction" in text and reason in text, text
+    assert len(opt.proofs) >= 1
+
+
 def load_source(directory, source: str, name: str = "f"):
     """The function ``name`` of a module with ``source`` (numpy as np and math imported),
     written to ``directory`` and imported, so that polypipe can read its source."""

@@ -126,7 +126,7 @@ def test_a_refused_proof_keeps_the_nests_apart(monkeypatch):
     monkeypatch.setattr(gpu_proof, "prove_kernel", refuse_fused)
     opt = pp.optimize(mm_bias_relu)
     assert len(opt.kernels) == 2 and len(opt.proofs) == 2
-    assert opt.fusions[0].reason.startswith("the proof refused the fused kernel")
+    assert opt.fusions[0].reason.startswith("the fused kernel is refused: the proof refused")
     rng = np.random.default_rng(2)
     A, B = _mm_args(rng, 33, 20, 9)
     bias = rng.random(20)

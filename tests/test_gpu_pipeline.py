@@ -1,5 +1,6 @@
 """GPU schedules run on the CPU with GPU semantics: numerics, refusals, and sync mutations."""
 
+import re
 from dataclasses import replace
 
 import islpy as isl
@@ -12,6 +13,7 @@ from polypipe.analysis.gpu_proof import prove_dataflow, prove_kernel
 from polypipe.errors import InternalError
 from polypipe.analysis.pipeline_check import check_buffers
 from polypipe.optimize import OptimizedProgram
+from tests.helpers import assert_optimized_matches_python, assert_scheduled
 from tests.kernels.contractions import CASES
 
 SIZES = dict(M=100, N=72, K=53)   # divisible by no tile
@@ -169,15 +171,20 @@ def two_reductions(C, D, A, B):
                 D[i, j] += A[i, k]
 
 
-def test_pipeline_rejects_source_written_inside_loop():
+def test_pipeline_maps_source_written_inside_loop_from_isls_schedule():
     k = pp.kernel(writes_operand)
-    unproved = pp.optimize(k, GpuConfig(block=(8, 8), threads=(2, 2), reduction=4),
-                           prove=False)
+    config = GpuConfig(block=(8, 8), threads=(2, 2), reduction=4)
+    unproved = pp.optimize(k, config, prove=False)
     assert ("A[i, k]", "A is written inside the loop nest") in unproved.kernels[0].unpromoted
     # A[i, 0] is written by every column of outputs and read by the next: no GPU order of
-    # those instances keeps the source's dataflow, and the proof refuses with a pair.
-    with pytest.raises(LegalityError, match=r"changes where S1's read of A\[i, k\]"):
-        pp.optimize(k, GpuConfig(block=(8, 8), threads=(2, 2), reduction=4))
+    # the contraction mapping keeps the source's dataflow, and its proof refuses with a
+    # pair; the nest then runs from isl's schedule, whose proof holds.
+    opt = pp.optimize(k, config)
+    assert_scheduled(opt, "the proof refused the contraction mapping")
+    assert re.search(r"changes where S1's read of A\[i, k\]", opt.describe())
+    rng = np.random.default_rng(1)
+    A, B = rng.random((9, 6)), rng.random((6, 10))
+    assert_optimized_matches_python(opt, writes_operand, [np.zeros((9, 10)), A, B])
 
 
 def recurrence(A):
@@ -185,12 +192,6 @@ def recurrence(A):
     for i in range(1, N):
         for j in range(M):
             A[i, j] = A[i - 1, j] * 0.5
-
-
-def test_pipeline_rejects_non_contraction():
-    with pytest.raises(ScheduleError, match="has no reduction statement and does not write a "
-                                            "2-D"):
-        pp.optimize(pp.kernel(stencil))
 
 
 def shifted_update(A, B):
@@ -201,20 +202,19 @@ def shifted_update(A, B):
             A[i, j] = B[i - 1, j] * 0.5
 
 
-def test_pipeline_rejects_elementwise_recurrence():
-    with pytest.raises(ScheduleError, match="touches several elements of `A`"):
-        pp.optimize(pp.kernel(recurrence), GpuConfig(block=(8, 8), threads=(2, 2)))
-
-
-def test_pipeline_rejects_elementwise_nest_whose_threads_would_race():
-    """S1 of row i runs with row i - 1's element; S0 of row i reads what it overwrites."""
-    with pytest.raises(LegalityError, match=r"S0\[i = \d+, j = \d+\]|missing barrier"):
-        pp.optimize(pp.kernel(shifted_update), GpuConfig(block=(8, 8), threads=(2, 2)))
-
-
-def test_pipeline_rejects_two_reductions_in_one_nest():
-    with pytest.raises(ScheduleError, match="several reduction statements"):
-        pp.optimize(pp.kernel(two_reductions))
+@pytest.mark.parametrize("func, reason, shapes", [
+    (stencil, "has no reduction statement and does not write a 2-D", [(13,), (13,)]),
+    (recurrence, "touches several elements of `A`", [(9, 7)]),
+    # S1 of row i runs with row i - 1's element; S0 of row i reads what it overwrites: the
+    # element-wise mapping's proof refuses it (a missing barrier).
+    (shifted_update, "the proof refused the contraction mapping", [(9, 7), (9, 7)]),
+    (two_reductions, "several reduction statements", [(6, 5), (6, 5), (6, 4), (4, 5)]),
+])
+def test_pipeline_maps_other_nests_from_isls_schedule(func, reason, shapes):
+    opt = pp.optimize(pp.kernel(func), GpuConfig(block=(8, 8), threads=(2, 2)))
+    assert_scheduled(opt, reason)
+    rng = np.random.default_rng(3)
+    assert_optimized_matches_python(opt, func, [rng.random(shape) for shape in shapes])
 
 
 def test_pipeline_runs_with_more_stages_than_reduction_tiles():

@@ -1,0 +1,165 @@
+"""The GPU mapping of computed schedules (polypipe/gpu_scheduled.py, analysis/scheduled_proof.py):
+every PolyBench kernel gets a proved GPU program that the CPU runtime runs with GPU semantics
+and nvcc compiles; host loops launch in order; the proof catches a wrong mapping."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import polypipe as pp
+from polypipe import GpuConfig
+from polypipe.analysis.contraction import nest_program, top_level_nests
+from polypipe.analysis.scheduled_proof import prove_scheduled
+from polypipe.analysis.scheduling import compute_schedule
+from polypipe.codegen.nvcc import find_nvcc
+from polypipe.errors import InternalError
+from polypipe.gpu_scheduled import ScheduledKernel, launch_sequence, lower_scheduled
+from tests.helpers import assert_optimized_matches_python
+from tests.kernels.polybench import KERNELS
+
+SMALL = GpuConfig(block=(32, 32), threads=(8, 8), reduction=8)
+
+
+def _optimized(name: str, config: GpuConfig = SMALL):
+    return pp.optimize(pp.kernel(KERNELS[name].func), config)
+
+
+def _args(name: str, seed: int = 0):
+    return KERNELS[name].make_args(np.random.default_rng(seed), np.float64)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_every_kernel_runs_on_the_cpu_runtime_like_python(name):
+    """The 30 PolyBench kernels and the extra ones, at sizes that do not divide the tiles."""
+    opt = _optimized(name)
+    assert opt.proofs
+    assert_optimized_matches_python(opt, KERNELS[name].func, _args(name))
+
+
+# Thread shapes that divide nothing, one thread, and the maximum; threads run in reverse.
+@pytest.mark.parametrize("threads", [(1, 1), (3, 5), (32, 32), (1, 7)])
+@pytest.mark.parametrize("name", ["jacobi_2d", "lu", "atax", "seidel_2d", "nussinov",
+                                  "trisolv", "heat_3d", "gramschmidt"])
+def test_thread_shapes_are_honoured(name, threads):
+    config = GpuConfig(block=(threads[0] * 2, threads[1] * 2), threads=threads)
+    opt = _optimized(name, config)
+    for kernel in opt.kernels:
+        if isinstance(kernel, ScheduledKernel) and not kernel.one_thread_reason:
+            assert kernel.threads in (threads, (threads[0] * threads[1],))
+    assert_optimized_matches_python(opt, KERNELS[name].func, _args(name, 1),
+                                    thread_order="reverse")
+
+
+def test_invalid_configuration_is_refused_for_a_scheduled_nest_too():
+    with pytest.raises(pp.ScheduleError, match="exceed the 1024"):
+        _optimized("jacobi_2d", GpuConfig(block=(64, 64), threads=(64, 32)))
+
+
+def test_describe_lists_kernels_host_loops_and_one_thread_reasons():
+    text = _optimized("durbin").describe()
+    assert "durbin_k0: one thread (it has no loop), launched once" in text
+    assert "launched per (pp_h0) of the host loops" in text
+    assert "blocks x threads (64,)" in text
+    assert "not a contraction" in text and "proof: durbin_k1" in text
+    text = _optimized("jacobi_2d").describe()
+    assert text.count("blocks x threads (8, 8)") == 2
+    assert "the host sequence orders the dependences between launches" in text
+
+
+def test_time_loop_launches_alternate_in_source_order():
+    opt = _optimized("jacobi_2d")
+    sequence = launch_sequence(opt.kernels, {"tsteps": 3, "N": 10})
+    assert sequence == [(0, (0,)), (1, (0,)), (0, (1,)), (1, (1,)), (0, (2,)), (1, (2,))]
+
+
+def test_wavefront_is_found_and_launched_per_diagonal():
+    """seidel-2d's loops all carry dependences; isl skews them: the host loop runs the
+    wavefronts, blocks and threads the points of one."""
+    opt = _optimized("seidel_2d")
+    (kernel,) = opt.kernels
+    assert kernel.host_params == ("pp_h0",) and len(kernel.threads) == 2
+    launches = launch_sequence(opt.kernels, {"tsteps": 2, "N": 8})
+    assert len(launches) > 2      # more wavefronts than time steps
+
+
+def test_contraction_and_scheduled_kernels_in_one_program():
+    def mm_rowsum(C, A, B, r):
+        M, N = C.shape
+        K = A.shape[1]
+        for i in range(M):
+            for j in range(N):
+                for k in range(K):
+                    C[i, j] += A[i, k] * B[k, j]
+        for i in range(M):
+            for j in range(N):
+                r[i] += C[i, j]
+
+    opt = pp.optimize(pp.kernel(mm_rowsum), GpuConfig(block=(16, 16), threads=(4, 4),
+                                                      reduction=4))
+    assert not isinstance(opt.kernels[0], ScheduledKernel)
+    assert isinstance(opt.kernels[1], ScheduledKernel)
+    rng = np.random.default_rng(2)
+    args = [np.zeros((19, 13)), rng.random((19, 7)), rng.random((7, 13)), np.zeros(19)]
+    assert_optimized_matches_python(opt, mm_rowsum, args)
+
+
+def test_cuda_source_has_host_parameters_and_module_locals():
+    source = _optimized("durbin").cuda_source()
+    assert "int64_t pp_h0" in source
+    # alpha is written by one launch and read by later ones: it lives in device memory
+    assert "static __device__ float l_alpha = 0;" in source
+
+
+def _lowered(name: str):
+    program = pp.kernel(KERNELS[name].func).program
+    nest = nest_program(program, top_level_nests(program)[0])
+    return nest, compute_schedule(nest).schedule
+
+
+def _with_first_member_parallel(schedule):
+    """The computed tree with the outermost band's first member marked coincident: a lie
+    the proof must catch."""
+    node = schedule.get_root().child(0)
+    return node.band_member_set_coincident(0, 1).get_schedule()
+
+
+def test_proof_catches_a_sequential_loop_mapped_to_threads():
+    nest, schedule = _lowered("jacobi_1d")
+    kernels = lower_scheduled(nest, _with_first_member_parallel(schedule), SMALL, "bad", 0)
+    with pytest.raises(InternalError, match="dependence on"):
+        prove_scheduled(nest, kernels)
+
+
+def test_proof_catches_a_kernel_left_out():
+    nest, schedule = _lowered("jacobi_2d")
+    kernels = lower_scheduled(nest, schedule, SMALL, "k", 0)
+    with pytest.raises(InternalError, match="do not run every instance once"):
+        prove_scheduled(nest, kernels[:1])
+
+
+def test_proof_catches_threads_outside_the_block():
+    nest, schedule = _lowered("jacobi_2d")
+    kernels = lower_scheduled(nest, schedule, SMALL, "k", 0)
+    small = replace(kernels[0], threads=(2, 2))
+    with pytest.raises(InternalError, match="outside the thread block"):
+        prove_scheduled(nest, (small,) + kernels[1:])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc not found")
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_every_translation_unit_compiles_for_sm80_and_sm90(name, tmp_path):
+    import subprocess
+
+    opt = _optimized(name)
+    source = tmp_path / "k.cu"
+    source.write_text(opt.cuda_source(*_args(name)))
+    done = subprocess.run([find_nvcc(), "-fatbin", "-gencode", "arch=compute_80,code=sm_80",
+                           "-gencode", "arch=compute_90,code=sm_90", "-o",
+                           str(tmp_path / "k.fatbin"), str(source)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "error" not in done.stderr
