@@ -71,6 +71,7 @@ class ComputedSchedule:
     program: ir.Program
     schedule: isl.Schedule
     bands: tuple[Band, ...]          # in the tree's pre-order
+    fallback: str = ""               # why the source order is used instead of isl's schedule
 
     def bands_of(self, statement: str) -> tuple[Band, ...]:
         """The bands on ``statement``'s path from the root, outermost first."""
@@ -91,7 +92,8 @@ class ComputedSchedule:
 
     def describe(self) -> str:
         lines = [f"schedule of {self.program.name} computed by isl (validity and parallel "
-                 "loops proved):"]
+                 "loops proved):" if not self.fallback else
+                 f"schedule of {self.program.name}: the source order ({self.fallback})"]
         lines += [f"  {band}" for band in self.bands]
         for stmt in self.program.statements:
             band = self.parallel_band(stmt.name)
@@ -114,13 +116,31 @@ def compute_schedule(program, deps: Dependences | None = None) -> ComputedSchedu
     constraints = (isl.ScheduleConstraints.on_domain(domain).set_context(program.context)
                    .set_validity(validity).set_coincidence(validity)
                    .set_proximity(deps.flow.coalesce()))
-    schedule = _with_outer_coincidence(domain.get_ctx(), constraints.compute_schedule)
+    fallback = ""
+    try:
+        schedule = _with_outer_coincidence(domain.get_ctx(), constraints.compute_schedule)
+    except isl.Error as exc:
+        # isl's scheduler gives up on some nests ("unable to carry dependences", fuzz seed
+        # 33861); the source order is always valid, with no loop called parallel.
+        fallback = f"isl's scheduler failed ({str(exc).split(':')[-1].strip()})"
+        schedule = _sequential(program.schedule)
     if schedule is None:
         raise InternalError(f"isl found no schedule for {program.name}, although its source "
                             "order is one")
     check_schedule(program, schedule, deps=deps)      # DependenceViolation: an isl bug
     bands = _bands(program, schedule, deps)
-    return ComputedSchedule(program, schedule, bands)
+    return ComputedSchedule(program, schedule, bands, fallback)
+
+
+def _sequential(schedule: isl.Schedule) -> isl.Schedule:
+    """``schedule`` with every band member marked not coincident."""
+    def clear(node: isl.ScheduleNode) -> isl.ScheduleNode:
+        if node.get_type() == _NODE.band:
+            for member in range(node.band_n_member()):
+                node = node.band_member_set_coincident(member, 0)
+        return node
+
+    return schedule.get_root().map_descendant_bottom_up(clear).get_schedule()
 
 
 def _with_outer_coincidence(ctx: isl.Context, compute):

@@ -70,9 +70,21 @@ class ScheduledKernel:
 
     def host_ranges(self, params: dict[str, int]) -> dict[str, tuple[int, int]]:
         """The interval of each host parameter over the launches at these sizes."""
-        points = _points(self.launch_of.intersect_domain(self.launch_domain), params)
-        return {name: (min(p[position] for p in points), max(p[position] for p in points))
-                for name, position in zip(self.host_params, self.host_positions) if points}
+        from polypipe.analysis.bounds import fix_parameters
+
+        keys = self.launch_of.intersect_domain(self.launch_domain).range()
+        keys = keys.intersect_params(fix_parameters(keys.params(), params))
+        ranges: dict[str, tuple[int, int]] = {}
+
+        def widen(piece: isl.Set) -> None:
+            for name, position in zip(self.host_params, self.host_positions):
+                low = piece.dim_min_val(position).to_python()
+                high = piece.dim_max_val(position).to_python()
+                old = ranges.get(name, (low, high))
+                ranges[name] = (min(old[0], low), max(old[1], high))
+
+        keys.foreach_set(widen)
+        return ranges
 
     def describe(self) -> str:
         host = (f"launched per value of the host loops ({', '.join(self.host_loops)}) as "

@@ -485,7 +485,9 @@ def _scheduled(program: ir.Program, config: GpuConfig, nest: list, index: int, p
     computed = compute_schedule(sub, deps)
     kernels = lower_scheduled(sub, computed.schedule, config, f"{program.name}_k{index}",
                               index)
-    note = f"not a contraction: {note}; mapped from isl's schedule"
+    note = (f"not a contraction: {note}; mapped from isl's schedule" if not computed.fallback
+            else f"not a contraction: {note}; {computed.fallback}: the source order, in one "
+                 "thread")
     kernels = tuple(replace(k, note=note) if position == 0 else k
                     for position, k in enumerate(kernels))
     return kernels, (prove_scheduled(sub, kernels, deps) if prove else None)
