@@ -38,6 +38,7 @@ TEST_FILTER = ["-m", "gpu", "-k", "not compute_sanitizer"]
 TEST_ENV = {"POLYPIPE_GPU_STAGES": "1x1,3x2"}
 TOOLS = ("memcheck", "racecheck", "synccheck")
 BUDGET_S = 480
+POLYBENCH = "gemm,atax,mvt,jacobi_2d,heat_3d,fdtd_2d,covariance,doitgen"
 MAX_FILES = 8
 
 
@@ -69,13 +70,17 @@ def steps(wheels: Path, out: Path) -> list[Step]:
                            *TEST_FILTER, *GPU_TESTS], 100, "gpu_tests.txt",
              tuple(TEST_ENV.items())),
         # Before the sanitizer: the measurements are what a session is most for.
-        Step("benchmark", [python, "benchmarks/gpu.py", "--session", "--out", str(out)], 165,
+        Step("benchmark", [python, "benchmarks/gpu.py", "--session", "--out", str(out)], 150,
              "benchmark.txt"),
+        # PolyBench kernels of computed schedules and contractions against CuPy (LARGE sizes);
+        # the JSON is rewritten after every kernel, so a timeout keeps what was measured.
+        Step("polybench", [python, "benchmarks/gpu_polybench.py", "--only", POLYBENCH,
+                           "--json", str(out / "gpu_polybench.json")], 39, "benchmark.txt"),
     ]
     for tool in TOOLS:
         result.append(Step(f"compute-sanitizer {tool}",
                            ["compute-sanitizer", "--tool", tool, "--error-exitcode", "3",
-                            python, "benchmarks/gpu_sanitize.py"], 45, "sanitizer.txt"))
+                            python, "benchmarks/gpu_sanitize.py"], 37, "sanitizer.txt"))
     return result
 
 
@@ -83,7 +88,8 @@ def outputs(plan: list[Step]) -> list[str]:
     """Every file the session writes under $OUT: the steps' logs and the benchmark's JSON and
     chart (named after the device)."""
     return sorted({s.output for s in plan} | {"gpu_<device>_session.json",
-                                              "gpu_<device>_session.png"})
+                                              "gpu_<device>_session.png",
+                                              "gpu_polybench.json"})
 
 
 def environment(step: Step) -> dict:
@@ -154,7 +160,7 @@ def check_plan(plan: list[Step], wheels: Path) -> bool:
     checks.append(_check(f"at most {MAX_FILES} files under $OUT", len(files) <= MAX_FILES,
                          ", ".join(files)))
     scripts = ["benchmarks/gpu.py", "benchmarks/gpu_sanitize.py", "benchmarks/gpu_triton.py",
-               "benchmarks/gpu_workloads.py", *GPU_TESTS]
+               "benchmarks/gpu_workloads.py", "benchmarks/gpu_polybench.py", *GPU_TESTS]
     for script in scripts:
         path = ROOT / script
         try:   # syntax only: no byte code written
@@ -174,6 +180,10 @@ def check_plan(plan: list[Step], wheels: Path) -> bool:
     checks.append(_subprocess_check(
         "the sanitizer's kernels run on the CPU runtime",
         [python, "benchmarks/gpu_sanitize.py", "--plan"], expect="ran"))
+    checks.append(_subprocess_check(
+        "the session's PolyBench kernels build and compile at LARGE sizes",
+        [python, "benchmarks/gpu_polybench.py", "--dry-run", "--only",
+         os.environ.get("POLYPIPE_PLAN_ONLY_POLYBENCH", POLYBENCH)], expect="kernels"))
     checks.append(_subprocess_check(
         "the session benchmark's builds are proved, printed and compiled",
         [python, "benchmarks/gpu.py", "--dry-run", "--session", *_plan_only()],

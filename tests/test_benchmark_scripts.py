@@ -119,6 +119,7 @@ def test_gpu_session_plan_passes_on_a_cpu_machine(tmp_path):
     # The session benchmark's dry run on one of its workloads (the whole of it takes minutes;
     # test_dry_run_proves_prints_and_compiles covers the dry run itself).
     env = dict(os.environ, OUT=str(tmp_path / "out"), POLYPIPE_PLAN_ONLY="square-4096",
+               POLYPIPE_PLAN_ONLY_POLYBENCH="jacobi_2d,atax",
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     result = subprocess.run(["bash", "benchmarks/gpu_session.sh", "--plan",
                              str(_wheel_folder(tmp_path))], cwd=gpu_session.ROOT, env=env,
@@ -203,3 +204,34 @@ def test_timer_flushes_l2_before_every_timed_run_and_takes_the_median():
     assert timer.launch_ms(launch) == 2.0       # the median of the 20 timed runs
     # 100 ms at 5 ms per run (the second, after the warm-up): 20 runs, each after a flush.
     assert torch.flushes == 20
+
+
+def test_polybench_equivalents_equal_the_python_kernels(capsys):
+    import gpu_polybench
+
+    assert gpu_polybench.check(list(gpu_polybench.LARGE)) == 0
+    assert capsys.readouterr().out.count(" ok ") == len(gpu_polybench.EQUIVALENTS)
+
+
+def test_polybench_large_arguments_have_the_large_sizes():
+    import numpy as np
+    import gpu_polybench
+
+    args = gpu_polybench.large_args("gemm", np.random.default_rng(0))
+    assert [a.shape for a in args[2:]] == [(1000, 1100), (1000, 1200), (1200, 1100)]
+    tsteps, A, _ = gpu_polybench.large_args("jacobi_2d", np.random.default_rng(0))
+    assert tsteps == 500 and A.shape == (1300, 1300)
+    (L,) = gpu_polybench.large_args("cholesky", np.random.default_rng(0))
+    assert np.allclose(L, L.T) and np.all(np.linalg.eigvalsh(L[:50, :50]) > 0)
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+def test_polybench_dry_run_builds_counts_launches_and_compiles(tmp_path, capsys):
+    import gpu_polybench
+
+    out = tmp_path / "table.txt"
+    assert gpu_polybench.main(["--dry-run", "--only", "jacobi_2d,floyd_warshall",
+                               "--out", str(out)]) == 0
+    rows = {line.split()[0]: line.split() for line in out.read_text().splitlines()[2:]}
+    assert rows["jacobi_2d"][1:3] == ["2", "1000"]          # two kernels per time step
+    assert rows["floyd_warshall"][2] == str(2800 * (2 * 2800 - 1))   # (k, i + j) launches

@@ -64,6 +64,23 @@ def test_float64_matches_numpy(name):
     _check(name, pp.GpuConfig(), (100, 72, 64), np.float64, 1e-12)
 
 
+@pytest.mark.parametrize("name", ["jacobi_2d", "seidel_2d", "lu", "atax", "durbin",
+                                  "nussinov", "gramschmidt", "deriche"])
+def test_kernels_of_computed_schedules_match_python(name):
+    """Host loops, wavefronts, one-thread kernels and device-memory locals on the GPU."""
+    from tests.helpers import copy_args, max_relative_error
+    from tests.kernels.polybench import KERNELS
+
+    case = KERNELS[name]
+    args = case.make_args(np.random.default_rng(0), np.float64)
+    want = copy_args(args)
+    case.func(*want)
+    pp.optimize(pp.kernel(case.func)).run(*args, backend="cuda")
+    for got, expected in zip(args, want):
+        if isinstance(expected, np.ndarray):
+            assert max_relative_error(got, expected) <= 1e-9, name
+
+
 def test_device_arrays_are_used_in_place_and_misaligned_views_fall_back():
     cupy = pytest.importorskip("cupy")
     opt = _optimized("matmul", pp.GpuConfig())

@@ -1,6 +1,8 @@
 """Kernel fusion (polypipe.gpu_fusion): element-wise consumers of a contraction join its
 kernel when recognised and proved; every other pair stays two kernels, with the reason."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,44 @@ def test_the_fused_kernel_compiles_as_one_function():
     _, resources = compile_cubin(source, "sm_90")
     assert [r.name for r in resources] == ["mm_bias_relu_k0"]
     assert resources[0].spill_stores == resources[0].spill_loads == 0
+
+
+@pp.kernel
+def bert_ffn(X, W1, b1, H, W2, b2, Y):
+    """A BERT feed-forward block: GEMM, bias, GELU (tanh form), GEMM, bias, residual."""
+    M, D = X.shape
+    F = W1.shape[1]
+    for i in range(M):
+        for f in range(F):
+            H[i, f] = 0.0
+            for d in range(D):
+                H[i, f] += X[i, d] * W1[d, f]
+    for i in range(M):
+        for f in range(F):
+            H[i, f] = 0.5 * (H[i, f] + b1[f]) * (1.0 + math.tanh(
+                0.7978845608028654 * ((H[i, f] + b1[f]) + 0.044715 * (H[i, f] + b1[f]) ** 3)))
+    for i in range(M):
+        for e in range(D):
+            Y[i, e] = 0.0
+            for f in range(F):
+                Y[i, e] += H[i, f] * W2[f, e]
+    for i in range(M):
+        for e in range(D):
+            Y[i, e] = Y[i, e] + b2[e] + X[i, e]
+
+
+@pytest.mark.parametrize("M, D, F", [(37, 24, 40), (16, 32, 64)])
+def test_bert_feed_forward_is_two_proved_kernels_matching_numpy(M, D, F):
+    opt = pp.optimize(bert_ffn, GpuConfig(block=(32, 32), threads=(8, 8), reduction=8))
+    assert len(opt.kernels) == 2 and len(opt.proofs) == 2
+    assert sum(decision.fused for decision in opt.fusions) == 2
+    rng = np.random.default_rng(M)
+    X, W1, W2 = (rng.standard_normal((M, D)), 0.2 * rng.standard_normal((D, F)),
+                 0.2 * rng.standard_normal((F, D)))
+    b1, b2 = rng.standard_normal(F), rng.standard_normal(D)
+    H, Y = np.full((M, F), np.nan), np.full((M, D), np.nan)
+    opt.run(X, W1, b1, H, W2, b2, Y)
+    h = X @ W1 + b1
+    gelu = 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h ** 3)))
+    assert np.abs(Y - (gelu @ W2 + b2 + X)).max() <= 1e-12
+    assert np.abs(H - gelu).max() <= 1e-12
