@@ -68,11 +68,17 @@ def load_module(path: str):
         raise CommandError(f"cannot import {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(file.resolve().parent))
+    # Registered while it runs, as `import` does: dataclasses and typing look a module up by
+    # name (a file with a @dataclass failed with "'NoneType' object has no attribute
+    # '__dict__'").
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except PolypipeError:
+        sys.modules.pop(name, None)
         raise
     except (Exception, SystemExit) as exc:  # a file that raises, or calls sys.exit, on import
+        sys.modules.pop(name, None)
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise CommandError(f"importing {path} failed: {text}") from None
     finally:
@@ -325,6 +331,7 @@ def cmd_pipeline(options) -> int:
     """Pipelinable reads of the source, and with --config the GPU kernels' buffers."""
     from .analysis.render import check_writable
     from .inputs import parameter_values, parse_sizes
+    from .gpu_scheduled import ScheduledKernel
     from .optimize import optimize
     from .timeline import format_timeline, pipeline_timeline, timeline_format, write_timeline
     from polypipe.analysis.pipeline_check import check_buffers, max_stages, tile_trip_count
@@ -349,6 +356,10 @@ def cmd_pipeline(options) -> int:
     itemsize = np.dtype(options.dtype).itemsize
     at = ", ".join(f"{n}={v}" for n, v in sizes.items())
     for gpu_kernel in optimized.kernels:
+        if isinstance(gpu_kernel, ScheduledKernel):
+            print(f"\n{gpu_kernel.name}: no buffers and no pipeline (a kernel of isl's "
+                  "schedule reads and writes global memory)")
+            continue
         print(f"\n{gpu_kernel.name}: promoted buffers ({options.dtype}, {itemsize} bytes per "
               "element)")
         for verdict in check_buffers(gpu_kernel, itemsize):

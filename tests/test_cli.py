@@ -446,3 +446,31 @@ def test_cli_exit_codes_are_documented():
         assert "polypipe: error:" in text and "polypipe: internal error:" in text
     for code in ("0", "1", "2", "3"):
         assert f"\n    {code}  " in cli.__doc__
+
+
+def test_cli_pipeline_of_a_scheduled_nest_and_a_file_with_a_dataclass(tmp_path, capsys):
+    """A file defining a dataclass imports (it used to fail: the module was not registered);
+    a nest mapped from isl's schedule has no buffers to report."""
+    source = tmp_path / "sweep.py"
+    source.write_text(textwrap.dedent("""\
+        from dataclasses import dataclass
+
+        @dataclass
+        class Note:
+            text: str
+
+        def sweep(tsteps, A, B):
+            N = len(A)
+            for t in range(tsteps):
+                for i in range(1, N - 1):
+                    B[i] = 0.5 * (A[i - 1] + A[i + 1])
+                for i in range(1, N - 1):
+                    A[i] = B[i]
+        """))
+    assert main(["pipeline", f"{source}:sweep", "--config", "block=16x16,threads=4x4",
+                 "--size", "tsteps=2,N=30"]) == 0
+    out = capsys.readouterr().out
+    assert "launched per value of the host loops (t)" in out
+    assert "no buffers and no pipeline" in out
+    assert main(["run", f"{source}:sweep", "--size", "tsteps=3,N=30", "--backend", "emulate",
+                 "--check"]) == 0

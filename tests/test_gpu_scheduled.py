@@ -39,10 +39,16 @@ def test_every_kernel_runs_on_the_cpu_runtime_like_python(name):
     assert_optimized_matches_python(opt, KERNELS[name].func, _args(name))
 
 
-# Thread shapes that divide nothing, one thread, and the maximum; threads run in reverse.
-@pytest.mark.parametrize("threads", [(1, 1), (3, 5), (32, 32), (1, 7)])
-@pytest.mark.parametrize("name", ["jacobi_2d", "lu", "atax", "seidel_2d", "nussinov",
-                                  "trisolv", "heat_3d", "gramschmidt"])
+# Thread shapes that divide nothing, one thread, and the maximum (two per kernel, in turn);
+# threads run in reverse.
+_SHAPES = [(1, 1), (3, 5), (32, 32), (1, 7)]
+_NAMES = ["jacobi_2d", "lu", "atax", "seidel_2d", "nussinov", "trisolv", "heat_3d",
+          "gramschmidt"]
+
+
+@pytest.mark.parametrize("name, threads", [(name, _SHAPES[(index + turn) % len(_SHAPES)])
+                                           for index, name in enumerate(_NAMES)
+                                           for turn in (0, 2)])
 def test_thread_shapes_are_honoured(name, threads):
     config = GpuConfig(block=(threads[0] * 2, threads[1] * 2), threads=threads)
     opt = _optimized(name, config)
