@@ -180,8 +180,9 @@ def _kernel(nest: ir.Program, schedule: isl.Schedule, root: _Root, width: int,
     tree = node.get_schedule()
     pinned = _pinned(domain, launch_of, width, host_positions, host_params)
     program = replace(nest, name=name, statements=_restricted(nest, domain),
-        schedule=tree.intersect_domain(pinned), launch=ir.Launch(threads),
-        transforms=nest.transforms + (f"gpu_map_scheduled({config.describe()})",))
+                      schedule=tree.intersect_domain(pinned), launch=ir.Launch(threads),
+                      transforms=nest.transforms + (
+                          f"gpu_map_scheduled({config.describe()})",))
     log = (f"kernel root at depth {depth}: "
            + (f"{len(threads)} parallel member(s) tiled {threads} to blocks and threads"
               if root.parallel else f"one thread ({reason})"),)

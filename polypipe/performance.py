@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from polypipe.errors import CodegenError
+from polypipe.gpu_scheduled import ScheduledKernel
 
 
 def _update_box(kernel, params) -> tuple[dict[str, int], int]:
@@ -78,6 +79,8 @@ def launch_counts(optimized, binding, arch: str = "sm_90") -> list:
     dtypes = dict(binding.dtypes)
     result = []
     for kernel in optimized.kernels:
+        if isinstance(kernel, ScheduledKernel):
+            continue     # no model of these kernels yet (estimate_lines says so)
         geometry = launch_geometry(kernel, binding.params)
         if geometry.empty:
             continue
@@ -105,7 +108,10 @@ def estimate_lines(optimized, binding, target: str = "H200") -> list[str]:
         return [f"  estimate: none ({str(exc).splitlines()[0]})"]
     estimates = [estimate(c, TARGETS[target]) for c in counts]
     lines = [f"  {e.kernel}: {e.describe()}" for e in estimates]
-    if len(estimates) > 1:
+    lines += [f"  {k.name}: no estimate (kernels of isl's schedule are not modelled yet)"
+              for k in optimized.kernels if isinstance(k, ScheduledKernel)]
+    if len(estimates) > 1 and not any(isinstance(k, ScheduledKernel)
+                                      for k in optimized.kernels):
         lines.append(f"  {program_estimate(estimates)}")
     return lines
 

@@ -240,3 +240,14 @@ def test_held_out_kernels_run_like_python(func, threads):
     assert opt.proofs
     args = _held_out_args(np.random.default_rng(7))[func]
     assert_optimized_matches_python(opt, func, args, thread_order="forward")
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc not found")
+def test_describe_with_arguments_says_scheduled_kernels_have_no_estimate():
+    from polypipe.codegen.sass import find_nvdisasm
+
+    text = _optimized("jacobi_2d").describe(*_args("jacobi_2d"))
+    if find_nvdisasm() is None:
+        assert "estimate: none" in text
+    else:
+        assert "jacobi_2d_k0: no estimate (kernels of isl's schedule" in text
