@@ -33,10 +33,16 @@ import islpy as isl
 from polypipe import ir
 from polypipe.errors import InternalError, ScheduleError
 
+from .bounded import ChildFailed, Overrun, run_bounded
 from .dependences import Dependences, as_program, dependences, statement_order
 from .legality import check_schedule, concrete_pair, describe_dependence_pair
 
 _NODE = isl.schedule_node_type
+
+# isl's scheduler is exponential in the depth on some nests (see .bounded); past this many
+# seconds the source order is used, as when the scheduler gives up. PolyBench's kernels at
+# LARGE sizes take well under a second each.
+SCHEDULER_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -118,11 +124,14 @@ def compute_schedule(program, deps: Dependences | None = None) -> ComputedSchedu
                    .set_proximity(deps.flow.coalesce()))
     fallback = ""
     try:
-        schedule = _with_outer_coincidence(domain.get_ctx(), constraints.compute_schedule)
-    except isl.Error as exc:
+        schedule = _bounded_schedule(constraints)
+    except (isl.Error, ChildFailed) as exc:
         # isl's scheduler gives up on some nests ("unable to carry dependences", fuzz seed
         # 33861); the source order is always valid, with no loop called parallel.
         fallback = f"isl's scheduler failed ({str(exc).split(':')[-1].strip()})"
+        schedule = _sequential(program.schedule)
+    except Overrun:
+        fallback = f"isl's scheduler did not finish within {SCHEDULER_SECONDS:g} s"
         schedule = _sequential(program.schedule)
     if schedule is None:
         raise InternalError(f"isl found no schedule for {program.name}, although its source "
@@ -141,6 +150,16 @@ def _sequential(schedule: isl.Schedule) -> isl.Schedule:
         return node
 
     return schedule.get_root().map_descendant_bottom_up(clear).get_schedule()
+
+
+def _bounded_schedule(constraints: isl.ScheduleConstraints) -> isl.Schedule:
+    """isl's schedule for ``constraints``, computed within :data:`SCHEDULER_SECONDS` (see
+    :mod:`.bounded`; the tree travels back as isl's text, coincidence flags included)."""
+    ctx = constraints.get_ctx()
+    text = run_bounded(
+        lambda: str(_with_outer_coincidence(ctx, constraints.compute_schedule)),
+        SCHEDULER_SECONDS)
+    return isl.Schedule.read_from_str(ctx, text)
 
 
 def _with_outer_coincidence(ctx: isl.Context, compute):

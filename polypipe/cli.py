@@ -452,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"element type of every array (default {DEFAULT_DTYPE})")
     run.add_argument("--backend", default="c", choices=("c", "emulate"),
                      help="c: compiled C; emulate: the GPU kernels run on the CPU with GPU "
-                          "semantics (needs a contraction; see --config)")
+                          "semantics")
     run.add_argument("--config", default=None,
                      help="GPU mapping, e.g. block=64x64,threads=16x16,reduction=16,"
                           "shared_stages=3,register_stages=2 (defaults for the rest)")

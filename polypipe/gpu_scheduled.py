@@ -175,7 +175,8 @@ def _kernel(nest: ir.Program, schedule: isl.Schedule, root: _Root, width: int,
         threads, rank, mapped = (1,), 1, ()
         block_of = thread_of = isl.UnionMap.from_domain_and_range(
             domain, isl.UnionSet("{ [0] }"))
-        reason = ("no loop of it is parallel" if node.get_type() == _NODE.band
+        reason = ("none of its instances runs" if domain.is_empty()
+                  else "no loop of it is parallel" if node.get_type() == _NODE.band
                   else "it has no loop")
     tree = node.get_schedule()
     pinned = _pinned(domain, launch_of, width, host_positions, host_params)

@@ -68,7 +68,7 @@ def test_invalid_configuration_is_refused_for_a_scheduled_nest_too():
 def test_describe_lists_kernels_host_loops_and_one_thread_reasons():
     text = _optimized("durbin").describe()
     assert "durbin_k0: one thread (it has no loop), launched once" in text
-    assert "launched per (pp_h0) of the host loops" in text
+    assert "launched per value of the host loops (k) as (pp_h0)" in text
     assert "blocks x threads (64,)" in text
     assert "not a contraction" in text and "proof: durbin_k1" in text
     text = _optimized("jacobi_2d").describe()
