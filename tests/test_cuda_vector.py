@@ -112,6 +112,7 @@ def test_specialised_matmul_ptx_has_wide_copies_and_no_division(dtype):
     assert resources.spill_stores == 0 and resources.spill_loads == 0
 
 
+@pytest.mark.slow      # 44 s each: nvcc on every specialised source of both ownerships
 @needs_nvcc
 @pytest.mark.parametrize("config", [STRIDED, GROUPED], ids=["strided", "grouped"])
 def test_specialised_sources_compile_for_every_case(config):
