@@ -152,14 +152,17 @@ def _sequential(schedule: isl.Schedule) -> isl.Schedule:
     return schedule.get_root().map_descendant_bottom_up(clear).get_schedule()
 
 
-def _bounded_schedule(constraints: isl.ScheduleConstraints) -> isl.Schedule:
+def _bounded_schedule(constraints: isl.ScheduleConstraints) -> isl.Schedule | None:
     """isl's schedule for ``constraints``, computed within :data:`SCHEDULER_SECONDS` (see
     :mod:`.bounded`; the tree travels back as isl's text, coincidence flags included)."""
     ctx = constraints.get_ctx()
-    text = run_bounded(
-        lambda: str(_with_outer_coincidence(ctx, constraints.compute_schedule)),
-        SCHEDULER_SECONDS)
-    return isl.Schedule.read_from_str(ctx, text)
+
+    def compute() -> str:
+        schedule = _with_outer_coincidence(ctx, constraints.compute_schedule)
+        return "" if schedule is None else str(schedule)
+
+    text = run_bounded(compute, SCHEDULER_SECONDS)
+    return isl.Schedule.read_from_str(ctx, text) if text else None
 
 
 def _with_outer_coincidence(ctx: isl.Context, compute):
