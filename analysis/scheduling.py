@@ -129,9 +129,9 @@ def compute_schedule(program, deps: Dependences | None = None) -> ComputedSchedu
         # isl's scheduler gives up on some nests ("unable to carry dependences", fuzz seed
         # 33861); the source order is always valid, with no loop called parallel.
         fallback = f"isl's scheduler failed ({str(exc).split(':')[-1].strip()})"
-        schedule = _sequential(program.schedule)
     except Overrun:
         fallback = f"isl's scheduler did not finish within {SCHEDULER_SECONDS:g} s"
+    if fallback:
         schedule = _sequential(program.schedule)
     if schedule is None:
         raise InternalError(f"isl found no schedule for {program.name}, although its source "
