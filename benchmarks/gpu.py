@@ -311,16 +311,17 @@ def fp32_baselines(torch) -> None:
 def estimated_tflops(opt, args, device: str) -> float | None:
     """The static estimate's bound for this build on this device (None where nvdisasm is
     missing), recorded beside the measurement so the two can be compared."""
-    from polypipe.codegen.estimate import TARGETS, estimate, program_tflops
+    from polypipe.codegen.estimate import program_tflops
     from polypipe.kernel import bind_arguments
-    from polypipe.performance import launch_counts
+    from polypipe.performance import launch_estimates
 
-    target = TARGETS["H200" if "H200" in device else "H100"]
+    target = "H200" if "H200" in device else "H100"
     try:
-        counts = launch_counts(opt, bind_arguments(opt.original, args, device_arrays=True))
+        estimates = launch_estimates(
+            opt, bind_arguments(opt.original, args, device_arrays=True), target)
     except pp.PolypipeError:
         return None
-    return program_tflops([estimate(c, target) for c in counts]) or None
+    return program_tflops(estimates) or None
 
 
 def benchmark(quick: bool, out: Path, only: str | None = None,

@@ -56,6 +56,10 @@ class Target:
     shared_per_sm: int = 233472         # 228 KiB
     shared_per_block: int = 232448      # 227 KiB: the most one block may ask for
     shared_reserved_per_block: int = 1024
+    # Between two launches issued back to back from Python (PyCUDA's prepared call, one
+    # stream): the driver's few microseconds plus the interpreter's. An assumption of that
+    # order, to be replaced by a measured figure; only kernels of a host sequence use it.
+    launch_s: float = 5e-6
 
     @property
     def fp32_tflops(self) -> float:
@@ -113,6 +117,9 @@ class Estimate:
     occupancy: Occupancy
     waves: float
     fmas: int
+    flops: int | None = None       # where not 2 x fmas (kernels of isl's schedule)
+    note: str = ""                 # what the counts could not do exactly
+    launches: int = 1              # launches of the kernel it covers (host loops)
 
     @property
     def bound(self) -> str:
@@ -126,16 +133,23 @@ class Estimate:
 
     @property
     def tflops(self) -> float:
-        return 2 * self.fmas / self.time / 1e12 if self.time > 0 else 0.0
+        return self.flop_count / self.time / 1e12 if self.time > 0 else 0.0
+
+    @property
+    def flop_count(self) -> int:
+        return 2 * self.fmas if self.flops is None else self.flops
 
     def describe(self) -> str:
         if not self.occupancy.blocks:
             return f"estimate on {self.target}: cannot launch ({self.occupancy.reason})"
         units = ", ".join(f"{unit} {seconds * 1e3:.3g}" for unit, seconds in
                           sorted(self.seconds.items(), key=lambda item: -item[1]))
-        return (f"estimate on {self.target}: <= {self.tflops:.1f} TFLOP/s, bound by "
+        over = f" over {self.launches} launches" if self.launches > 1 else ""
+        return (f"estimate on {self.target}{over}: >= {self.time * 1e3:.3g} ms, <= "
+                f"{_rate(self.tflops)}, bound by "
                 f"{self.bound} (ms: {units}); {self.occupancy.blocks} block(s)/SM "
-                f"({self.occupancy.limit}), {self.waves:.2f} waves")
+                f"({self.occupancy.limit}), {self.waves:.2f} waves"
+                + (f"; {self.note}" if self.note else ""))
 
 
 def occupancy(counts: KernelCounts, target: Target) -> Occupancy:
@@ -183,7 +197,8 @@ def estimate(counts: KernelCounts, target: Target = H200) -> Estimate:
 def program_tflops(estimates: list[Estimate]) -> float:
     """The bound of a sequence of launches, whose times add up (0 if one cannot launch)."""
     time = sum(e.time for e in estimates)
-    return 2 * sum(e.fmas for e in estimates) / time / 1e12 if 0 < time < math.inf else 0.0
+    flops = sum(e.flop_count for e in estimates)
+    return flops / time / 1e12 if 0 < time < math.inf else 0.0
 
 
 def program_estimate(estimates: list[Estimate]) -> str:
@@ -192,8 +207,16 @@ def program_estimate(estimates: list[Estimate]) -> str:
         return estimates[0].describe()
     if any(not e.occupancy.blocks for e in estimates):
         return f"estimate on {estimates[0].target}: a kernel cannot launch"
-    return (f"estimate on {estimates[0].target}, {len(estimates)} launches: "
-            f"<= {program_tflops(estimates):.1f} TFLOP/s")
+    launches = sum(e.launches for e in estimates)
+    return (f"estimate on {estimates[0].target}, {len(estimates)} kernels, {launches} "
+            f"launches: "
+            f">= {sum(e.time for e in estimates) * 1e3:.3g} ms, "
+            f"<= {_rate(program_tflops(estimates))}")
+
+
+def _rate(tflops: float) -> str:
+    """TFLOP/s, GFLOP/s below 0.1 TFLOP/s (memory-bound kernels and host sequences)."""
+    return f"{tflops:.1f} TFLOP/s" if tflops >= 0.1 else f"{tflops * 1e3:.3g} GFLOP/s"
 
 
 def counts_from_sass(name: str, sass, resources, threads: int, blocks: int, trips: int,

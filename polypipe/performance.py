@@ -10,7 +10,9 @@ iteration, the registers and the shared memory.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import islpy as isl
 import numpy as np
 
 from polypipe.errors import CodegenError
@@ -61,12 +63,9 @@ def kernel_bytes(kernel, binding) -> int:
                for name in arrays if name in binding.extents and name in dtypes)
 
 
-def launch_counts(optimized, binding, arch: str = "sm_90") -> list:
-    """:class:`~polypipe.codegen.estimate.KernelCounts` of every non-empty launch, from the
-    text ``run`` would launch for these arguments compiled by nvcc. Raises CodegenError
-    when nvcc or nvdisasm is missing."""
-    from polypipe.codegen.cuda_runtime import launch_geometry
-    from polypipe.codegen.estimate import counts_from_sass
+def _compiled(optimized, binding, arch: str):
+    """The SASS and ptxas resources (by kernel name) of the text ``run`` would launch for
+    these arguments. Raises CodegenError when nvcc or nvdisasm is missing."""
     from polypipe.codegen.nvcc import compile_cubin
     from polypipe.codegen.sass import find_nvdisasm, kernel_sass
 
@@ -74,13 +73,22 @@ def launch_counts(optimized, binding, arch: str = "sm_90") -> list:
         raise CodegenError("nvdisasm not found (pip install nvidia-cuda-nvdisasm): the "
                            "estimate reads the machine code")
     cubin, resources = compile_cubin(optimized.cuda_source_for(binding), arch)
-    sass = kernel_sass(cubin)
-    by_name = {r.name: r for r in resources}
+    return kernel_sass(cubin), {r.name: r for r in resources}
+
+
+def launch_counts(optimized, binding, arch: str = "sm_90", compiled=None) -> list:
+    """:class:`~polypipe.codegen.estimate.KernelCounts` of every non-empty launch of a
+    contraction kernel (kernels of isl's schedule: :func:`scheduled_counts`), from the
+    machine code. Raises CodegenError when nvcc or nvdisasm is missing."""
+    from polypipe.codegen.cuda_runtime import launch_geometry
+    from polypipe.codegen.estimate import counts_from_sass
+
+    sass, by_name = compiled or _compiled(optimized, binding, arch)
     dtypes = dict(binding.dtypes)
     result = []
     for kernel in optimized.kernels:
         if isinstance(kernel, ScheduledKernel):
-            continue     # no model of these kernels yet (estimate_lines says so)
+            continue
         geometry = launch_geometry(kernel, binding.params)
         if geometry.empty:
             continue
@@ -98,20 +106,152 @@ def launch_counts(optimized, binding, arch: str = "sm_90") -> list:
     return result
 
 
+def launch_estimates(optimized, binding, target: str = "H200") -> list:
+    """An :class:`~polypipe.codegen.estimate.Estimate` per kernel that launches at these
+    sizes, in the program's order. Raises CodegenError when nvcc or nvdisasm is missing."""
+    from polypipe.codegen.estimate import TARGETS, estimate
+
+    compiled = _compiled(optimized, binding, "sm_90")
+    contractions = iter(launch_counts(optimized, binding, compiled=compiled))
+    by_name = compiled[1]
+    estimates = []
+    for kernel in optimized.kernels:
+        if isinstance(kernel, ScheduledKernel):
+            counts = scheduled_counts(kernel, binding)
+            if counts.launches:
+                estimates.append(scheduled_estimate(counts, by_name[kernel.name].registers,
+                                                    TARGETS[target]))
+        elif not _empty(kernel, binding):
+            estimates.append(estimate(next(contractions), TARGETS[target]))
+    return estimates
+
+
+def _empty(kernel, binding) -> bool:
+    from polypipe.codegen.cuda_runtime import launch_geometry
+
+    return launch_geometry(kernel, binding.params).empty
+
+
 def estimate_lines(optimized, binding, target: str = "H200") -> list[str]:
     """One line per launch and one for the program, or the reason there is no estimate."""
-    from polypipe.codegen.estimate import TARGETS, estimate, program_estimate
+    from polypipe.codegen.estimate import program_estimate
 
     try:
-        counts = launch_counts(optimized, binding)
+        estimates = launch_estimates(optimized, binding, target)
     except CodegenError as exc:
         return [f"  estimate: none ({str(exc).splitlines()[0]})"]
-    estimates = [estimate(c, TARGETS[target]) for c in counts]
     lines = [f"  {e.kernel}: {e.describe()}" for e in estimates]
-    lines += [f"  {k.name}: no estimate (kernels of isl's schedule are not modelled yet)"
-              for k in optimized.kernels if isinstance(k, ScheduledKernel)]
-    if len(estimates) > 1 and not any(isinstance(k, ScheduledKernel)
-                                      for k in optimized.kernels):
+    if len(estimates) > 1:
         lines.append(f"  {program_estimate(estimates)}")
     return lines
 
+
+# -- kernels of isl's schedule ------------------------------------------------------------------
+#
+# No main loop, no pipeline: a thread runs the instances of one point of the mapped band,
+# launched once per value of the host loops. What isl counts at the sizes (analysis/counting.py:
+# exact, or a bounding box it says is one) gives lower bounds on the time of the launches:
+#
+# * launch: launches x the target's gap between two launches from Python;
+# * issue: warp instructions / (4 per SM and clock x the SMs the average launch's blocks
+#   occupy); a statement instance costs at least its loads and store and half its arithmetic
+#   (one FMA does two operations), address arithmetic and control flow not counted;
+# * thread: a warp issues at most one instruction per clock, so each launch takes at least its
+#   average thread's instructions in clocks (what bounds one-thread kernels);
+# * DRAM: the elements the kernel touches, once; L2: the elements each launch touches, summed
+#   over the launches (a launch cannot keep data in L1 for the next).
+
+
+@dataclass(frozen=True)
+class ScheduledCounts:
+    """What isl counts of one scheduled kernel at concrete sizes (all launches together)."""
+
+    name: str
+    launches: int
+    thread_points: int       # (launch, point of the mapped band) pairs: threads that work
+    threads_per_block: int
+    thread_instructions: int  # the lower bound of the instances' instructions
+    flops: int
+    dram_bytes: int
+    l2_bytes: int
+    inexact: tuple[str, ...] = ()   # what only a bounding box counted (an upper bound)
+
+
+def scheduled_counts(kernel: ScheduledKernel, binding) -> ScheduledCounts:
+    from polypipe.analysis.counting import count_points
+
+    params = binding.params
+    inexact: list[str] = []
+
+    def count(points, what: str) -> int:
+        result = count_points(points, params)
+        if not result.exact:
+            inexact.append(what)
+        return result.value
+
+    domain = kernel.launch_domain
+    launch_of = kernel.launch_of.intersect_domain(domain)
+    launches = count(launch_of.range(), "launches")
+    points = count(launch_of.range_product(kernel.point_of).range(), "threads")
+    instructions = flops = 0
+    footprint: dict[str, isl.UnionMap] = {}
+    for statement in kernel.program.statements:
+        instances = domain.extract_set(statement.domain.get_space())
+        if instances.is_empty():
+            continue
+        cost, operations = _instance_cost(kernel.program, statement)
+        n = count(instances, f"instances of {statement.name}")
+        instructions += n * cost
+        flops += n * operations
+        for access in statement.accesses:
+            if kernel.program.array(access.array).is_local:
+                continue
+            relation = isl.UnionMap.from_map(access.relation.intersect_domain(instances))
+            footprint[access.array] = footprint.get(access.array, relation).union(relation)
+    dram = l2 = 0
+    for array, relation in footprint.items():
+        size = np.dtype(dict(binding.dtypes)[array]).itemsize
+        dram += size * count(relation.range(), f"elements of {array}")
+        per_launch = relation.reverse().apply_range(launch_of).reverse().wrap()
+        l2 += size * count(per_launch, f"elements of {array} per launch")
+    threads = math.prod(kernel.threads)
+    return ScheduledCounts(kernel.name, launches, points, threads, instructions, flops, dram,
+                           l2, tuple(inexact))
+
+
+def _instance_cost(program, statement) -> tuple[int, int]:
+    """(instructions at least, arithmetic operations) of one instance: see above."""
+    from polypipe import ir
+
+    def memory(access) -> bool:
+        return not program.array(access.array).is_local
+
+    loads = {(a.array, a.indices) for a in statement.reads if memory(a)}
+    operations = sum(isinstance(e, (ir.Binary, ir.Unary, ir.Call, ir.Select, ir.Compare))
+                     for e in ir.walk_expr(statement.value)) + (statement.op is not None)
+    return len(loads) + memory(statement.target) + -(-operations // 2), operations
+
+
+def scheduled_estimate(counts: ScheduledCounts, registers: int, target):
+    """The :class:`~polypipe.codegen.estimate.Estimate` of a scheduled kernel's launches."""
+    from polypipe.codegen.estimate import Estimate, KernelCounts, LoopCounts, occupancy
+
+    fit = occupancy(KernelCounts(counts.name, counts.threads_per_block, 1, 0, LoopCounts(), 0,
+                                 registers, 0, 0, 0), target)
+    clock = target.clock_ghz * 1e9
+    launches = max(counts.launches, 1)
+    blocks = counts.thread_points / launches / counts.threads_per_block   # per launch
+    busy_sms = min(target.sms, max(math.ceil(blocks), 1))
+    seconds = {
+        "launch": counts.launches * target.launch_s,
+        "issue": counts.thread_instructions / 32 / (target.issue_per_sm * busy_sms * clock),
+        "thread": (launches * counts.thread_instructions / max(counts.thread_points, 1)
+                   / clock),
+        "DRAM": counts.dram_bytes / (target.dram_gbs * 1e9),
+        "L2": counts.l2_bytes / (target.l2_gbs * 1e9),
+    }
+    waves = blocks / (target.sms * fit.blocks) if fit.blocks else math.inf
+    note = (f"bounding boxes (upper bounds) count the {', '.join(counts.inexact)}"
+            if counts.inexact else "")
+    return Estimate(counts.name, target.name, seconds, fit, waves, counts.flops // 2,
+                    flops=counts.flops, note=note, launches=counts.launches)

@@ -95,7 +95,7 @@ def test_a_block_that_cannot_fit_has_no_throughput_and_says_why():
 def test_launches_add_up():
     one = estimate(_counts())
     line = program_estimate([one, one])
-    assert f"<= {one.tflops:.1f} TFLOP/s" in line and "2 launches" in line
+    assert f"<= {one.tflops:.1f} TFLOP/s" in line and "2 kernels, 2 launches" in line
 
 
 def _sass(loop_ffma, loop_total, lds, ldgsts):
@@ -164,3 +164,82 @@ def test_describe_refuses_an_unknown_target():
         _optimized("gemm").describe(target="A100")
     with pytest.raises(pp.ArgumentError, match="known are"):
         _optimized("gemm").describe(target=["H100"])
+
+
+# -- kernels of isl's schedule (polypipe/performance.py, scheduled_counts) ----------------------
+
+
+def _scheduled(name: str, *sizes):
+    from tests.kernels.polybench import KERNELS
+
+    opt = pp.optimize(pp.kernel(KERNELS[name].func))
+    args = KERNELS[name].make_args(np.random.default_rng(0), np.float64)
+    return opt, args, bind_arguments(opt.original, args)
+
+
+def test_a_stencil_counts_its_launches_instances_and_footprints_exactly():
+    """jacobi-1d: per time step, B[i] = 0.33333 * (A[i-1] + A[i] + A[i+1]) for 1 <= i < N-1
+    and back: 3 loads, a store and 3 operations (2 instructions of them at best) per
+    instance; A's N and B's N-2 elements per launch."""
+    from polypipe.gpu_scheduled import launch_sequence
+    from polypipe.performance import scheduled_counts
+
+    opt, (steps, A, _), binding = _scheduled("jacobi_1d")
+    n = A.shape[0]
+    sequence = launch_sequence(opt.kernels, binding.params)
+    for index, kernel in enumerate(opt.kernels):
+        counts = scheduled_counts(kernel, binding)
+        assert counts.launches == steps == sum(k == index for k, _ in sequence)
+        assert counts.thread_points == steps * (n - 2)
+        assert counts.thread_instructions == steps * (n - 2) * (3 + 1 + 2)
+        assert counts.flops == steps * (n - 2) * 3
+        assert counts.dram_bytes == 8 * (n + n - 2)
+        assert counts.l2_bytes == steps * counts.dram_bytes
+        assert counts.inexact == ()
+
+
+def test_triangular_work_is_counted_not_boxed_at_large_sizes():
+    """lu at N = 2000: the k < i, k < j update has sum (N-1-k)^2 instances, counted by
+    extrapolating exact counts at small dilations (a box would say N^3)."""
+    from polypipe.performance import scheduled_counts
+
+    opt, _, binding = _scheduled("lu")
+    from dataclasses import replace
+    big = replace(binding, params={**binding.params, "N": 2000})
+    counts = [scheduled_counts(k, big) for k in opt.kernels]
+    assert all(c.inexact == () for c in counts)
+    n = 2000
+    update = sum((n - 1 - k) ** 2 for k in range(n))     # A[i][j] -= A[i][k] * A[k][j]
+    assert sum(c.flops for c in counts) >= 2 * update
+    assert sum(c.flops for c in counts) < 2 * update + 3 * n * n
+
+
+def test_the_scheduled_estimate_charges_launches_and_a_thread_s_sequence():
+    from polypipe.codegen.estimate import H200 as target
+    from polypipe.performance import ScheduledCounts, scheduled_estimate
+
+    many = scheduled_estimate(ScheduledCounts("k", 10_000, 10_000 * 256, 256, 10_000 * 256,
+                                              0, 1024, 1024 * 10_000), 32, target)
+    assert many.bound == "launch" and many.time == pytest.approx(10_000 * target.launch_s)
+    assert many.launches == 10_000 and "over 10000 launches" in many.describe()
+    lonely = scheduled_estimate(ScheduledCounts("k", 1, 1, 1, 10**9, 10**9, 8, 8), 32, target)
+    assert lonely.bound == "thread"                   # one thread issues one per clock
+    assert lonely.time == pytest.approx(10**9 / (target.clock_ghz * 1e9))
+    wide = scheduled_estimate(ScheduledCounts("k", 1, 2**24, 256, 2**24 * 8, 2**24, 2**27,
+                                              2**27), 32, target)
+    assert wide.bound == "DRAM" and wide.waves == pytest.approx(2**16 / (132 * 8))
+    boxed = scheduled_estimate(ScheduledCounts("k", 1, 1, 1, 1, 1, 8, 8, ("launches",)), 32,
+                               target)
+    assert "bounding boxes (upper bounds) count the launches" in boxed.describe()
+
+
+@machine
+@pytest.mark.parametrize("name", ["jacobi_1d", "durbin", "atax"])
+def test_describe_estimates_every_kernel_of_a_host_sequence(name):
+    opt, args, _ = _scheduled(name)
+    lines = [line for line in opt.describe(*args).splitlines() if "estimate on H200" in line]
+    assert len(lines) == len(opt.kernels) + (len(opt.kernels) > 1)
+    assert not any("not modelled" in line for line in lines)
+    assert re.search(rf"{len(opt.kernels)} kernels, \d+ launches: >= [0-9.e-]+ ms", lines[-1])
+    for line in lines[:-1]:
+        assert re.search(r"bound by (launch|issue|thread|DRAM|L2)", line), line
