@@ -59,6 +59,7 @@ class ScheduledKernel:
     mapped: tuple[str, ...]      # what the blocks and threads iterate, for describe()
     host_loops: tuple[str, ...]  # what the host loops iterate (one per host parameter)
     one_thread_reason: str = ""  # why the kernel runs in one thread (empty: it does not)
+    point_of: isl.UnionMap | None = None   # instance -> its point of the mapped band members
     log: tuple[str, ...] = ()
     note: str = ""               # why the nest is not lowered as a contraction
     operands: tuple = field(default=())      # nothing is promoted (no pipelined reads yet)
@@ -104,6 +105,7 @@ class _Root:
     offset: int
     key: tuple             # ("band", UnionPwAff) | ("position", int), outermost first
     parallel: bool
+    parts: int = 1         # consecutive children of a sequence from the path's last one
 
 
 def lower_scheduled(nest: ir.Program, schedule: isl.Schedule, config: GpuConfig,
@@ -131,9 +133,20 @@ def _walk(node: isl.ScheduleNode, path: tuple, key: tuple, roots: list) -> None:
             return
         _walk(node.child(0), path + (0,), key + _members(node, range(len(flags))), roots)
     elif kind in (_NODE.sequence, _NODE.set):
-        for position in range(node.n_children()):
-            _walk(node.child(position), path + (position,), key + (("position", position),),
-                  roots)
+        position = 0
+        while position < node.n_children():
+            # Consecutive children without a parallel loop are one one-thread kernel: one
+            # launch where there would be one per child (durbin: four per k instead of seven).
+            parts = 0
+            while (position + parts < node.n_children()
+                   and not _parallel_below(node.child(position + parts))):
+                parts += 1
+            where, key_here = path + (position,), key + (("position", position),)
+            if parts > 1:
+                roots.append(_Root(where, 0, key_here, False, parts))
+            else:
+                _walk(node.child(position), where, key_here, roots)
+            position += max(parts, 1)
     elif kind == _NODE.leaf:
         roots.append(_Root(path, 0, key, False))
     else:   # domain, filter, mark, context: no loop
@@ -152,6 +165,18 @@ def _parallel_below(node: isl.ScheduleNode) -> bool:
     return any(_parallel_below(node.child(i)) for i in range(node.n_children()))
 
 
+def _has_band(node: isl.ScheduleNode, parts: int) -> bool:
+    """Whether the subtree at ``node`` (and its ``parts - 1`` next siblings) has a loop."""
+    def below(n: isl.ScheduleNode) -> bool:
+        return n.get_type() == _NODE.band or any(below(n.child(i))
+                                                 for i in range(n.n_children()))
+
+    if parts == 1:
+        return below(node)
+    parent, first = node.parent(), node.get_child_position()
+    return any(below(parent.child(first + i)) for i in range(parts))
+
+
 def _at(schedule: isl.Schedule, path: tuple) -> isl.ScheduleNode:
     node = schedule.get_root()
     for position in path:
@@ -163,21 +188,29 @@ def _kernel(nest: ir.Program, schedule: isl.Schedule, root: _Root, width: int,
             config: GpuConfig, name: str, nest_index: int) -> ScheduledKernel:
     node = _at(schedule, root.path)
     domain = node.get_domain()
+    if root.parts > 1:      # the path ends at a filter: what reaches below each filter
+        parent = node.parent()
+        domain = parent.child(root.path[-1]).child(0).get_domain()
+        for part in range(1, root.parts):
+            domain = domain.union(parent.child(root.path[-1] + part).child(0).get_domain())
     if root.offset:
         node = node.band_split(root.offset).child(0)
     launch_of, host_positions = _launch_key(domain, root.key, width)
     host_params = tuple(f"{HOST_PREFIX}{d}" for d in range(len(host_positions)))
     depth = node.get_schedule_depth()
     if root.parallel:
-        node, threads, block_of, thread_of, mapped = _blocks_and_threads(node, config, depth)
+        node, threads, block_of, thread_of, point_of, mapped = _blocks_and_threads(
+            node, config, depth)
         reason, rank = "", len(threads)
     else:
         threads, rank, mapped = (1,), 1, ()
-        block_of = thread_of = isl.UnionMap.from_domain_and_range(
+        block_of = thread_of = point_of = isl.UnionMap.from_domain_and_range(
             domain, isl.UnionSet("{ [0] }"))
         reason = ("none of its instances runs" if domain.is_empty()
-                  else "no loop of it is parallel" if node.get_type() == _NODE.band
+                  else "no loop of it is parallel" if _has_band(node, root.parts)
                   else "it has no loop")
+        if root.parts > 1:
+            reason += f"; {root.parts} consecutive parts of a sequence in one launch"
     tree = node.get_schedule()
     pinned = _pinned(domain, launch_of, width, host_positions, host_params)
     program = replace(nest, name=name, statements=_restricted(nest, domain),
@@ -191,7 +224,8 @@ def _kernel(nest: ir.Program, schedule: isl.Schedule, root: _Root, width: int,
     return ScheduledKernel(program, config, nest_index, threads, depth, rank, host_params,
                            launch_of, width, host_positions, block_of.intersect_domain(domain),
                            thread_of.intersect_domain(domain), domain,
-                           tree.intersect_domain(domain), mapped, host_loops, reason, log)
+                           tree.intersect_domain(domain), mapped, host_loops, reason,
+                           point_of.intersect_domain(domain), log)
 
 
 def member_text(member: isl.UnionPwAff) -> str:
@@ -236,6 +270,7 @@ def _blocks_and_threads(node: isl.ScheduleNode, config: GpuConfig, depth: int):
         sizes = sizes.set_val(member, isl.Val(size))
     partial = node.band_get_partial_schedule()
     mapped = tuple(member_text(partial.get_union_pw_aff(m)) for m in range(count))
+    point_of = isl.UnionMap.from_multi_union_pw_aff(partial)
     ctx = node.get_ctx()
     scale, shift = ctx.get_tile_scale_tile_loops(), ctx.get_tile_shift_point_loops()
     ctx.set_tile_scale_tile_loops(0)    # block coordinates count tiles ...
@@ -250,7 +285,7 @@ def _blocks_and_threads(node: isl.ScheduleNode, config: GpuConfig, depth: int):
         node.child(0).band_get_partial_schedule())
     node = node.child(0).insert_mark(isl.Id(marks.mark_name(marks.THREAD, depth + count)))
     node = node.parent().insert_mark(isl.Id(marks.mark_name(marks.BLOCK)))
-    return node, threads, block_of, thread_of, mapped
+    return node, threads, block_of, thread_of, point_of, mapped
 
 
 def _launch_key(domain: isl.UnionSet, key: tuple, width: int):

@@ -86,6 +86,8 @@ class OptimizedProgram:
                                 f"{', '.join(TARGETS)}")
         lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), "
                  f"{self.config.describe()}"]
+        if any(isinstance(k, ScheduledKernel) for k in self.kernels):
+            lines.append(_SCHEDULED_CONFIG.format(threads=self.config.threads))
         for kernel in self.kernels:
             if isinstance(kernel, ScheduledKernel):
                 lines += _scheduled_lines(kernel)
@@ -345,6 +347,12 @@ def _module_locals(original: ir.Program, kernels, types, abi) -> list[str]:
             lines += [f"static __device__ {line}\n" for line in printer.local_declarations(
                 array.name)]
     return lines
+
+
+# What of a GpuConfig the kernels of isl's schedule honour (gpu_scheduled._blocks_and_threads).
+_SCHEDULED_CONFIG = ("  (kernels of isl's schedule take threads={threads} from the configuration, "
+                     "one point of the mapped band per thread; block, reduction and the stage "
+                     "counts apply to contraction kernels)")
 
 
 def _scheduled_lines(kernel: ScheduledKernel) -> list[str]:

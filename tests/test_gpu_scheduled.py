@@ -76,6 +76,42 @@ def test_describe_lists_kernels_host_loops_and_one_thread_reasons():
     assert "the host sequence orders the dependences between launches" in text
 
 
+def test_consecutive_one_thread_parts_are_one_launch():
+    """durbin's k loop: the scalar updates and the sequential sum before the parallel loops
+    run in one thread of one launch, not one launch each; the result stays Python's."""
+    opt = _optimized("durbin")
+    per_k = [k for k in opt.kernels if isinstance(k, ScheduledKernel) and k.host_params]
+    assert len(per_k) == 4
+    merged = [k for k in per_k if "consecutive parts of a sequence" in k.one_thread_reason]
+    assert len(merged) == 1 and merged[0] is per_k[0]
+    n = len(_args("durbin")[0])
+    assert len(launch_sequence(opt.kernels, {"N": n})) == 1 + 4 * (n - 1)
+    assert_optimized_matches_python(opt, KERNELS["durbin"].func, _args("durbin", 3),
+                                    thread_order="reverse")
+
+
+def test_one_thread_parts_around_a_parallel_loop_stay_apart():
+    def scale_and_shift(x, y, s):
+        N = len(x)
+        for t in range(3):
+            s[0] = s[0] * 0.5
+            s[1] = s[0] + 1.0
+            for i in range(N):
+                y[i] = y[i] * s[1] + x[i]
+            s[0] = s[0] + y[0]
+            s[1] = s[1] - y[N - 1]
+
+    opt = pp.optimize(pp.kernel(scale_and_shift), SMALL)
+    reasons = [k.one_thread_reason for k in opt.kernels]
+    # before, the loop, after: the parts before it are merged (isl may put the two after it
+    # in one leaf already); never one launch across the parallel loop
+    assert len(opt.kernels) == 3 and reasons[1] == "" and reasons[2], reasons
+    assert "2 consecutive parts" in reasons[0], reasons
+    rng = np.random.default_rng(4)
+    assert_optimized_matches_python(opt, scale_and_shift,
+                                    [rng.random(11), rng.random(11), rng.random(2)])
+
+
 def test_time_loop_launches_alternate_in_source_order():
     opt = _optimized("jacobi_2d")
     sequence = launch_sequence(opt.kernels, {"tsteps": 3, "N": 10})
@@ -243,11 +279,15 @@ def test_held_out_kernels_run_like_python(func, threads):
 
 
 @pytest.mark.skipif(find_nvcc() is None, reason="nvcc not found")
-def test_describe_with_arguments_says_scheduled_kernels_have_no_estimate():
+def test_describe_with_arguments_estimates_scheduled_kernels():
     from polypipe.codegen.sass import find_nvdisasm
 
-    text = _optimized("jacobi_2d").describe(*_args("jacobi_2d"))
+    args = _args("jacobi_2d")
+    tsteps = args[0]
+    text = _optimized("jacobi_2d").describe(*args)
     if find_nvdisasm() is None:
         assert "estimate: none" in text
     else:
-        assert "jacobi_2d_k0: no estimate (kernels of isl's schedule" in text
+        for name in ("jacobi_2d_k0", "jacobi_2d_k0_1"):
+            assert f"{name}: estimate on H200 SXM over {tsteps} launches: >= " in text
+        assert f"2 kernels, {2 * tsteps} launches" in text
