@@ -12,8 +12,10 @@ dominant for the solvers).
 
 ``--dry-run`` (no GPU): builds and proves each program, prints its CUDA at the LARGE sizes,
 compiles it with nvcc for sm_90 and reports kernels, launches (isl counts the host loops'
-points), registers and spills, and the build time. No static estimate is printed for kernels
-of computed schedules yet (docs/design.md, section 11).
+points), registers and spills, the static estimate on an H200 (the sum of every kernel's
+lower bound on the time, and the unit that bounds the slowest kernel) and the build time. The
+GPU run leaves the estimate out (its seconds go to measuring); the committed dry-run table
+(``benchmarks/results/cpu_polybench_gpu_dryrun.txt``) has it beside each kernel's name.
 
 On a GPU: per kernel, milliseconds of polypipe's launches (``time_cuda`` on CuPy arrays) and
 of the CuPy equivalent where one exists (``EQUIVALENTS``; matrix products through cuBLAS,
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -241,13 +244,30 @@ def _fixed(values, params):
     return fix_parameters(values.params(), params)
 
 
+def estimate_of(opt, args, target: str = "H200") -> tuple[float, str]:
+    """The static estimate of the program at these arguments: milliseconds (the launches'
+    lower bounds added up) and the unit bounding its slowest kernel."""
+    from polypipe.errors import CodegenError
+    from polypipe.kernel import bind_arguments
+    from polypipe.performance import launch_estimates
+
+    try:
+        estimates = launch_estimates(
+            opt, bind_arguments(opt.original, args, device_arrays=True), target)
+    except CodegenError:      # no nvdisasm: the rest of the row stands
+        return math.nan, "none"
+    if not estimates:
+        return 0.0, "-"
+    return (sum(e.time for e in estimates) * 1e3, max(estimates, key=lambda e: e.time).bound)
+
+
 def dry_run(names, out: Path | None) -> int:
     from polypipe.codegen.nvcc import compile_cubin
 
     lines = ["PolyBench at LARGE sizes, float64, default GpuConfig: built, proved, printed and "
              "compiled for sm_90 (no GPU)",
              f"{'kernel':16s} {'kernels':>7s} {'launches':>10s} {'regs':>5s} {'spill B':>7s} "
-             f"{'build s':>8s}  equivalent"]
+             f"{'est. ms':>9s} {'bound':>7s} {'build s':>8s}  equivalent"]
     print("\n".join(lines))
     failures = 0
     for name in names:
@@ -258,6 +278,7 @@ def dry_run(names, out: Path | None) -> int:
             source = opt.cuda_source(*args)
             _, resources = compile_cubin(source, "sm_90")
             launches = launch_count(opt, args)
+            estimated, bound = estimate_of(opt, args)
         except pp.PolypipeError as exc:
             failures += 1
             line = f"{name:16s} FAILED: {str(exc).splitlines()[0][:100]}"
@@ -265,7 +286,7 @@ def dry_run(names, out: Path | None) -> int:
             regs = max(r.registers for r in resources)
             spills = sum(r.spill_stores + r.spill_loads for r in resources)
             line = (f"{name:16s} {len(opt.kernels):7d} {launches:10d} {regs:5d} {spills:7d} "
-                    f"{time.perf_counter() - started:8.1f}  "
+                    f"{estimated:9.3g} {bound:>7s} {time.perf_counter() - started:8.1f}  "
                     f"{'CuPy' if name in EQUIVALENTS else '-'}")
         print(line, flush=True)
         lines.append(line)

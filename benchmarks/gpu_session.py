@@ -8,8 +8,9 @@ Steps, each with its own time limit and output file, each run whatever happened 
 failure leaves the other steps' results): install the wheels and polypipe into /tmp/site;
 record the device and versions; the ``gpu`` tests (two stage counts); the session benchmark
 (``gpu.py --session``: fixed configurations, measured TFLOP/s beside the estimate, its JSON
-rewritten after every workload); compute-sanitizer's memcheck, racecheck and synccheck on two
-pipelined kernels (:mod:`gpu_sanitize`).
+rewritten after every workload); PolyBench kernels against CuPy; the fused BERT feed-forward
+against PyTorch eager (``gpu_fused.py --session``); compute-sanitizer's memcheck, racecheck and
+synccheck on two pipelined kernels (:mod:`gpu_sanitize`).
 ``session.log`` has each step's command, exit status and seconds.
 
 ``--plan`` prints the steps and checks what a CPU machine can: the wheels, every path, that the
@@ -67,20 +68,22 @@ def steps(wheels: Path, out: Path) -> list[Step]:
                         "clocks.max.sm,memory.total --format=csv; nvcc --version | tail -2; "
                         f"{python} -c \"{versions}\""], 20, "device.txt"),
         Step("gpu tests", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           *TEST_FILTER, *GPU_TESTS], 100, "gpu_tests.txt",
+                           *TEST_FILTER, *GPU_TESTS], 90, "gpu_tests.txt",
              tuple(TEST_ENV.items())),
         # Before the sanitizer: the measurements are what a session is most for.
-        Step("benchmark", [python, "benchmarks/gpu.py", "--session", "--out", str(out)], 150,
+        Step("benchmark", [python, "benchmarks/gpu.py", "--session", "--out", str(out)], 140,
              "benchmark.txt"),
         # PolyBench kernels of computed schedules and contractions against CuPy (LARGE sizes);
         # the JSON is rewritten after every kernel, so a timeout keeps what was measured.
         Step("polybench", [python, "benchmarks/gpu_polybench.py", "--only", POLYBENCH,
                            "--json", str(out / "gpu_polybench.json")], 39, "benchmark.txt"),
+        # The fused BERT feed-forward against PyTorch eager: JSON lines in benchmark.txt.
+        Step("fused", [python, "benchmarks/gpu_fused.py", "--session"], 29, "benchmark.txt"),
     ]
     for tool in TOOLS:
         result.append(Step(f"compute-sanitizer {tool}",
                            ["compute-sanitizer", "--tool", tool, "--error-exitcode", "3",
-                            python, "benchmarks/gpu_sanitize.py"], 37, "sanitizer.txt"))
+                            python, "benchmarks/gpu_sanitize.py"], 34, "sanitizer.txt"))
     return result
 
 
@@ -160,7 +163,8 @@ def check_plan(plan: list[Step], wheels: Path) -> bool:
     checks.append(_check(f"at most {MAX_FILES} files under $OUT", len(files) <= MAX_FILES,
                          ", ".join(files)))
     scripts = ["benchmarks/gpu.py", "benchmarks/gpu_sanitize.py", "benchmarks/gpu_triton.py",
-               "benchmarks/gpu_workloads.py", "benchmarks/gpu_polybench.py", *GPU_TESTS]
+               "benchmarks/gpu_workloads.py", "benchmarks/gpu_polybench.py",
+               "benchmarks/gpu_fused.py", *GPU_TESTS]
     for script in scripts:
         path = ROOT / script
         try:   # syntax only: no byte code written
@@ -180,6 +184,9 @@ def check_plan(plan: list[Step], wheels: Path) -> bool:
     checks.append(_subprocess_check(
         "the sanitizer's kernels run on the CPU runtime",
         [python, "benchmarks/gpu_sanitize.py", "--plan"], expect="ran"))
+    checks.append(_subprocess_check(
+        "the fused BERT block's GPU program equals Python on the CPU runtime",
+        [python, "benchmarks/gpu_fused.py", "--check"], expect="ok"))
     checks.append(_subprocess_check(
         "the session's PolyBench kernels build and compile at LARGE sizes",
         [python, "benchmarks/gpu_polybench.py", "--dry-run", "--only",

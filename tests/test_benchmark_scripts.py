@@ -235,3 +235,18 @@ def test_polybench_dry_run_builds_counts_launches_and_compiles(tmp_path, capsys)
     rows = {line.split()[0]: line.split() for line in out.read_text().splitlines()[2:]}
     assert rows["jacobi_2d"][1:3] == ["2", "1000"]          # two kernels per time step
     assert rows["floyd_warshall"][2] == str(2800 * (2 * 2800 - 1))   # (k, i + j) launches
+    from polypipe.codegen.sass import find_nvdisasm
+    if find_nvdisasm() is not None:
+        # The estimate: Floyd-Warshall's launches, 5 us each, bound it (and say so).
+        est_ms, bound = float(rows["floyd_warshall"][5]), rows["floyd_warshall"][6]
+        assert bound == "launch" and est_ms == pytest.approx(2800 * 5599 * 5e-3, rel=1e-3)
+        assert rows["jacobi_2d"][6] in ("launch", "L2", "issue", "DRAM")
+
+
+def test_fused_bert_block_matches_python_on_the_cpu_runtime(capsys):
+    import gpu_fused
+
+    assert gpu_fused.check() == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all("2 kernels" in line and line.endswith("ok")
+                                   for line in lines)

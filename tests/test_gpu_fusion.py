@@ -1,7 +1,6 @@
 """Kernel fusion (polypipe.gpu_fusion): element-wise consumers of a contraction join its
 kernel when recognised and proved; every other pair stays two kernels, with the reason."""
 
-import math
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import pytest
 import polypipe as pp
 from polypipe import GpuConfig, LegalityError
 from polypipe.codegen.nvcc import compile_cubin, find_nvcc
-from tests.kernels import polybench as pb
+from tests.kernels import contractions, polybench as pb
 
 
 @pp.kernel
@@ -151,28 +150,7 @@ def test_the_fused_kernel_compiles_as_one_function():
     assert resources[0].spill_stores == resources[0].spill_loads == 0
 
 
-@pp.kernel
-def bert_ffn(X, W1, b1, H, W2, b2, Y):
-    """A BERT feed-forward block: GEMM, bias, GELU (tanh form), GEMM, bias, residual."""
-    M, D = X.shape
-    F = W1.shape[1]
-    for i in range(M):
-        for f in range(F):
-            H[i, f] = 0.0
-            for d in range(D):
-                H[i, f] += X[i, d] * W1[d, f]
-    for i in range(M):
-        for f in range(F):
-            H[i, f] = 0.5 * (H[i, f] + b1[f]) * (1.0 + math.tanh(
-                0.7978845608028654 * ((H[i, f] + b1[f]) + 0.044715 * (H[i, f] + b1[f]) ** 3)))
-    for i in range(M):
-        for e in range(D):
-            Y[i, e] = 0.0
-            for f in range(F):
-                Y[i, e] += H[i, f] * W2[f, e]
-    for i in range(M):
-        for e in range(D):
-            Y[i, e] = Y[i, e] + b2[e] + X[i, e]
+bert_ffn = pp.kernel(contractions.bert_ffn)
 
 
 @pytest.mark.parametrize("M, D, F", [(37, 24, 40), (16, 32, 64)])

@@ -6,6 +6,7 @@ makes arguments for given sizes and a NumPy reference of the outputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -123,6 +124,29 @@ class Case:
     func: Callable
     make: Callable      # make(rng, M, N, K, dtype) -> args
     expect: Callable    # expect(args) -> {argument index: expected array}
+
+
+def bert_ffn(X, W1, b1, H, W2, b2, Y):
+    """A BERT feed-forward block: GEMM, bias, GELU (tanh form), GEMM, bias, residual."""
+    M, D = X.shape
+    F = W1.shape[1]
+    for i in range(M):
+        for f in range(F):
+            H[i, f] = 0.0
+            for d in range(D):
+                H[i, f] += X[i, d] * W1[d, f]
+    for i in range(M):
+        for f in range(F):
+            H[i, f] = 0.5 * (H[i, f] + b1[f]) * (1.0 + math.tanh(
+                0.7978845608028654 * ((H[i, f] + b1[f]) + 0.044715 * (H[i, f] + b1[f]) ** 3)))
+    for i in range(M):
+        for e in range(D):
+            Y[i, e] = 0.0
+            for f in range(F):
+                Y[i, e] += H[i, f] * W2[f, e]
+    for i in range(M):
+        for e in range(D):
+            Y[i, e] = Y[i, e] + b2[e] + X[i, e]
 
 
 def _rand(rng, shape, dtype):
