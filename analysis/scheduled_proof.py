@@ -48,19 +48,34 @@ class ScheduledProof:
     kernels: tuple[str, ...]
     dependences: int          # dependence records of the nest checked
     launches_ordered: bool    # some dependence crosses launches (ordered by the host loop)
+    private: tuple[str, ...] = ()   # locals each thread keeps its own copy of
 
     def __str__(self) -> str:
         across = ("; the host sequence orders the dependences between launches"
                   if self.launches_ordered else "")
+        own = (f"; each thread has its own {', '.join(self.private)} (every value of it "
+               "flows inside one thread)" if self.private else "")
         return (f"{', '.join(self.kernels)}: the nest's {self.dependences} dependence "
                 f"record(s) run forward, none between two threads or blocks of one "
-                f"launch{across}; each instance runs once, in a thread of its block")
+                f"launch{across}; each instance runs once, in a thread of its block{own}")
 
 
-def prove_scheduled(nest: ir.Program, kernels, deps: Dependences | None = None
-                    ) -> ScheduledProof:
+class NotPrivate(Exception):
+    """A local cannot be private to each thread under this mapping: a value of it flows
+    between threads or launches, or two of its live ranges interleave in one thread. A
+    refusal of the privatisation (the caller maps the nest without it), never a wrong
+    mapping."""
+
+
+def prove_scheduled(nest: ir.Program, kernels, deps: Dependences | None = None,
+                    private: frozenset = frozenset()) -> ScheduledProof:
     """Prove ``kernels`` (the ScheduledKernels of ``nest``) equal to the nest (see the
-    module docstring); InternalError otherwise."""
+    module docstring); InternalError otherwise.
+
+    ``private`` names locals each thread keeps its own copy of: every flow of their values
+    must stay in one thread of one launch (else :class:`NotPrivate`), and only the anti and
+    output dependences on them between instances of one thread still order anything (the
+    copies of different threads are different variables)."""
     deps = deps if deps is not None else dependences(nest)
     _partition(nest, kernels)
     time = None
@@ -70,11 +85,18 @@ def prove_scheduled(nest: ir.Program, kernels, deps: Dependences | None = None
         time = here if time is None else time.union(here)
     width = kernels[0].key_width
     parallel = list(range(width, width + 1 + 2 * COORDINATES))
+    if private:
+        same = _same_thread(time, parallel[-1] + 1)
+        _check_private_flow(deps, private, same)
+        deps = private_dependences(deps, private, same)
     try:
         # A nest none of whose instances runs has no time vector to check (and no dependence).
         if not nest.domain.is_empty():
             check_schedule(nest, time, parallel=parallel, deps=deps)
     except DependenceViolation as violation:
+        if violation.array in private and violation.kind != "flow":
+            raise NotPrivate(f"two live ranges of {violation.array} interleave in one "
+                             f"thread: {violation}") from None
         raise InternalError(f"the GPU mapping of {nest.name}'s computed schedule is wrong "
                             f"(launch key dimensions 0..{width - 1}, then kernel, block and "
                             f"thread): {violation}") from None
@@ -84,7 +106,67 @@ def prove_scheduled(nest: ir.Program, kernels, deps: Dependences | None = None
     ordering = deps.flow.union(deps.anti).union(deps.output)
     keys = ordering.apply_domain(launch).apply_range(launch)
     across = not keys.subtract(keys.domain().identity()).is_empty()
-    return ScheduledProof(tuple(k.name for k in kernels), len(deps.records), across)
+    return ScheduledProof(tuple(k.name for k in kernels), len(deps.records), across,
+                          tuple(sorted(private)))
+
+
+def _same_thread(time: isl.UnionMap, prefix: int) -> isl.UnionMap:
+    """Pairs of instances with the same launch key, kernel, block and thread: the first
+    ``prefix`` dimensions of their time vectors equal."""
+    heads = []
+
+    def head(relation: isl.Map) -> None:
+        extra = relation.dim(isl.dim_type.out) - prefix
+        if extra < 0:
+            raise InternalError(f"a time vector of the proof has fewer than {prefix} "
+                                "dimensions")
+        relation = relation.project_out(isl.dim_type.out, prefix, extra)
+        heads.append(isl.UnionMap.from_map(relation.reset_tuple_id(isl.dim_type.out)))
+
+    time.foreach_map(head)
+    thread = heads[0]
+    for other in heads[1:]:
+        thread = thread.union(other)
+    return thread.apply_range(thread.reverse())
+
+
+def _check_private_flow(deps: Dependences, private: frozenset, same: isl.UnionMap) -> None:
+    """NotPrivate unless every flow of a ``private`` local's value stays in one thread."""
+    for dep in deps.records:
+        if dep.kind == "flow" and dep.array in private:
+            relation = isl.UnionMap.from_map(dep.relation)
+            if not relation.is_subset(same):
+                raise NotPrivate(f"a value of {dep.array} flows from {dep.source} to "
+                                 f"{dep.sink} in another thread or launch")
+
+
+def private_dependences(deps: Dependences, private: frozenset,
+                        same: isl.UnionMap | None = None) -> Dependences:
+    """``deps`` as they stand when each thread has its own copy of the ``private`` locals:
+    their anti and output dependences order only instances of one thread (the pairs in
+    ``same``), or nothing (``same`` None: for isl's scheduler, which then need not keep the
+    copies' uses apart; the proof checks the mapping it gives)."""
+    from dataclasses import replace
+
+    records = []
+    for dep in deps.records:
+        if dep.array not in private or dep.kind == "flow":
+            records.append(dep)
+            continue
+        if same is None:
+            continue
+        inside = isl.UnionMap.from_map(dep.relation).intersect(same)
+        if not inside.is_empty():
+            records.append(replace(dep, relation=inside.extract_map(dep.relation.get_space())))
+
+    def union(kind: str) -> isl.UnionMap:
+        result = isl.UnionMap.empty(deps.flow.get_space())
+        for dep in records:
+            if dep.kind == kind:
+                result = result.union(isl.UnionMap.from_map(dep.relation))
+        return result
+
+    return replace(deps, records=tuple(records), anti=union("anti"), output=union("output"))
 
 
 def _time(kernel, position: int) -> isl.UnionMap:

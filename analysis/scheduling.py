@@ -110,9 +110,16 @@ class ComputedSchedule:
         return "\n".join(lines)
 
 
-def compute_schedule(program, deps: Dependences | None = None) -> ComputedSchedule:
+def compute_schedule(program, deps: Dependences | None = None,
+                     live_ranges: tuple[isl.UnionMap, isl.UnionMap] | None = None
+                     ) -> ComputedSchedule:
     """isl's schedule of ``program`` (a ``@polypipe.kernel`` function or its program) from its
-    dependences, proved (see the module docstring)."""
+    dependences, proved (see the module docstring).
+
+    ``live_ranges`` = (flow, anti and output) of locals left out of ``deps`` because each
+    thread will have its own copy: isl's conditional validity keeps those anti and output
+    dependences only where they separate two live ranges (the flows) that would otherwise
+    interleave, as PPCG's live-range reordering does."""
     program = as_program(program, "compute_schedule")
     deps = deps if deps is not None else dependences(program)
     validity = _ordering(deps).coalesce()
@@ -122,6 +129,8 @@ def compute_schedule(program, deps: Dependences | None = None) -> ComputedSchedu
     constraints = (isl.ScheduleConstraints.on_domain(domain).set_context(program.context)
                    .set_validity(validity).set_coincidence(validity)
                    .set_proximity(deps.flow.coalesce()))
+    if live_ranges is not None:
+        constraints = constraints.set_conditional_validity(*live_ranges)
     fallback = ""
     try:
         schedule = _bounded_schedule(constraints)

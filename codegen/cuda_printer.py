@@ -98,6 +98,7 @@ class CudaPrinter(CPrinter):
     block_depth: int = 0                          # schedule depth of the block band
     host_params: tuple = ()                       # per-launch values (pp_h<d>), parameters
     unroll_thread_loops: bool = True              # see for_node
+    private_locals: tuple = ()                    # locals declared in the kernel: per thread
     _block_axes: dict = field(default_factory=dict)    # block level -> _Axis
     _axes: dict = field(default_factory=dict)          # mapped levels around the node
     _open: set = field(default_factory=set)            # mapped levels with a printed loop
@@ -154,6 +155,9 @@ class CudaPrinter(CPrinter):
         sizes += [c_name("param", n) for n in self.abi.params]
         if sizes:  # not every kernel uses every size
             lines.append(" ".join(f"(void){n};" for n in sizes))
+        for name in self.private_locals:   # each thread's own copy (the proof says it may)
+            lines += self.local_declarations(name)
+            lines.append(" ".join(f"(void){n};" for n in self.local_names(name)))
         return lines
 
     def int_slot(self, slot: int) -> str:

@@ -62,6 +62,7 @@ class ScheduledKernel:
     point_of: isl.UnionMap | None = None   # instance -> its point of the mapped band members
     log: tuple[str, ...] = ()
     note: str = ""               # why the nest is not lowered as a contraction
+    private: tuple[str, ...] = ()  # locals each thread keeps its own copy of (proved)
     operands: tuple = field(default=())      # nothing is promoted (no pipelined reads yet)
     unpromoted: tuple = field(default=())
 
@@ -90,10 +91,11 @@ class ScheduledKernel:
     def describe(self) -> str:
         host = (f"launched per value of the host loops ({', '.join(self.host_loops)}) as "
                 f"({', '.join(self.host_params)})" if self.host_params else "launched once")
+        own = f"; private per thread: {', '.join(self.private)}" if self.private else ""
         if self.one_thread_reason:
-            return f"{self.name}: one thread ({self.one_thread_reason}), {host}"
+            return f"{self.name}: one thread ({self.one_thread_reason}), {host}{own}"
         return (f"{self.name}: blocks x threads {self.threads} over {', '.join(self.mapped)}"
-                f", {host}")
+                f", {host}{own}")
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,8 @@ class OptimizedProgram:
                               blocks_per_sm=kernel.config.blocks_per_sm)
         if scheduled:
             printer.block_depth, printer.host_params = kernel.block_depth, kernel.host_params
+            printer.private_locals = tuple(name for name in kernel.private
+                                           if name in _arrays_of(kernel.program))
             printer.unroll_thread_loops = False
         context = None
         if concrete:
@@ -338,8 +340,7 @@ def _module_locals(original: ir.Program, kernels, types, abi) -> list[str]:
     used = set()
     for kernel in kernels:
         if isinstance(kernel, ScheduledKernel):
-            for stmt in kernel.program.statements:
-                used.update(a.array for a in (stmt.target, *stmt.reads))
+            used.update(_arrays_of(kernel.program) - set(kernel.private))
     printer = CudaPrinter(original, types, abi)
     lines = []
     for array in original.arrays:
@@ -347,6 +348,11 @@ def _module_locals(original: ir.Program, kernels, types, abi) -> list[str]:
             lines += [f"static __device__ {line}\n" for line in printer.local_declarations(
                 array.name)]
     return lines
+
+
+def _arrays_of(program: ir.Program) -> set[str]:
+    """The arrays and locals the statements of ``program`` access."""
+    return {a.array for stmt in program.statements for a in stmt.accesses}
 
 
 # What of a GpuConfig the kernels of isl's schedule honour (gpu_scheduled._blocks_and_threads).
@@ -480,25 +486,51 @@ def _built(program: ir.Program, config: GpuConfig, contraction, index: int, prov
 def _scheduled(program: ir.Program, config: GpuConfig, nest: list, index: int, prove: bool,
                note: str):
     """(kernels, proof or None) of a nest that is not a contraction: isl's schedule of it,
-    mapped to kernels and host launches (polypipe.gpu_scheduled), proved if asked."""
+    mapped to kernels and host launches (polypipe.gpu_scheduled), proved if asked.
+
+    Locals no value of which enters or leaves the nest are first tried private to each
+    thread (polypipe.gpu_private: symm's ``temp2`` no longer makes its nest one thread); the
+    proof accepts that mapping only if every value of them flows inside one thread, else the
+    nest is mapped with them shared (one variable in device memory)."""
     from polypipe.analysis.contraction import nest_program
     from polypipe.analysis.dependences import dependences
-    from polypipe.analysis.scheduled_proof import prove_scheduled
-    from polypipe.analysis.scheduling import compute_schedule
-    from .gpu_scheduled import lower_scheduled
+    from polypipe.analysis.scheduled_proof import NotPrivate
+    from .gpu_private import private_candidates
 
     config.validate()
     sub = nest_program(program, nest)
     deps = dependences(sub)
-    computed = compute_schedule(sub, deps)
+    private = private_candidates(program, sub) if prove else frozenset()
+    if private:
+        try:
+            return _mapped(program, sub, config, index, deps, note, private)
+        except NotPrivate:
+            pass
+    return _mapped(program, sub, config, index, deps, note, frozenset(), prove)
+
+
+def _mapped(program, sub, config, index, deps, note, private: frozenset, prove: bool = True):
+    """(kernels, proof or None) of ``sub`` under isl's schedule, the ``private`` locals one
+    copy per thread (NotPrivate where the proof shows they cannot be)."""
+    from polypipe.analysis.scheduled_proof import private_dependences, prove_scheduled
+    from polypipe.analysis.scheduling import compute_schedule
+    from .gpu_private import live_ranges
+    from .gpu_scheduled import lower_scheduled
+
+    if private:
+        computed = compute_schedule(sub, private_dependences(deps, private),
+                                    live_ranges(deps, private))
+    else:
+        computed = compute_schedule(sub, deps)
     kernels = lower_scheduled(sub, computed.schedule, config, f"{program.name}_k{index}",
                               index)
     note = (f"not a contraction: {note}; mapped from isl's schedule" if not computed.fallback
             else f"not a contraction: {note}; {computed.fallback}: the source order, in one "
                  "thread")
-    kernels = tuple(replace(k, note=note) if position == 0 else k
+    kernels = tuple(replace(k, note=note if position == 0 else k.note,
+                            private=tuple(sorted(private)))
                     for position, k in enumerate(kernels))
-    return kernels, (prove_scheduled(sub, kernels, deps) if prove else None)
+    return kernels, (prove_scheduled(sub, kernels, deps, private) if prove else None)
 
 
 def _fused(program: ir.Program, config: GpuConfig, merged, index: int, prove: bool):
