@@ -136,3 +136,26 @@ def test_large_tiles_keep_partial_fragment_loops_in_registers(name, sizes):
         assert (used.spill_stores, used.spill_loads, used.stack_bytes) == (0, 0, 0), used
         assert sass[kernel.name].kernel_mix.local == 0
         assert sass[kernel.name].loop_mix.integer_per_ffma() <= 0.4
+
+
+@machine
+@pytest.mark.parametrize("name", ["atax", "bicg", "mvt", "gesummv", "gemver"])
+def test_matrix_vector_rows_reduce_in_registers(name):
+    """Rows over threads, each row's sum in a register: the loops that multiply-add load the
+    matrix and the vector but store nothing (ptxas keeps ``y[i]`` in a register across the
+    reduction because the arrays are ``__restrict__``)."""
+    from polypipe.codegen.sass import disassemble, loops
+    from tests.kernels.polybench import KERNELS
+
+    opt = pp.optimize(pp.kernel(KERNELS[name].func))
+    # The generic text (sizes are parameters): small concrete sizes would unroll the loops.
+    cubin, _ = compile_cubin(opt.cuda_source(dtype="float64"), "sm_90")
+    reducing = 0
+    for function in disassemble(cubin):
+        for loop in loops(function):
+            body = [i.base for i in function.instructions
+                    if loop.head <= i.address <= loop.tail]
+            if "DFMA" in body:
+                reducing += 1
+                assert "STG" not in body and "LDG" in body, (function.name, body)
+    assert reducing >= 1
