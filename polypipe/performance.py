@@ -51,6 +51,26 @@ def trips_and_fmas(kernel, params) -> tuple[int, int]:
     return trips * -(-extents[streamed] // kernel.config.reduction), fmas
 
 
+def pipeline_fill_lines(optimized, binding) -> list[str]:
+    """Where these sizes leave a contraction's pipeline shorter than configured: the streamed
+    reduction has fewer tiles than shared stages, so fewer copies are ever in flight (the
+    kernel is still correct; a smaller ``reduction`` or fewer stages would fill it)."""
+    lines = []
+    for kernel in optimized.kernels:
+        if isinstance(kernel, ScheduledKernel) or kernel.contraction.update is None:
+            continue
+        extents, _ = _update_box(kernel, binding.params)
+        streamed = kernel.contraction.reduction_iterators[-1]
+        config = kernel.config
+        tiles = -(-extents[streamed] // config.reduction)
+        if tiles < config.shared_stages:
+            lines.append(f"  {kernel.name}: at these sizes the reduction over {streamed} "
+                         f"({extents[streamed]}) is {tiles} tile(s) of {config.reduction}, "
+                         f"fewer than the {config.shared_stages} shared stages: at most "
+                         f"{tiles} in flight")
+    return lines
+
+
 def kernel_bytes(kernel, binding) -> int:
     """Bytes of the argument arrays the kernel's statements read or write."""
     program = kernel.contraction.program

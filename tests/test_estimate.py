@@ -243,3 +243,15 @@ def test_describe_estimates_every_kernel_of_a_host_sequence(name):
     assert re.search(rf"{len(opt.kernels)} kernels, \d+ launches: >= [0-9.e-]+ ms", lines[-1])
     for line in lines[:-1]:
         assert re.search(r"bound by (launch|issue|thread|DRAM|L2)", line), line
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="needs nvcc")
+def test_describe_says_when_the_sizes_leave_the_pipeline_short():
+    """GEMM with the default configuration (3 shared stages of 16) at K = 3 runs, correctly,
+    with one reduction tile: describe says so; at K = 64 (4 tiles) it says nothing."""
+    opt = pp.optimize(pp.kernel(CASES["gemm"].func))
+    short = CASES["gemm"].make(np.random.default_rng(0), 5, 7, 3, np.float32)
+    assert ("reduction over k (3) is 1 tile(s) of 16, fewer than the 3 shared stages: at most "
+            "1 in flight") in opt.describe(*short)
+    full = CASES["gemm"].make(np.random.default_rng(0), 5, 7, 64, np.float32)
+    assert "in flight" not in opt.describe(*full)
