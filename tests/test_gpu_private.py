@@ -113,3 +113,81 @@ def test_two_live_ranges_in_one_iteration_keep_their_order():
 def test_without_the_proof_nothing_is_privatised():
     opt = pp.optimize(pp.kernel(KERNELS["symm"].func), SMALL, prove=False)
     assert all(not k.private for k in opt.kernels)
+
+
+# Held-out nests with locals in other patterns: each must equal Python with the threads of a
+# launch in any order, whether or not the local ends up private.
+
+def outer_value_inner_loop(A, x, y):
+    """``s`` is set per row and read by every column: private only if the row and its
+    columns run in one thread."""
+    M, N = A.shape
+    for i in range(M):
+        s = x[i] * 0.5
+        for j in range(N):
+            A[i, j] = A[i, j] * s + y[j]
+
+
+def reused_in_two_loops(A, r, c):
+    M, N = A.shape
+    for i in range(M):
+        t = 0.0
+        for j in range(N):
+            t += A[i, j]
+        r[i] = t
+    for j in range(N):
+        t = 0.0
+        for i in range(M):
+            t += A[i, j] * A[i, j]
+        c[j] = t
+
+
+def conditional_local(A, B):
+    M, N = A.shape
+    for i in range(1, M):
+        for j in range(N):
+            v = A[i, j] if A[i, j] > 0.5 else A[i - 1, j]
+            B[i, j] = v * v - A[i, j]
+
+
+def local_carried_along_a_row(A, B):
+    """``acc`` carries along ``j`` (a running sum per row): the rows are parallel, each row
+    sequential in one thread with its own ``acc``."""
+    M, N = A.shape
+    for i in range(M):
+        acc = 0.0
+        for j in range(N):
+            acc = acc * 0.5 + A[i, j]
+            B[i, j] = acc
+
+
+def local_int_and_float(A, B, k):
+    M, N = A.shape
+    for i in range(M):
+        for j in range(N):
+            m = (i * 7 + j) % k
+            B[i, j] = A[i, j] * m + 1.0
+
+
+HELD_OUT = [
+    (outer_value_inner_loop, lambda r: [r.random((9, 11)), r.random(9), r.random(11)]),
+    (reused_in_two_loops, lambda r: [r.random((9, 11)), np.zeros(9), np.zeros(11)]),
+    (conditional_local, lambda r: [r.random((9, 11)), np.zeros((9, 11))]),
+    (local_carried_along_a_row, lambda r: [r.random((9, 11)), np.zeros((9, 11))]),
+    (local_int_and_float, lambda r: [r.random((9, 11)), np.zeros((9, 11)), 5]),
+]
+
+
+@pytest.mark.parametrize("func, make", HELD_OUT, ids=[f.__name__ for f, _ in HELD_OUT])
+@pytest.mark.parametrize("order", ["reverse", "scrambled"])
+def test_held_out_locals_equal_python(func, make, order):
+    opt = pp.optimize(pp.kernel(func), GpuConfig(block=(8, 8), threads=(4, 2)))
+    for seed in (0, 1):
+        assert_optimized_matches_python(opt, func, make(np.random.default_rng(seed)),
+                                        thread_order=order, seed=seed)
+
+
+def test_a_running_sum_per_row_is_private_and_rows_are_parallel():
+    opt = pp.optimize(pp.kernel(local_carried_along_a_row), SMALL)
+    (kernel,) = opt.kernels
+    assert kernel.private == ("acc",) and not kernel.one_thread_reason
