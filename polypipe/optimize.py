@@ -111,11 +111,12 @@ class OptimizedProgram:
         for proof in self.proofs:
             lines.append(f"  proof: {proof}")
         if args:
-            from polypipe.performance import estimate_lines, pipeline_fill_lines
+            from polypipe.performance import estimate_lines, size_fit_lines
 
             binding = bind_arguments(self.original, args, device_arrays=True)
             self._check_once(binding)
-            lines += pipeline_fill_lines(self, binding) + estimate_lines(self, binding, target)
+            lines += size_fit_lines(self, binding, target) + estimate_lines(self, binding,
+                                                                             target)
         return "\n".join(lines)
 
     @public

@@ -51,10 +51,13 @@ def trips_and_fmas(kernel, params) -> tuple[int, int]:
     return trips * -(-extents[streamed] // kernel.config.reduction), fmas
 
 
-def pipeline_fill_lines(optimized, binding) -> list[str]:
-    """Where these sizes leave a contraction's pipeline shorter than configured: the streamed
-    reduction has fewer tiles than shared stages, so fewer copies are ever in flight (the
-    kernel is still correct; a smaller ``reduction`` or fewer stages would fill it)."""
+def size_fit_lines(optimized, binding, target: str = "H200") -> list[str]:
+    """Where these sizes fit a contraction's configuration badly, said plainly (the kernel is
+    correct either way): the streamed reduction has fewer tiles than shared stages, so fewer
+    copies are ever in flight; or the grid has fewer blocks than the target has SMs."""
+    from polypipe.codegen.cuda_runtime import launch_geometry
+    from polypipe.codegen.estimate import TARGETS
+
     lines = []
     for kernel in optimized.kernels:
         if isinstance(kernel, ScheduledKernel) or kernel.contraction.update is None:
@@ -68,6 +71,12 @@ def pipeline_fill_lines(optimized, binding) -> list[str]:
                          f"({extents[streamed]}) is {tiles} tile(s) of {config.reduction}, "
                          f"fewer than the {config.shared_stages} shared stages: at most "
                          f"{tiles} in flight")
+        blocks = math.prod(launch_geometry(kernel, binding.params).counts)
+        sms = TARGETS[target].sms
+        if 0 < blocks < sms:
+            lines.append(f"  {kernel.name}: {blocks} block(s) of {config.block[0]}x"
+                         f"{config.block[1]} at these sizes, for the {sms} SMs of "
+                         f"{TARGETS[target].name}: a smaller block would spread the work")
     return lines
 
 

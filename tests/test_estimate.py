@@ -246,12 +246,16 @@ def test_describe_estimates_every_kernel_of_a_host_sequence(name):
 
 
 @pytest.mark.skipif(find_nvcc() is None, reason="needs nvcc")
-def test_describe_says_when_the_sizes_leave_the_pipeline_short():
-    """GEMM with the default configuration (3 shared stages of 16) at K = 3 runs, correctly,
-    with one reduction tile: describe says so; at K = 64 (4 tiles) it says nothing."""
+def test_describe_says_when_the_sizes_fit_the_configuration_badly():
+    """GEMM with the default configuration (64x64 blocks, 3 shared stages of 16) at K = 3
+    runs, correctly, with one reduction tile and one block: describe says both; at
+    1024 x 1024 x 64 (256 blocks, 4 tiles) neither."""
     opt = pp.optimize(pp.kernel(CASES["gemm"].func))
     short = CASES["gemm"].make(np.random.default_rng(0), 5, 7, 3, np.float32)
+    text = opt.describe(*short)
     assert ("reduction over k (3) is 1 tile(s) of 16, fewer than the 3 shared stages: at most "
-            "1 in flight") in opt.describe(*short)
-    full = CASES["gemm"].make(np.random.default_rng(0), 5, 7, 64, np.float32)
-    assert "in flight" not in opt.describe(*full)
+            "1 in flight") in text
+    assert "1 block(s) of 64x64 at these sizes, for the 132 SMs of H200 SXM" in text
+    full = CASES["gemm"].make(np.random.default_rng(0), 1024, 1024, 64, np.float32)
+    text = opt.describe(*full)
+    assert "in flight" not in text and "spread the work" not in text
