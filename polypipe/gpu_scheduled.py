@@ -8,7 +8,8 @@ returns (its validity and parallel members already proved):
    kernel; the sequential members before it, and every band without a parallel member that
    has a parallel band below, are *host loops*; a subtree with no parallel band at all is a
    one-thread kernel. The children of a sequence are separate launches in order (the
-   scheduler's fission of the nest);
+   scheduler's fission of the nest), except that consecutive children without a parallel
+   loop are one one-thread kernel;
 2. **launch keys**: each kernel's instances get the values of their host loops and the
    positions of the sequences above them, one tuple (:attr:`ScheduledKernel.launch_of`);
    launches run in the lexicographic order of those tuples, which is the tree's order;
