@@ -6,9 +6,10 @@ touches it: symm's ``temp2`` (written and read once per ``(i, j)``) makes its wh
 thread. Two steps, both checked later by the proof
 (:func:`polypipe.analysis.scheduled_proof.prove_scheduled` with ``private``):
 
-* :func:`private_candidates`: the locals no value of which enters or leaves the nest (isl's
-  dataflow of that local alone, over the whole program): a thread's copy starts with no value
-  and is gone when its launch ends;
+* :func:`private_candidates`: the locals no value of which enters or leaves the nest (the
+  nest's own dataflow for what enters; for what leaves, whether a later nest reads the
+  local before writing it): a thread's copy starts with no value and is gone when its
+  launch ends;
 * :func:`live_ranges`: their flows and their anti and output dependences, for isl's
   *conditional validity* (PPCG's live-range reordering): the scheduler drops those anti and
   output dependences except where two live ranges would otherwise interleave.
@@ -19,16 +20,20 @@ from __future__ import annotations
 import islpy as isl
 
 from . import ir
+from .analysis.dependences import schedule_layout
 
 
-def private_candidates(program: ir.Program, nest: ir.Program) -> frozenset:
-    """Locals of ``nest`` (a nest of ``program``) whose values neither come into it nor leave
-    it: every read of one in ``nest`` has its writer in ``nest``, and no read elsewhere
-    has."""
+def private_candidates(program: ir.Program, nest: ir.Program, deps) -> frozenset:
+    """Locals of ``nest`` (a nest of ``program``, ``deps`` its dependences) whose values
+    neither come into it nor leave it: every read of one in ``nest`` has its writer in
+    ``nest`` (nothing of it in ``deps.live_in``), and no read elsewhere has."""
     mine = {s.name for s in nest.statements}
     candidates = {a.array for s in nest.statements for a in s.accesses
                   if program.array(a.array).is_local}
-    return frozenset(name for name in candidates if _dead_outside(program, mine, name))
+    entering: set = set()
+    deps.live_in.range().foreach_set(lambda e: entering.add(e.get_tuple_name()))
+    return frozenset(name for name in candidates - entering
+                     if not _leaves(program, mine, name))
 
 
 def live_ranges(deps, private: frozenset) -> tuple[isl.UnionMap, isl.UnionMap]:
@@ -40,24 +45,52 @@ def live_ranges(deps, private: frozenset) -> tuple[isl.UnionMap, isl.UnionMap]:
     return _union(relations(("flow",)), space), _union(relations(("anti", "output")), space)
 
 
-def _dead_outside(program: ir.Program, mine: set, local: str) -> bool:
-    """Whether no value of ``local`` flows into or out of the statements ``mine``."""
+# isl's dataflow of one local can take long on some nests (fuzz seed 31457: 48 s); past this
+# many seconds the local is taken as leaving its nest (kept shared: slower, never wrong).
+LEAVES_SECONDS = 5.0
+
+
+def _leaves(program: ir.Program, mine: set, local: str) -> bool:
+    """:func:`_may_leave` within :data:`LEAVES_SECONDS` (in a forked child, as isl's
+    scheduler runs: :mod:`polypipe.analysis.bounded`); True when it takes longer."""
+    from .analysis.bounded import ChildFailed, Overrun, run_bounded
+
+    try:
+        return run_bounded(lambda: "1" if _may_leave(program, mine, local) else "0",
+                           LEAVES_SECONDS) != "0"
+    except (Overrun, ChildFailed):
+        return True
+
+
+def _may_leave(program: ir.Program, mine: set, local: str) -> bool:
+    """Whether a value of ``local`` may leave the statements ``mine`` (one top-level nest):
+    whether a later nest that reads it can read a value from before that nest (isl's
+    dataflow of the local inside that later nest alone; conservative where a nest between
+    them writes it too). Top-level nests run one after the other, so earlier nests cannot
+    read it."""
+    from .analysis.contraction import top_level_nests
+
+    nests = top_level_nests(program)
+    here = next(n for n, nest in enumerate(nests) if {s.name for s in nest} & mine)
     space = program.context.get_space()
-    reads = _union((a.relation for s in program.statements for a in s.reads
-                    if a.array == local), space)
-    writes = _union((s.target.relation for s in program.statements
-                     if s.target.array == local), space)
-    flow = (isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
-            .set_schedule_map(program.schedule.get_map()).compute_flow())
-    inside = isl.UnionSet.empty(space)
-    for stmt in program.statements:
-        if stmt.name in mine:
-            inside = inside.union(isl.UnionSet.from_set(stmt.domain))
-    crossing = flow.get_may_dependence()
-    into = crossing.intersect_range(inside).subtract_domain(inside)
-    out = crossing.intersect_domain(inside).subtract_range(inside)
-    unset = flow.get_may_no_source().domain().intersect(inside)
-    return into.is_empty() and out.is_empty() and unset.is_empty()
+    time = schedule_layout(program.schedule).time_union()
+    for later in nests[here + 1:]:
+        reads = _union((a.relation for s in later for a in s.reads if a.array == local),
+                       space)
+        if reads.is_empty():
+            continue
+        writes = _union((s.target.relation for s in later if s.target.array == local),
+                        space)
+        touching = isl.UnionSet.empty(space)
+        for stmt in later:
+            if local in {a.array for a in stmt.accesses}:
+                touching = touching.union(isl.UnionSet.from_set(stmt.domain))
+        flow = (isl.UnionAccessInfo.from_sink(reads.coalesce())
+                .set_must_source(writes.coalesce())
+                .set_schedule_map(time.intersect_domain(touching)).compute_flow())
+        if not flow.get_may_no_source().is_empty():
+            return True
+    return False
 
 
 def _union(maps, space: isl.Space) -> isl.UnionMap:

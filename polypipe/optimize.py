@@ -501,7 +501,7 @@ def _scheduled(program: ir.Program, config: GpuConfig, nest: list, index: int, p
     config.validate()
     sub = nest_program(program, nest)
     deps = dependences(sub)
-    private = private_candidates(program, sub) if prove else frozenset()
+    private = private_candidates(program, sub, deps) if prove else frozenset()
     if private:
         try:
             return _mapped(program, sub, config, index, deps, note, private)
