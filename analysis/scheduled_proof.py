@@ -34,7 +34,7 @@ import islpy as isl
 from polypipe import ir
 from polypipe.errors import InternalError
 
-from .dependences import Dependences, dependences
+from .dependences import Dependences, dependences, union_of
 from .legality import DependenceViolation, check_schedule
 
 # Block and thread coordinates are padded to this many dimensions each in the proof's time.
@@ -160,11 +160,7 @@ def private_dependences(deps: Dependences, private: frozenset,
             records.append(replace(dep, relation=inside.extract_map(dep.relation.get_space())))
 
     def union(kind: str) -> isl.UnionMap:
-        result = isl.UnionMap.empty(deps.flow.get_space())
-        for dep in records:
-            if dep.kind == kind:
-                result = result.union(isl.UnionMap.from_map(dep.relation))
-        return result
+        return union_of((d.relation for d in records if d.kind == kind), deps.program.context)
 
     return replace(deps, records=tuple(records), anti=union("anti"), output=union("output"))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import islpy as isl
 
 from . import ir
-from .analysis.dependences import schedule_layout
+from .analysis.dependences import schedule_layout, union_of
 
 
 def private_candidates(program: ir.Program, nest: ir.Program, deps) -> frozenset:
@@ -41,8 +41,9 @@ def live_ranges(deps, private: frozenset) -> tuple[isl.UnionMap, isl.UnionMap]:
     def relations(kinds):
         return (d.relation for d in deps.records if d.array in private and d.kind in kinds)
 
-    space = deps.flow.get_space()
-    return _union(relations(("flow",)), space), _union(relations(("anti", "output")), space)
+    like = deps.program.context
+    return (union_of(relations(("flow",)), like),
+            union_of(relations(("anti", "output")), like))
 
 
 # isl's dataflow of one local can take long on some nests (fuzz seed 31457: 48 s); past this
@@ -72,29 +73,16 @@ def _may_leave(program: ir.Program, mine: set, local: str) -> bool:
 
     nests = top_level_nests(program)
     here = next(n for n, nest in enumerate(nests) if {s.name for s in nest} & mine)
-    space = program.context.get_space()
     time = schedule_layout(program.schedule).time_union()
     for later in nests[here + 1:]:
-        reads = _union((a.relation for s in later for a in s.reads if a.array == local),
-                       space)
+        reads = union_of((a.relation for s in later for a in s.reads if a.array == local),
+                         program.context)
         if reads.is_empty():
             continue
-        writes = _union((s.target.relation for s in later if s.target.array == local),
-                        space)
-        touching = isl.UnionSet.empty(space)
-        for stmt in later:
-            if local in {a.array for a in stmt.accesses}:
-                touching = touching.union(isl.UnionSet.from_set(stmt.domain))
+        writes = union_of((s.target.relation for s in later if s.target.array == local),
+                          program.context)
         flow = (isl.UnionAccessInfo.from_sink(reads.coalesce())
-                .set_must_source(writes.coalesce())
-                .set_schedule_map(time.intersect_domain(touching)).compute_flow())
+                .set_must_source(writes.coalesce()).set_schedule_map(time).compute_flow())
         if not flow.get_may_no_source().is_empty():
             return True
     return False
-
-
-def _union(maps, space: isl.Space) -> isl.UnionMap:
-    result = isl.UnionMap.empty(space)
-    for relation in maps:
-        result = result.union(isl.UnionMap.from_map(relation))
-    return result
