@@ -262,6 +262,7 @@ def _read_text(path: str) -> str:
 def cmd_cuda(options) -> int:
     """The CUDA translation unit for these sizes, a comment header giving each launch."""
     from .inputs import check_memory, parse_sizes, random_arguments
+    from .kernel import bind_arguments
     from .optimize import optimize
 
     k = single_kernel(options.target)
@@ -269,7 +270,8 @@ def cmd_cuda(options) -> int:
     check_memory(k.program, sizes, options.dtype, copies=1)
     args = random_arguments(k.program, sizes, dtype=options.dtype, seed=0)
     optimized = optimize(k.program, _config(options))
-    text = _launch_header(optimized, args) + optimized.cuda_source(*args)
+    fitted = optimized.for_sizes(bind_arguments(optimized.original, tuple(args)))
+    text = _launch_header(fitted, args) + fitted.cuda_source(*args)
     if options.output is None:
         sys.stdout.write(text)
         return 0
@@ -299,9 +301,10 @@ def _launch_header(optimized, args) -> str:
 
 
 def _config(options):
+    """The --config given, or None: the default, fitted to the sizes of each run."""
     from .gpu_config import parse_config
 
-    return parse_config(options.config or "")
+    return None if options.config is None else parse_config(options.config)
 
 
 def cmd_deps(options) -> int:
@@ -331,6 +334,7 @@ def cmd_pipeline(options) -> int:
     """Pipelinable reads of the source, and with --config the GPU kernels' buffers."""
     from .analysis.render import check_writable
     from .inputs import parameter_values, parse_sizes
+    from .gpu_config import GpuConfig
     from .gpu_scheduled import ScheduledKernel
     from .optimize import optimize
     from .timeline import format_timeline, pipeline_timeline, timeline_format, write_timeline
@@ -349,7 +353,7 @@ def cmd_pipeline(options) -> int:
     print(format_table(pipelinable_reads(k.program)))
     if options.config is None and not options.timeline:
         return 0
-    config = _config(options)
+    config = _config(options) or GpuConfig()
     optimized = optimize(k.program, config)
     print(f"\nGPU mapping: {config.describe()}")
     print(optimized.describe())

@@ -15,10 +15,21 @@ class GpuTarget:
     shared_bytes: int = 227 * 1024     # per block, opt-in maximum
     registers_per_thread: int = 255
     max_threads: int = 1024
+    sms: int = 132                     # streaming multiprocessors (H100 and H200 SXM: 132)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these limits (nothing for H100, A100)."""
+        found = [] if isinstance(self.name, str) else [
+            f"target name={self.name!r} must be a string like 'sm_90'"]
+        for label in ("shared_bytes", "registers_per_thread", "max_threads", "sms"):
+            if not _is_int(getattr(self, label), 1):
+                found.append(f"target {label}={getattr(self, label)!r} must be a positive "
+                             "integer")
+        return found
 
 
 H100 = GpuTarget()
-A100 = GpuTarget(name="sm_80", shared_bytes=163 * 1024)
+A100 = GpuTarget(name="sm_80", shared_bytes=163 * 1024, sms=108)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,8 @@ class GpuConfig:
         if not isinstance(self.target, GpuTarget):
             problems.append(f"target={self.target!r} must be a GpuTarget (polypipe.H100, "
                             "polypipe.A100)")
+        else:
+            problems += self.target.problems()
         if problems:
             raise ScheduleError("invalid GpuConfig: " + "; ".join(problems))
         for axis, (tile, count) in enumerate(zip(self.block, self.threads)):

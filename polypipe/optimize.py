@@ -71,8 +71,24 @@ class OptimizedProgram:
     kernels: tuple
     proofs: tuple = field(default=())
     fusions: tuple = field(default=())     # gpu_fusion.FusionDecision per producer/consumer pair
+    fit_sizes: bool = False     # no configuration was given: fit the default to each run's sizes
+    fit_notes: tuple = field(default=())   # what the fit to one run's sizes changed, and why
+    prove: bool = True
     _compiled: dict = field(default_factory=dict)
     _checked: set = field(default_factory=set)
+    _fitted: dict = field(default_factory=dict)
+
+    def for_sizes(self, binding: Binding) -> "OptimizedProgram":
+        """The program a run at these sizes launches: this one, or, when optimize() was
+        given no configuration, the one whose contraction kernels have the default fitted
+        to the sizes (polypipe.gpu_fit), lowered and proved like any other."""
+        if not self.fit_sizes or not (binding.params or binding.extents):
+            return self
+        sizes = (tuple(binding.params.items()), tuple(binding.extents.items()))
+        fitted = self._fitted.get(sizes)
+        if fitted is None:
+            fitted = self._fitted[sizes] = _fitted_program(self, binding)
+        return fitted
 
     @public
     def describe(self, *args, target: str = "H200") -> str:
@@ -84,8 +100,15 @@ class OptimizedProgram:
         if not isinstance(target, str) or target not in TARGETS:
             raise ArgumentError(f"target {target!r} is not known; known are "
                                 f"{', '.join(TARGETS)}")
-        lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), "
+        if args:
+            fitted = self.for_sizes(bind_arguments(self.original, args, device_arrays=True))
+            if fitted is not self:
+                return fitted.describe(*args, target=target)
+        which = ("the default configuration, fitted to each run's sizes: " if self.fit_sizes
+                 else "fitted from the default: " if self.fit_notes else "")
+        lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), {which}"
                  f"{self.config.describe()}"]
+        lines += [f"  {note}" for note in self.fit_notes]
         if any(isinstance(k, ScheduledKernel) for k in self.kernels):
             lines.append(_SCHEDULED_CONFIG.format(threads=self.config.threads))
         for kernel in self.kernels:
@@ -102,8 +125,9 @@ class OptimizedProgram:
                          f"({', '.join(c.reduction_iterators)}); registers hold "
                          f"{kernel.accumulator_buffer}")
             for op in kernel.operands:
-                lines.append(f"    {op.array}: shared {op.shared} x{self.config.shared_stages} "
-                             f"stages, registers {op.register} x{self.config.register_stages}")
+                lines.append(f"    {op.array}: shared {op.shared} x{kernel.config.shared_stages}"
+                             f" stages, registers {op.register} "
+                             f"x{kernel.config.register_stages}")
             for read, reason in kernel.unpromoted:
                 lines.append(f"    {read}: stays in global memory ({reason})")
         for decision in self.fusions:
@@ -115,8 +139,9 @@ class OptimizedProgram:
 
             binding = bind_arguments(self.original, args, device_arrays=True)
             self._check_once(binding)
-            lines += size_fit_lines(self, binding, target) + estimate_lines(self, binding,
-                                                                             target)
+            if not (self.fit_sizes or self.fit_notes):   # a fitted kernel's note says it
+                lines += size_fit_lines(self, binding, target)
+            lines += estimate_lines(self, binding, target)
         return "\n".join(lines)
 
     @public
@@ -139,11 +164,12 @@ class OptimizedProgram:
             _require_cuda()
         binding = bind_arguments(self.original, args, device_arrays=backend == "cuda")
         refuse_aliasing(self.original, args, backend)
-        self._check_once(binding)
+        fitted = self.for_sizes(binding)
+        fitted._check_once(binding)
         if source is not None and not isinstance(source, str):
             raise ArgumentError(f"source must be the text of a CUDA translation unit, not "
                                 f"{type(source).__name__}")
-        executable = self._executable(binding, backend, source)
+        executable = fitted._executable(binding, backend, source)
         if backend == "cuda":
             self.last_gpu_milliseconds = executable.run(args)
             return
@@ -161,8 +187,9 @@ class OptimizedProgram:
         _require_cuda()
         binding = bind_arguments(self.original, args, device_arrays=True)
         refuse_aliasing(self.original, args, "cuda")
-        self._check_once(binding)
-        return self._executable(binding, "cuda").run(args, repeat=repeat)
+        fitted = self.for_sizes(binding)
+        fitted._check_once(binding)
+        return fitted._executable(binding, "cuda").run(args, repeat=repeat)
 
     def _executable(self, binding: Binding, backend: str, source: str | None = None):
         """The launches of every kernel at these sizes, on the GPU or the CPU runtime; both
@@ -194,7 +221,7 @@ class OptimizedProgram:
         if args:
             binding = bind_arguments(self.original, args, device_arrays=True)
             unaligned = unaligned_arrays(self.original, [array_address(a) for a in args])
-            return self.cuda_source_for(binding, unaligned=unaligned)
+            return self.for_sizes(binding).cuda_source_for(binding, unaligned=unaligned)
         elif dtype not in SUPPORTED_DTYPES:
             raise ArgumentError(f"dtype {dtype!r} is not supported; supported are "
                                 f"{', '.join(SUPPORTED_DTYPES)}")
@@ -390,12 +417,17 @@ def _require_cuda() -> None:
 @public
 def optimize(program: "ir.Program | Kernel", config: GpuConfig | None = None,
              prove: bool = True) -> OptimizedProgram:
-    """Map every top-level loop nest of ``program`` to a pipelined GPU kernel.
+    """Map every top-level loop nest of ``program`` to GPU kernels.
 
-    Each nest must be a contraction (see :mod:`polypipe.analysis.contraction`); a nest of
-    another shape, or a configuration that cannot be honoured, raises ScheduleError with the
-    reason. With ``prove`` (the default) every kernel is proved equivalent to the source
-    before it is returned (LegalityError with a counterexample otherwise).
+    A contraction nest (see :mod:`polypipe.analysis.contraction`) becomes one pipelined
+    kernel (element-wise consumers fused into it where proved); any other nest becomes the
+    kernels and host launches of isl's schedule of it (:mod:`polypipe.gpu_scheduled`). A
+    configuration that cannot be honoured raises ScheduleError with the reason. Without
+    ``config``, every run fits the default configuration to its sizes
+    (:mod:`polypipe.gpu_fit`: fewer shared stages than reduction tiles, smaller blocks where
+    the grid would not fill the GPU); a given one is used as it is. With ``prove`` (the
+    default) every kernel is proved equivalent to the source before it is returned
+    (LegalityError with a counterexample otherwise).
     """
     with deep_nesting(getattr(program, "name", "optimize")):
         return _optimize(program, config, prove)
@@ -406,6 +438,7 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
     from polypipe.analysis.dependences import as_program
 
     program = as_program(program, "optimize")
+    fit_sizes = config is None
     config = as_config(config)
     config.validate()   # a configuration's own errors are refused, never worked around
     groups: list[list[ir.Statement]] = []
@@ -416,7 +449,8 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
             contraction = _recognised(program, nest)
             if _fuse_into_last(program, config, groups, built, decisions, nest, prove):
                 continue
-            entry = _built(program, config, contraction, len(groups), prove)
+            entry = _built(program, config, contraction, f"{program.name}_k{len(groups)}",
+                           prove)
         except _NotAContraction as refusal:
             entry = _scheduled(program, config, nest, len(groups), prove, str(refusal))
         groups.append(nest)
@@ -424,7 +458,40 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
     kernels = tuple(k for kernel, _ in built
                     for k in (kernel if isinstance(kernel, tuple) else (kernel,)))
     proofs = tuple(proof for _, proof in built if proof is not None)
-    return OptimizedProgram(program, config, kernels, proofs, tuple(decisions))
+    return OptimizedProgram(program, config, kernels, proofs, tuple(decisions),
+                            fit_sizes=fit_sizes, prove=prove)
+
+
+def _fitted_program(optimized: OptimizedProgram, binding: Binding) -> OptimizedProgram:
+    """``optimized`` with each contraction kernel rebuilt from the default fitted to these
+    sizes; a kernel whose fitted configuration is refused stays as built, and says so."""
+    from .gpu_fit import fit_config, kernel_sizes
+
+    kernels, proofs, notes = [], list(optimized.proofs), []
+    for kernel in optimized.kernels:
+        fit = None if isinstance(kernel, ScheduledKernel) else fit_config(
+            kernel.config, kernel_sizes(kernel, binding.params), kernel.config.target.sms)
+        if fit is None or not fit.changed:
+            kernels.append(kernel)
+            continue
+        try:
+            rebuilt, proof = _built(optimized.original, fit.config, kernel.contraction,
+                                    kernel.name, optimized.prove)
+        except (_NotAContraction, ScheduleError) as refusal:
+            notes.append(f"{kernel.name}: the default fitted to these sizes "
+                         f"({fit.config.describe()}) was refused ({refusal}); the default "
+                         "runs")
+            kernels.append(kernel)
+            continue
+        kernels.append(rebuilt)
+        proofs = [proof if getattr(old, "kernel", None) == kernel.name else old
+                  for old in proofs]
+        notes.append(f"{kernel.name}: configuration fitted to these sizes: "
+                     f"{rebuilt.config.describe()} ({'; '.join(fit.reasons)})")
+    if not notes:
+        return optimized
+    return replace(optimized, kernels=tuple(kernels), proofs=tuple(proofs), fit_sizes=False,
+                   fit_notes=tuple(notes), _compiled={}, _checked=set(), _fitted={})
 
 
 def _recognised(program: ir.Program, nest):
@@ -463,7 +530,7 @@ def _fuse_into_last(program, config, groups, built, decisions, nest, prove: bool
     return decision.fused
 
 
-def _built(program: ir.Program, config: GpuConfig, contraction, index: int, prove: bool):
+def _built(program: ir.Program, config: GpuConfig, contraction, name: str, prove: bool):
     """(kernel, proof or None) of one nest: lowered, checked to fit, proved if asked.
     _NotAContraction where the mapping does not apply or its proof refuses it; the stage
     check's refusal (the configuration cannot be honoured) is raised as it is."""
@@ -471,7 +538,7 @@ def _built(program: ir.Program, config: GpuConfig, contraction, index: int, prov
     from .lower import lower_contraction
 
     try:
-        kernel = lower_contraction(contraction, config, f"{program.name}_k{index}")
+        kernel = lower_contraction(contraction, config, name)
     except ScheduleError as refusal:
         raise _NotAContraction(str(refusal).splitlines()[0]) from None
     require_stages_fit(kernel, 4)   # float32, the smallest element: refuse what never fits
@@ -540,7 +607,7 @@ def _fused(program: ir.Program, config: GpuConfig, merged, index: int, prove: bo
     if not prove:
         return "fusion is applied only when proved, and prove=False"
     try:
-        return _built(program, config, merged, index, prove)
+        return _built(program, config, merged, f"{program.name}_k{index}", prove)
     except _NotAContraction as refusal:
         return f"the fused kernel is refused: {refusal}"
     except ScheduleError as refusal:

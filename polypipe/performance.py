@@ -23,17 +23,12 @@ def _update_box(kernel, params) -> tuple[dict[str, int], int]:
     """Extent of every update iterator at these sizes (its bounding box) and the number of
     update instances: the box's volume when the domain is a box, else counted by isl up to
     10**7 points in the box, beyond which the box's volume stands in."""
-    from polypipe.analysis.bounds import fix_parameters
+    from polypipe.gpu_fit import statement_extents
 
     c = kernel.contraction
-    statement = c.program.statement(c.update)
-    domain = statement.domain.intersect_params(fix_parameters(statement.domain, params))
+    domain, extents = statement_extents(c.program.statement(c.update), params)
     if domain.is_empty():
-        return {name: 0 for name in statement.iterators}, 0
-    extents = {}
-    for dim, name in enumerate(statement.iterators):
-        extents[name] = (domain.dim_max_val(dim).to_python()
-                         - domain.dim_min_val(dim).to_python() + 1)
+        return extents, 0
     volume = math.prod(extents.values())
     # Counting enumerates points: bounded so that describe() stays quick; beyond, the box.
     exact = volume if domain.is_box() or volume > 10**7 else domain.count_val().to_python()

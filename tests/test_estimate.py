@@ -247,10 +247,11 @@ def test_describe_estimates_every_kernel_of_a_host_sequence(name):
 
 @pytest.mark.skipif(find_nvcc() is None, reason="needs nvcc")
 def test_describe_says_when_the_sizes_fit_the_configuration_badly():
-    """GEMM with the default configuration (64x64 blocks, 3 shared stages of 16) at K = 3
-    runs, correctly, with one reduction tile and one block: describe says both; at
-    1024 x 1024 x 64 (256 blocks, 4 tiles) neither."""
-    opt = pp.optimize(pp.kernel(CASES["gemm"].func))
+    """GEMM with the default configuration given (64x64 blocks, 3 shared stages of 16; not
+    fitted to the sizes, see tests/test_gpu_fit.py) at K = 3 runs, correctly, with one
+    reduction tile and one block: describe says both; at 1024 x 1024 x 64 (256 blocks,
+    4 tiles) neither."""
+    opt = pp.optimize(pp.kernel(CASES["gemm"].func), pp.GpuConfig())
     short = CASES["gemm"].make(np.random.default_rng(0), 5, 7, 3, np.float32)
     text = opt.describe(*short)
     assert ("reduction over k (3) is 1 tile(s) of 16, fewer than the 3 shared stages: at most "
