@@ -76,7 +76,7 @@ class OptimizedProgram:
     prove: bool = True
     _compiled: dict = field(default_factory=dict)
     _checked: set = field(default_factory=set)
-    _fitted: dict = field(default_factory=dict)
+    _fitted: dict = field(default_factory=dict)   # by sizes, and by (kernel, configuration)
 
     def for_sizes(self, binding: Binding) -> "OptimizedProgram":
         """The program a run at these sizes launches: this one, or, when optimize() was
@@ -474,15 +474,13 @@ def _fitted_program(optimized: OptimizedProgram, binding: Binding) -> OptimizedP
         if fit is None or not fit.changed:
             kernels.append(kernel)
             continue
-        try:
-            rebuilt, proof = _built(optimized.original, fit.config, kernel.contraction,
-                                    kernel.name, optimized.prove)
-        except (_NotAContraction, ScheduleError) as refusal:
+        built = _rebuilt(optimized, kernel, fit.config)
+        if isinstance(built, str):
             notes.append(f"{kernel.name}: the default fitted to these sizes "
-                         f"({fit.config.describe()}) was refused ({refusal}); the default "
-                         "runs")
+                         f"({fit.config.describe()}) was refused ({built}); the default runs")
             kernels.append(kernel)
             continue
+        rebuilt, proof = built
         kernels.append(rebuilt)
         proofs = [proof if getattr(old, "kernel", None) == kernel.name else old
                   for old in proofs]
@@ -492,6 +490,19 @@ def _fitted_program(optimized: OptimizedProgram, binding: Binding) -> OptimizedP
         return optimized
     return replace(optimized, kernels=tuple(kernels), proofs=tuple(proofs), fit_sizes=False,
                    fit_notes=tuple(notes), _compiled={}, _checked=set(), _fitted={})
+
+
+def _rebuilt(optimized: OptimizedProgram, kernel, config: GpuConfig):
+    """(kernel, proof) of ``kernel``'s nest under ``config``, or why it is refused; built
+    once per kernel and configuration (many sizes fit to the same one)."""
+    key = ("kernel", kernel.name, config)
+    if key not in optimized._fitted:
+        try:
+            optimized._fitted[key] = _built(optimized.original, config, kernel.contraction,
+                                            kernel.name, optimized.prove)
+        except (_NotAContraction, ScheduleError) as refusal:
+            optimized._fitted[key] = str(refusal)
+    return optimized._fitted[key]
 
 
 def _recognised(program: ir.Program, nest):

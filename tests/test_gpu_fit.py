@@ -131,6 +131,16 @@ def test_the_run_launches_the_fitted_kernel(fitted_gemm):
     assert text != fitted_gemm.cuda_source_for(_binding(fitted_gemm, args))
 
 
+def test_sizes_with_the_same_fit_share_the_rebuilt_kernel(fitted_gemm):
+    first = CASES["gemm"].make(np.random.default_rng(0), 13, 17, 11, np.float32)
+    second = CASES["gemm"].make(np.random.default_rng(0), 14, 20, 9, np.float32)
+    one = fitted_gemm.for_sizes(_binding(fitted_gemm, first))
+    other = fitted_gemm.for_sizes(_binding(fitted_gemm, second))
+    assert one is not other                        # each says why for its own sizes
+    assert one.kernels[0] is other.kernels[0]      # one lowering and proof for both
+    assert "reduction over k (9)" in other.fit_notes[0]
+
+
 def test_large_sizes_launch_the_default_kernel(fitted_gemm):
     args = CASES["gemm"].make(np.random.default_rng(0), 1024, 1024, 64, np.float32)
     assert fitted_gemm.for_sizes(_binding(fitted_gemm, args)) is fitted_gemm
