@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import islpy as isl
 
+from .bounds import point_values
+
 BANK_GROUPS = 8        # 128 bytes of banks / 16 bytes per access
 PHASE = 8              # lanes served together by a 16-byte access
 
@@ -79,8 +81,7 @@ def conflict_degree(access: isl.Map, layout: Layout) -> int:
     counts: dict[tuple[int, int], int] = {}
 
     def add(point: isl.Point) -> None:
-        phase = point.get_coordinate_val(isl.dim_type.set, 0).to_python()
-        index = point.get_coordinate_val(isl.dim_type.set, 2).to_python()
+        phase, _, index = point_values(point)
         key = (phase, index % BANK_GROUPS)
         counts[key] = counts.get(key, 0) + 1
 

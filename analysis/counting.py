@@ -79,8 +79,9 @@ def _scan(points: isl.UnionSet) -> int:
     return sum(piece.count_val().to_python() for piece in _pieces(points))
 
 
-def _extents(piece: isl.Set) -> list[int]:
-    """Extent of each dimension of a bounded set with fixed parameters."""
+def box_extents(piece: isl.Set) -> list[int]:
+    """Extent of each dimension of a bounded set with fixed parameters (ValueError where one
+    is unbounded)."""
     extents = []
     for dim in range(piece.dim(isl.dim_type.set)):
         low, high = piece.dim_min_val(dim), piece.dim_max_val(dim)
@@ -88,6 +89,15 @@ def _extents(piece: isl.Set) -> list[int]:
             raise ValueError("unbounded")
         extents.append(high.to_python() - low.to_python() + 1)
     return extents
+
+
+def statement_extents(statement, params: Mapping[str, int]) -> tuple:
+    """(the statement's domain at these sizes, the extent of each iterator over it): its
+    bounding box, 0 along every iterator when the domain is empty."""
+    domain = statement.domain.intersect_params(fix_parameters(statement.domain, params))
+    if domain.is_empty():
+        return domain, {name: 0 for name in statement.iterators}
+    return domain, dict(zip(statement.iterators, box_extents(domain)))
 
 
 def _scan_size(points: isl.UnionSet) -> float:
@@ -98,14 +108,14 @@ def _scan_size(points: isl.UnionSet) -> float:
         if piece.is_empty():
             continue
         try:
-            total += math.prod(_extents(piece)[:-1])
+            total += math.prod(box_extents(piece)[:-1])
         except ValueError:
             return math.inf
     return total
 
 
 def _box_volume(points: isl.UnionSet) -> int:
-    return sum(math.prod(_extents(piece)) for piece in _pieces(points) if not piece.is_empty())
+    return sum(math.prod(box_extents(piece)) for piece in _pieces(points) if not piece.is_empty())
 
 
 def _dimension(points: isl.UnionSet) -> int:

@@ -126,6 +126,8 @@ def _halved(block, threads, axis: int):
 def kernel_sizes(kernel, params) -> KernelSizes:
     """The output and streamed-reduction extents of a contraction kernel at these sizes (the
     bounding box of its update, or of its first statement when it is element-wise)."""
+    from polypipe.analysis.counting import statement_extents
+
     c = kernel.contraction
     _, extents = statement_extents(c.program.statement(c.update or c.statements[0]), params)
     *outer, rows, cols = c.output_iterators
@@ -134,16 +136,3 @@ def kernel_sizes(kernel, params) -> KernelSizes:
                        extents[cols], extents[streamed] if streamed else None,
                        streamed or "")
 
-
-def statement_extents(statement, params) -> tuple:
-    """(the statement's domain at these sizes, the extent of each iterator over it): its
-    bounding box, 0 along every iterator when the domain is empty."""
-    from polypipe.analysis.bounds import fix_parameters
-
-    domain = statement.domain.intersect_params(fix_parameters(statement.domain, params))
-    extents = {name: 0 for name in statement.iterators}
-    if not domain.is_empty():
-        for dim, name in enumerate(statement.iterators):
-            extents[name] = (domain.dim_max_val(dim).to_python()
-                             - domain.dim_min_val(dim).to_python() + 1)
-    return domain, extents

@@ -125,14 +125,10 @@ def ldmatrix_fragment(operand: str) -> isl.Map:
 
 def points(relation: isl.Map) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Every (input, output) pair of a finite map, in isl's order."""
+    from polypipe.analysis.bounds import point_values
+
     found = []
-
-    def add(point: isl.Point) -> None:
-        values = [point.get_coordinate_val(isl.dim_type.set, d).to_python()
-                  for d in range(point.get_space().dim(isl.dim_type.set))]
-        found.append(values)
-
-    relation.wrap().foreach_point(add)
+    relation.wrap().foreach_point(lambda point: found.append(point_values(point)))
     width = relation.dim(isl.dim_type.in_)
     return sorted((tuple(v[:width]), tuple(v[width:])) for v in found)
 

@@ -100,10 +100,13 @@ class OptimizedProgram:
         if not isinstance(target, str) or target not in TARGETS:
             raise ArgumentError(f"target {target!r} is not known; known are "
                                 f"{', '.join(TARGETS)}")
-        if args:
-            fitted = self.for_sizes(bind_arguments(self.original, args, device_arrays=True))
-            if fitted is not self:
-                return fitted.describe(*args, target=target)
+        if not args:
+            return self._describe(None, target)
+        binding = bind_arguments(self.original, args, device_arrays=True)
+        return self.for_sizes(binding)._describe(binding, target)
+
+    def _describe(self, binding: Binding | None, target: str) -> str:
+        """describe() of these kernels; with ``binding``, at its sizes."""
         which = ("the default configuration, fitted to each run's sizes: " if self.fit_sizes
                  else "fitted from the default: " if self.fit_notes else "")
         lines = [f"{self.original.name}: {len(self.kernels)} GPU kernel(s), {which}"
@@ -134,10 +137,9 @@ class OptimizedProgram:
             lines.append(f"  {decision}")
         for proof in self.proofs:
             lines.append(f"  proof: {proof}")
-        if args:
+        if binding is not None:
             from polypipe.performance import estimate_lines, size_fit_lines
 
-            binding = bind_arguments(self.original, args, device_arrays=True)
             self._check_once(binding)
             if not (self.fit_sizes or self.fit_notes):   # a fitted kernel's note says it
                 lines += size_fit_lines(self, binding, target)

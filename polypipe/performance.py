@@ -23,7 +23,7 @@ def _update_box(kernel, params) -> tuple[dict[str, int], int]:
     """Extent of every update iterator at these sizes (its bounding box) and the number of
     update instances: the box's volume when the domain is a box, else counted by isl up to
     10**7 points in the box, beyond which the box's volume stands in."""
-    from polypipe.gpu_fit import statement_extents
+    from polypipe.analysis.counting import statement_extents
 
     c = kernel.contraction
     domain, extents = statement_extents(c.program.statement(c.update), params)
