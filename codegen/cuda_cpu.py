@@ -3,19 +3,28 @@
 The text the CUDA printer writes (``codegen.cuda_device.DEVICE_PRELUDE`` and kernels using
 its interface) is compiled unchanged with the system C++ compiler and ``-DPP_CPU``; the
 prelude then includes ``pp_cuda_cpu.h``, whose definitions call the runtime in
-``pp_cuda_cpu.cpp`` and ``pp_cuda_cpu_check.cpp``. The runtime is compiled once per flavour
-(plain, or AddressSanitizer) into a shared library in polypipe's cache directory; each kernel
-library links against it, so a kernel's compile parses only the small header.
+``pp_cuda_cpu.cpp``, ``pp_cuda_cpu_check.cpp`` and ``pp_cuda_cpu_warp.cpp``. The runtime is
+compiled once per flavour (plain, or AddressSanitizer) into a shared library in polypipe's
+cache directory; each kernel library links against it, so a kernel's compile parses only the
+small header.
 
-A launch runs blocks one after another and each block's threads as fibers, switching only
-at ``__syncthreads()`` (thread order per barrier interval: seeded permutation, forward or
-reverse). Reported as :class:`CudaCpuError` (the first error stops the launch; the failing
-access is never made): out-of-bounds accesses, misaligned 16-byte and cp.async accesses,
-accesses of one element by two threads of a block in one barrier interval with a write
-("missing barrier") or by two blocks with a write, reads of cp.async destinations not yet
-covered by a wait ("missing wait"), divergent barriers, shared memory beyond the static limit
-or the launch's dynamic bytes, and faults inside a fiber (stack overflow). Shared memory and
-fiber stacks start as 0xFF bytes (NaN), so reads of never-written data show in the results.
+A launch runs blocks one after another and each block's threads as fibers, switching only at
+``__syncthreads()`` (thread order per barrier interval: seeded permutation, forward or
+reverse). Warp collectives (``pp_ldmatrix_*``, ``pp_mma_m16n8k16_*``; a warp is 32
+consecutive linear thread ids) are a second, warp-wide switch: each lane deposits its inputs
+(an ldmatrix lane reads its 16-byte shared row through the checks, as itself) and waits;
+when all 32 lanes of the warp wait at the same collective they resume within the same
+barrier interval and each computes its own registers from all lanes' deposits by the PTX
+layouts (mma: exact products summed in float32 in k order from C, so the GPU agrees within K
+roundings, not bit for bit). Reported as :class:`CudaCpuError` (the first error stops the
+launch; the failing access is never made): out-of-bounds accesses, misaligned 16-byte and
+cp.async accesses, accesses of one element by two threads of a block in one barrier interval
+with a write ("missing barrier") or by two blocks with a write, reads of cp.async
+destinations not yet covered by a wait ("missing wait"), divergent barriers, warps whose
+lanes do not all execute the same collective (or a partial warp executing one), ldmatrix
+rows misaligned or outside shared memory, shared memory beyond the static limit or the
+launch's dynamic bytes, and faults inside a fiber (stack overflow). Shared memory and fiber
+stacks start as 0xFF bytes (NaN), so reads of never-written data show in the results.
 
 The kernel runs on copies of the global arrays, each mapped between two inaccessible pages at
 the caller's address modulo the page size (so alignment is the caller's), with pointer
@@ -47,7 +56,7 @@ from polypipe.errors import KernelRuntimeError
 from .cpu import cache_dir, cache_key, first_on_path
 
 RUNTIME_DIR = Path(__file__).resolve().parent
-RUNTIME_SOURCES = ("pp_cuda_cpu.cpp", "pp_cuda_cpu_check.cpp")
+RUNTIME_SOURCES = ("pp_cuda_cpu.cpp", "pp_cuda_cpu_check.cpp", "pp_cuda_cpu_warp.cpp")
 RUNTIME_HEADERS = ("pp_cuda_cpu.h", "pp_cuda_cpu_rt.h")
 RUNTIME_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-pthread", "-fno-strict-aliasing")
 # -O1: fast compiles; -ffp-contract=off: no fused multiply-adds, so results round as NumPy's

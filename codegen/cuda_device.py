@@ -22,6 +22,17 @@ the GPU with nvcc and, with ``-DPP_CPU``, for the checked CPU runtime of
     shared or global address;
 ``pp_claim_fault(fault, code)``, ``pp_fault_or(slot, bits)``
     the fault record (codegen.value_printer): the first fault wins; warnings are or-ed;
+``pp_ldmatrix_x1/x2/x4(uint32_t (&r)[N], const void *row)``, ``pp_ldmatrix_x1/x2/x4_trans``
+    warp-collective ``ldmatrix.sync.aligned.m8n8.x{1,2,4}{,.trans}.shared.b16``: lane
+    ``8 j + r`` passes the shared address of row ``r`` (16 bytes, 16-byte aligned) of matrix
+    ``j`` (only lanes ``0 .. 8 N - 1`` are read); half ``h`` of ``r[j]`` of lane ``L`` is row
+    ``L / 4``, column ``2 (L % 4) + h`` of matrix ``j`` (``_trans``: row and column swapped);
+``pp_mma_m16n8k16_f16(d, a, b, c)``, ``pp_mma_m16n8k16_bf16(d, a, b, c)``
+    warp-collective ``mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}.{f16,bf16}.f32``, with
+    ``float (&d)[4]``, ``const uint32_t (&a)[4]``, ``const uint32_t (&b)[2]``,
+    ``const float (&c)[4]`` in the PTX fragment layouts (polypipe.gpu_mma); ``d`` may be
+    ``c``. Every lane of the warp must execute the same collectives (the CPU runtime reports
+    a warp whose lanes do not, and a block whose thread count is not a multiple of 32);
 
 plus CUDA's own ``__global__``, ``__launch_bounds__``, ``__restrict__``, ``__align__``,
 ``__device__ __forceinline__``, ``threadIdx``/``blockIdx``/``blockDim``/``gridDim`` and
@@ -54,5 +65,17 @@ template <int PENDING> static __device__ __forceinline__ void pp_cp_async_wait()
 template <typename V> static __device__ __forceinline__ void pp_copy16(void *dst, const void *src) { *reinterpret_cast<V *>(dst) = *reinterpret_cast<const V *>(src); }
 static __device__ __forceinline__ bool pp_claim_fault(int64_t *fault, int64_t code) { return atomicCAS((unsigned long long *)fault, 0ULL, (unsigned long long)code) == 0ULL; }
 static __device__ __forceinline__ void pp_fault_or(int64_t *slot, int64_t bits) { atomicOr((unsigned long long *)slot, (unsigned long long)bits); }
+/* ldmatrix: "memory", since the rows are memory the compiler must have stored by then. */
+static __device__ __forceinline__ void pp_ldmatrix_x1(uint32_t (&r)[1], const void *row) { asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(static_cast<unsigned>(__cvta_generic_to_shared(row))) : "memory"); }
+static __device__ __forceinline__ void pp_ldmatrix_x2(uint32_t (&r)[2], const void *row) { asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(static_cast<unsigned>(__cvta_generic_to_shared(row))) : "memory"); }
+static __device__ __forceinline__ void pp_ldmatrix_x4(uint32_t (&r)[4], const void *row) { asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(static_cast<unsigned>(__cvta_generic_to_shared(row))) : "memory"); }
+static __device__ __forceinline__ void pp_ldmatrix_x1_trans(uint32_t (&r)[1], const void *row) { asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(static_cast<unsigned>(__cvta_generic_to_shared(row))) : "memory"); }
+static __device__ __forceinline__ void pp_ldmatrix_x2_trans(uint32_t (&r)[2], const void *row) { asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(static_cast<unsigned>(__cvta_generic_to_shared(row))) : "memory"); }
+static __device__ __forceinline__ void pp_ldmatrix_x4_trans(uint32_t (&r)[4], const void *row) { asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(static_cast<unsigned>(__cvta_generic_to_shared(row))) : "memory"); }
+/* mma: every input is read before d is written, so d may be c. */
+#define PP_MMA_M16N8K16(types) asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." types ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n" : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
+static __device__ __forceinline__ void pp_mma_m16n8k16_f16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) { PP_MMA_M16N8K16("f16.f16"); }
+static __device__ __forceinline__ void pp_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const float (&c)[4]) { PP_MMA_M16N8K16("bf16.bf16"); }
+#undef PP_MMA_M16N8K16
 #endif
 """

@@ -4,7 +4,9 @@
  * runs uninterrupted until its next __syncthreads() or its exit; when every thread of the
  * block waits at the same barrier, the barrier completes and the threads resume in the
  * launch's order (a seeded permutation, or thread-id order forward or reverse). Nothing runs
- * concurrently, so the checks in pp_cuda_cpu_check.cpp see accesses one at a time.
+ * concurrently, so the checks in pp_cuda_cpu_check.cpp see accesses one at a time. A fiber
+ * also yields at a warp collective (ldmatrix, mma.sync); after each round the warps whose
+ * lanes all wait at one are run on within the same barrier interval (pp_cuda_cpu_warp.cpp).
  *
  * Compiled once per build flavour into a shared library that every kernel links against.
  */
@@ -150,6 +152,8 @@ static void switch_to_scheduler(bool final) {
 #endif
 }
 
+void yield_fiber() { switch_to_scheduler(false); }
+
 void abandon_fiber() {
   g->current->state = EXITED;
   switch_to_scheduler(true);
@@ -201,6 +205,9 @@ static void start_fiber(Fiber &f) {
   f.state = READY;
   f.barrier_line = f.last_line = 0;
   f.barriers = f.committed = 0;
+  f.collective_line = 0;
+  f.collective = nullptr;
+  f.collectives = 0;
   f.copies.clear();
   f.fake_stack = nullptr;
   prepare_context(f);
@@ -431,7 +438,7 @@ static void arrange(std::vector<uint32_t> &order) {
   }
 }
 
-static void resume(Fiber &f) {
+void resume_fiber(Fiber &f) {
   g->current = &f;
   pp_cpu_now.thread_idx = f.idx;
   f.state = RUNNING;
@@ -479,14 +486,17 @@ static bool run_block(uint64_t block) {
   pp_cpu_now.block_idx = unflatten(block, g->desc.grid);
   g->epoch++;
   g->interval = 0;
+  g->collective_waiting = 0;
   memset(g->arena.get(), 0xFF, g->arena_bytes);  // never-written shared data reads as NaN
   for (Fiber &f : g->fibers) start_fiber(f);
   for (;;) {
     arrange(g->order);
     for (uint32_t t : g->order) {
-      resume(g->fibers[t]);
+      resume_fiber(g->fibers[t]);
       if (g->failed) return false;
     }
+    // Only a kernel with warp collectives has fibers waiting at them: no cost to others.
+    if (g->collective_waiting && !run_warp_collectives()) return false;
     if (block_finished()) return true;
     if (g->failed) return false;
     g->epoch++;

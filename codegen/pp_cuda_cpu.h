@@ -61,6 +61,11 @@ void pp_cpu_cp_async(void *shared, const void *global, uint32_t bytes, int32_t l
 void pp_cpu_commit(int32_t line);
 void pp_cpu_wait(int32_t pending, int32_t line);
 void pp_cpu_copy16(void *dst, const void *src, int32_t line);
+/* Warp collectives (pp_cuda_cpu_warp.cpp): every lane of the warp calls, each gets its own. */
+void pp_cpu_ldmatrix(uint32_t *r, int32_t matrices, int32_t trans, const void *row,
+                     int32_t line);
+void pp_cpu_mma_m16n8k16(float *d, const uint32_t *a, const uint32_t *b, const float *c,
+                         int32_t bf16, int32_t line);
 int pp_cpu_run(const pp_launch_desc *desc, const char *kinds, void ***args,
                void (*entry)(void *), void *closure);
 }
@@ -97,6 +102,17 @@ struct at {
     static_assert(sizeof(V) == 16 && alignof(V) == 16, "pp_copy16 moves one 16-byte vector");
     pp_cpu_copy16(dst, src, line);
   }
+  /* The GPU's signatures exactly, so that a wrong register count fails on both targets. */
+  void ldmatrix_x1(uint32_t (&r)[1], const void *row) const { pp_cpu_ldmatrix(r, 1, 0, row, line); }
+  void ldmatrix_x2(uint32_t (&r)[2], const void *row) const { pp_cpu_ldmatrix(r, 2, 0, row, line); }
+  void ldmatrix_x4(uint32_t (&r)[4], const void *row) const { pp_cpu_ldmatrix(r, 4, 0, row, line); }
+  void ldmatrix_x1_trans(uint32_t (&r)[1], const void *row) const { pp_cpu_ldmatrix(r, 1, 1, row, line); }
+  void ldmatrix_x2_trans(uint32_t (&r)[2], const void *row) const { pp_cpu_ldmatrix(r, 2, 1, row, line); }
+  void ldmatrix_x4_trans(uint32_t (&r)[4], const void *row) const { pp_cpu_ldmatrix(r, 4, 1, row, line); }
+  void mma_f16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+               const float (&c)[4]) const { pp_cpu_mma_m16n8k16(d, a, b, c, 0, line); }
+  void mma_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                const float (&c)[4]) const { pp_cpu_mma_m16n8k16(d, a, b, c, 1, line); }
 };
 }  // namespace pp_cpu
 
@@ -114,6 +130,14 @@ struct at {
 #define pp_cp_async_commit() pp_cpu_commit(__LINE__)
 #define pp_cp_async_wait ::pp_cpu::at{__LINE__}.cp_async_wait
 #define pp_copy16 ::pp_cpu::at{__LINE__}.copy16
+#define pp_ldmatrix_x1 ::pp_cpu::at{__LINE__}.ldmatrix_x1
+#define pp_ldmatrix_x2 ::pp_cpu::at{__LINE__}.ldmatrix_x2
+#define pp_ldmatrix_x4 ::pp_cpu::at{__LINE__}.ldmatrix_x4
+#define pp_ldmatrix_x1_trans ::pp_cpu::at{__LINE__}.ldmatrix_x1_trans
+#define pp_ldmatrix_x2_trans ::pp_cpu::at{__LINE__}.ldmatrix_x2_trans
+#define pp_ldmatrix_x4_trans ::pp_cpu::at{__LINE__}.ldmatrix_x4_trans
+#define pp_mma_m16n8k16_f16 ::pp_cpu::at{__LINE__}.mma_f16
+#define pp_mma_m16n8k16_bf16 ::pp_cpu::at{__LINE__}.mma_bf16
 
 /* Blocks and fibers never run concurrently: plain operations are the atomics. */
 static inline bool pp_claim_fault(int64_t *fault, int64_t code) {

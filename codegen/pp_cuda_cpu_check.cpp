@@ -10,6 +10,7 @@
  * A cp.async reads its global source when issued (the bytes are kept) and marks its shared
  * destination pending; the bytes land when a pp_cp_async_wait of the same thread covers the
  * copy's group, or when the thread exits. Touching a pending element is a missing wait.
+ * An ldmatrix row (read_shared_row) is checked as one 16-byte read of its lane.
  */
 #include <stdio.h>
 #include <string.h>
@@ -196,7 +197,8 @@ static std::string me_text() { return thread_text(g->block, g->current->tid); }
 static const char *verb(Touch touch, Kind kind) {
   switch (touch) {
     case T_READ: return kind == K_ASYNC ? "reads (as a cp.async source)"
-                      : kind == K_COPY16 ? "reads (pp_copy16)" : "reads";
+                      : kind == K_COPY16 ? "reads (pp_copy16)"
+                      : kind == K_LDMATRIX ? "reads (ldmatrix)" : "reads";
     case T_WRITE: return kind == K_COPY16 ? "writes (pp_copy16)" : "writes";
     case T_ISSUE: return "issues a cp.async into";
     default: return "lands (pp_cp_async_wait or exit) a cp.async in";
@@ -208,7 +210,8 @@ static const char *past(const Who &who, bool wrote) {
     return who.kind == K_ASYNC ? "issued a cp.async into" : who.kind == K_LAND
                ? "landed a cp.async in" : who.kind == K_COPY16 ? "wrote (pp_copy16)" : "wrote";
   return who.kind == K_ASYNC ? "read (as a cp.async source)"
-         : who.kind == K_COPY16 ? "read (pp_copy16)" : "read";
+         : who.kind == K_COPY16 ? "read (pp_copy16)"
+         : who.kind == K_LDMATRIX ? "read (ldmatrix)" : "read";
 }
 
 [[noreturn]] static void race_in_block(const Who &self, uintptr_t address, Touch touch,
@@ -441,6 +444,20 @@ extern "C" void pp_cpu_copy16(void *dst, const void *src, int32_t line) {
   if (source >= 0) touch(source, from, 16, T_READ, K_COPY16, line);
   if (target >= 0) touch(target, to, 16, T_WRITE, K_COPY16, line);
   memmove(dst, src, 16);
+}
+
+// One lane's row of an ldmatrix: 16 aligned bytes of one shared array, checked with this
+// lane as the reader (bounds, races, cp.async still in flight) like any other read.
+void read_shared_row(const void *row, void *to, const char *what, int line) {
+  uintptr_t from = reinterpret_cast<uintptr_t>(row);
+  check_alignment(from, 16, what, line);
+  int source = locate(from, 16, what, line);
+  if (source < 0 || !g->arrays[source].shared)
+    fail("ldmatrix from non-shared memory: %s at line %d gives the row address %s; "
+         "ldmatrix reads its rows from shared memory", me_text().c_str(), line,
+         place_text(from).c_str());
+  touch(source, from, 16, T_READ, K_LDMATRIX, line);
+  memcpy(to, row, 16);
 }
 
 }  // namespace pp_rt

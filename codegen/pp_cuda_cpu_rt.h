@@ -1,5 +1,6 @@
 /* Internal state of the CPU CUDA runtime, shared by pp_cuda_cpu.cpp (launches, fibers,
- * barriers, shared memory) and pp_cuda_cpu_check.cpp (bounds, races, cp.async, reports).
+ * barriers, shared memory), pp_cuda_cpu_check.cpp (bounds, races, cp.async, reports) and
+ * pp_cuda_cpu_warp.cpp (warp collectives: ldmatrix, mma.sync).
  * Kernels never include this file: they see only pp_cuda_cpu.h. */
 #ifndef PP_CUDA_CPU_RT_H
 #define PP_CUDA_CPU_RT_H
@@ -29,7 +30,7 @@ constexpr uint64_t SHARED_LIMIT = 227 * 1024;        // the most one sm_90 block
 constexpr uint64_t REDZONE = 128;
 constexpr uint64_t STATIC_REGION = STATIC_SHARED_LIMIT + 64 * REDZONE;
 
-enum Kind : uint8_t { K_PLAIN, K_COPY16, K_ASYNC, K_LAND };
+enum Kind : uint8_t { K_PLAIN, K_COPY16, K_ASYNC, K_LAND, K_LDMATRIX };
 enum Touch { T_READ, T_WRITE, T_ISSUE, T_LAND };
 
 // One access, as the shadow remembers it. block1 == 0 means nobody.
@@ -79,7 +80,14 @@ struct Copy {  // a cp.async issued and not yet landed
   unsigned char data[16];
 };
 
-enum State { READY, RUNNING, WAITING, EXITED };
+// WAITING: at a __syncthreads(); COLLECTIVE: at a warp collective, until its warp is there.
+enum State { READY, RUNNING, WAITING, COLLECTIVE, EXITED };
+
+// What one lane deposits at a warp collective: ldmatrix its 16-byte row (words 0-3); mma its
+// a (words 0-3), b (4-5) and c (6-9, float bits).
+struct Slot { uint32_t w[10]; };
+// A warp's exchange buffer: collective n of the warp uses half n % 2 (pp_cuda_cpu_warp.cpp).
+struct WarpExchange { Slot half[2][32]; };
 
 struct Fiber {
   void *sp = nullptr;
@@ -89,6 +97,10 @@ struct Fiber {
   State state = READY;
   int barrier_line = 0, last_line = 0;
   uint64_t barriers = 0, committed = 0;
+  // The warp collective it waits at or last executed (line, name) and how many it executed.
+  int collective_line = 0;
+  const char *collective = nullptr;
+  uint64_t collectives = 0;
   std::vector<Copy> copies;
   void *fake_stack = nullptr;  // AddressSanitizer's, across switches
 #ifndef PP_RT_ASM_SWITCH
@@ -113,6 +125,9 @@ struct Launch {
   uint64_t arena_bytes = 0, static_used = 0, static_next = 0;
   uint64_t block = 0;
   uint32_t epoch = 0, interval = 0;
+  std::vector<WarpExchange> warps;  // one per whole warp; allocated by the first collective
+  std::vector<char> warp_ready;
+  uint32_t collective_waiting = 0;  // fibers in state COLLECTIVE
   Fiber *current = nullptr;
   bool in_fiber = false, failed = false;
   std::string report;
@@ -140,6 +155,12 @@ std::string interval_text();
 
 // Switches (pp_cuda_cpu.cpp).
 [[noreturn]] void abandon_fiber();
+void yield_fiber();             // from a fiber, back to the scheduler (it set its own state)
+void resume_fiber(Fiber &f);    // from the scheduler, run f until it yields or exits
+
+// Warp collectives (pp_cuda_cpu_warp.cpp): after a round of the block, run the warps whose
+// lanes all wait at one collective; false (with a report) when a warp cannot complete.
+bool run_warp_collectives();
 
 // Checks (pp_cuda_cpu_check.cpp).
 void land_all(Fiber &fiber, int line);
@@ -148,6 +169,7 @@ uintptr_t relocated(uintptr_t pointer);
 std::string guard_text(uintptr_t address);
 void restore_globals();
 int add_region(uintptr_t base, uintptr_t end, uint32_t gran, bool shared);
+void read_shared_row(const void *row, void *to, const char *what, int line);
 
 }  // namespace pp_rt
 
