@@ -40,7 +40,11 @@ def vector_groups(kernel, params: Mapping[str, int], extents: Mapping[str, tuple
     for name, lane_iterator, lanes in kernel.vector_groups:
         stmt = program.statement(name)
         source, target = stmt.reads[0], stmt.target
-        if (lanes * itemsize[source.array]) % VECTOR_BYTES:
+        group_bytes = lanes * itemsize[source.array]
+        # 16-byte accesses; a cp.async also moves 4 or 8 (four 16-bit elements of a tile
+        # laid out for float32's four-element groups).
+        if group_bytes % VECTOR_BYTES and not (
+                getattr(stmt, "kind", None) == "async_copy" and group_bytes in (4, 8)):
             continue
         domain = stmt.domain.intersect_params(fix_parameters(stmt.domain, params))
         lane = stmt.iterators.index(lane_iterator)

@@ -104,7 +104,7 @@ class CPrinter(ValuePrinter):
     def prologue(self) -> list[str]:
         lines = []
         for slot, name in enumerate(self.abi.arrays):
-            ctype = self.types.storage_type(name).c_name
+            ctype = self.types.storage_type(name).storage_c_name
             lines.append(f"{ctype} *{c_name('array', name)} = ({ctype} *)pp_arrays[{slot}];")
         lines += self.value_lines()
         for array in self.program.arrays:

@@ -63,11 +63,12 @@ static __device__ __forceinline__ auto pp_floord(N n, D d) -> decltype(n / d) {
 # _constant_trip_loop) when that runs at most this many iterations: it then unrolls.
 MAX_GUARDED_TRIPS = 64
 
-_SIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8}
+_SIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint16_t": 2}
 # 16 bytes of each element type as one CUDA vector type: loading a register array through a
 # vector of its own element type lets nvcc keep it in registers (a double array read as
 # float4 was moved to the stack).
-_VECTOR16 = {"float": "float4", "double": "double2", "int32_t": "int4", "int64_t": "longlong2"}
+_VECTOR16 = {"float": "float4", "double": "double2", "int32_t": "int4", "int64_t": "longlong2",
+             "uint16_t": "int4"}
 
 
 # isl prints sizes multiplied by tile sizes (``4 * p_NI >= 256 * pp_c0 + ...``) and array
@@ -137,7 +138,7 @@ class CudaPrinter(CPrinter):
         """Kernel parameters: arrays, the integers of the ABI, floats, block-grid offsets."""
         params = []
         for name in self.abi.arrays:
-            ctype = self.types.storage_type(name).c_name
+            ctype = self.types.storage_type(name).storage_c_name
             params.append(f"{ctype} *__restrict__ {c_name('array', name)}")
         count = len(self.abi.extents) + len(self.abi.params) + len(self.abi.int_scalars)
         params += [f"int64_t pp_i{k}" for k in range(count)]
@@ -178,7 +179,7 @@ class CudaPrinter(CPrinter):
         for array in self.program.arrays:
             if array.memory == "shared":
                 total += _product(array.extents) * _SIZE[self.types.storage_type(
-                    array.name).c_name]
+                    array.name).storage_c_name]
         return total
 
     def _buffers(self) -> list[str]:
@@ -187,7 +188,7 @@ class CudaPrinter(CPrinter):
         dynamic = self.shared_bytes() > STATIC_SHARED_LIMIT
         offset = 0
         for array in shared:
-            ctype = self.types.storage_type(array.name).c_name
+            ctype = self.types.storage_type(array.name).storage_c_name
             size = _product(array.extents)
             name = c_name('array', array.name)
             if dynamic:   # 16-byte aligned pieces of the launch's dynamic shared memory
@@ -197,7 +198,7 @@ class CudaPrinter(CPrinter):
                 lines.append(f"PP_SHARED({ctype}, {name}, {size});")
         for array in self.program.arrays:
             if array.memory == "register":
-                ctype = self.types.storage_type(array.name).c_name
+                ctype = self.types.storage_type(array.name).storage_c_name
                 size = _product((array.extents or ())[array.thread_dims:])
                 lines.append(f"{ctype} __align__(16) {c_name('array', array.name)}[{size}];")
         return lines
@@ -293,12 +294,15 @@ class CudaPrinter(CPrinter):
         if (self.expr(loop.for_get_init()) != "0" or self.expr(loop.for_get_inc()) != "1"
                 or self.expr(loop.for_get_cond()) != f"({iterator} <= {lanes - 1})"):
             return False
-        ctype = self.types.storage_type(stmt.target.array).c_name
+        ctype = self.types.storage_type(stmt.target.array).storage_c_name
         target, source = self._addresses(instance)
         function = ("pp_cp_async<16>" if stmt.kind == "async_copy"
                     else f"pp_copy16<{_VECTOR16[ctype]}>")
+        group_bytes = lanes * _SIZE[ctype]
+        if group_bytes < 16:   # a proved 4- or 8-byte cp.async group (analysis.alignment)
+            function = f"pp_cp_async<{group_bytes}>"
         lines = [f"{function}((char *){target} + {offset}, (const char *){source} + {offset});"
-                 for offset in range(0, lanes * _SIZE[ctype], 16)]
+                 for offset in range(0, group_bytes, 16)]
         self._emit(depth, "{")
         # First: the guards and the instance's bound locals may use the lane iterator.
         self._emit(depth + 1, f"const {self.index_type} {iterator} = 0;")
@@ -401,13 +405,17 @@ class CudaPrinter(CPrinter):
         if isinstance(stmt, ir.Sync):
             text = {"barrier": "__syncthreads();", "commit": "pp_cp_async_commit();"}.get(
                 stmt.kind, f"pp_cp_async_wait<{stmt.pending}>();")
-        elif stmt.kind == "async_copy":
+        elif stmt.kind == "async_copy" and self._element_bytes(stmt) >= 4:
             target, source = self._addresses(instance)
-            size = _SIZE[self.types.storage_type(stmt.target.array).c_name]
-            text = f"pp_cp_async<{size}>({target}, {source});"
+            text = f"pp_cp_async<{self._element_bytes(stmt)}>({target}, {source});"
         else:
             text = self.statement(instance) + ";"
         self._guarded(instance, depth, [text])
+
+    def _element_bytes(self, stmt) -> int:
+        """Bytes of the copied element. cp.async moves 4, 8 or 16 bytes: a single 16-bit
+        element is copied synchronously (done before any wait, which is always allowed)."""
+        return _SIZE[self.types.storage_type(stmt.target.array).storage_c_name]
 
     # Global and shared elements go through PP_LD (a read) and PP_ST (a write): plain
     # indexing on the GPU, bounds- and race-checked accesses on the CPU runtime. Register

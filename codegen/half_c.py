@@ -10,6 +10,14 @@ NaN of the same sign. They are bitwise rather than gcc's ``_Float16``: gcc 12 on
 evaluates ``_Float16`` arithmetic in float (excess precision) and has no ``__bf16``
 arithmetic, and the same text must serve the CUDA printer and the CPU runtime of CUDA.
 
+Computing on 16-bit values (:mod:`codegen.semantics`): a value of type float16 or bfloat16 is
+a float (``pp_f16`` / ``pp_bf16``, typedefs of float) holding a value of that format; every
+operation is computed in float and rounded back (``pp_round_f16``). Conversions from double
+and int64 round once, directly, as NumPy and ml_dtypes convert: double -> float by rounding to
+odd (truncate, and set the last bit when anything was dropped) keeps 29 more bits than any
+16-bit format, so the following round-to-nearest is the one rounding of the exact value;
+int64 -> double by rounding to odd likewise.
+
 ``PP_FN`` and ``<string.h>`` (``memcpy``, the defined way to reinterpret bits in C; nvcc
 accepts it in device code) come from the prelude that includes these helpers.
 """
@@ -56,4 +64,30 @@ PP_FN uint16_t pp_f32_to_f16(float f) {
   if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h += 1u;
   return (uint16_t)(sign | h);
 }
+
+/* ---- arithmetic on 16-bit values held in floats ---- */
+typedef float pp_f16;
+typedef float pp_bf16;
+PP_FN float pp_round_f16(float f) { return pp_f16_to_f32(pp_f32_to_f16(f)); }
+PP_FN float pp_round_bf16(float f) { return pp_bf16_to_f32(pp_f32_to_bf16(f)); }
+PP_FN float pp_f32_odd(double d) {               /* double -> float, rounded to odd */
+  float f = (float)d;
+  if ((double)f == d || f != f || f - f != 0.0f) return f;    /* exact, NaN or overflow */
+  uint32_t u = pp_f32_bits(f);
+  if (fabs((double)f) > fabs(d)) u -= 1u;        /* rounded away from zero: truncate */
+  return pp_bits_f32(u | 1u);
+}
+PP_FN double pp_f64_odd_i64(int64_t n) {         /* int64 -> double, rounded to odd */
+  uint64_t a = n < 0 ? 0u - (uint64_t)n : (uint64_t)n;
+  if (a < (1ull << 53)) return (double)n;
+  int drop = 0;                                  /* bits beyond the 53 a double keeps */
+  while ((a >> drop) >= (1ull << 53)) drop++;
+  uint64_t kept = (a >> drop) | ((a & ((1ull << drop) - 1u)) != 0u);
+  double d = ldexp((double)kept, drop);
+  return n < 0 ? -d : d;
+}
+PP_FN float pp_round_f16_f64(double d) { return pp_round_f16(pp_f32_odd(d)); }
+PP_FN float pp_round_bf16_f64(double d) { return pp_round_bf16(pp_f32_odd(d)); }
+PP_FN float pp_round_f16_i64(int64_t n) { return pp_round_f16_f64(pp_f64_odd_i64(n)); }
+PP_FN float pp_round_bf16_i64(int64_t n) { return pp_round_bf16_f64(pp_f64_odd_i64(n)); }
 """

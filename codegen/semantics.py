@@ -30,7 +30,7 @@ The rules, checked against CPython 3 and NumPy 2 (NEP 50):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 
 from polypipe import ir
@@ -134,6 +134,7 @@ class Op:
     ``text`` is a C helper's name (called with the converted operands, then ``extra``, then
     ``&pp_err`` when ``fault`` and ``&pp_warn`` when ``warn``), an infix operator (``infix``)
     or a prefix operator (``prefix``); ``""`` with one operand is the converted operand itself.
+    ``narrow``: the float result is rounded to this 16-bit type (see :meth:`Semantics._half`).
     """
 
     text: str
@@ -144,6 +145,16 @@ class Op:
     fault: bool = False
     warn: bool = False
     extra: tuple[str, ...] = ()
+    narrow: VType | None = None
+
+
+def _wide(vtype: VType) -> VType:
+    """float16 and bfloat16 are computed on as float32."""
+    return F32 if vtype.is_half else vtype
+
+
+def _half_format(vtype: VType) -> str:
+    return "bf16" if vtype.format == "bf16" else "f16"
 
 
 def _width(vtype: VType) -> str:
@@ -222,6 +233,9 @@ class Semantics:
                 left, right = WEAK_INT, WEAK_INT
             else:
                 return self._numpy_bools(op)
+        joined = promote(left, right)
+        if joined is not None and joined.is_half:
+            return self._half(joined, self.binary(op, _wide(left), _wide(right), right_expr))
         if op == "/":
             result = true_divide(left, right)
             if left.weak and right.weak:
@@ -239,6 +253,19 @@ class Semantics:
                   "**": "pow"}[op]
         return Op(f"pp_np_{helper}_{width}", (result, result), result, fault=op == "**",
                   warn=op in ("//", "%"))
+
+    @staticmethod
+    def _half(result: VType, wide: Op) -> Op:
+        """A float16 or bfloat16 operation: the float32 one on the widened operands, its result
+        rounded back to ``result``, as NumPy's float16 loops and ml_dtypes' bfloat16 ones
+        compute (exact for + - * / and sqrt: 24 bits hold twice 11 and 2 more, so rounding
+        twice cannot differ from rounding once). Operands that were Python numbers become
+        ``result`` first (NEP 50), so the constant of ``x * 0.1`` is float16's 0.1."""
+        def back(vtype: VType) -> VType:
+            return result if vtype == F32 else vtype
+
+        return replace(wide, operands=tuple(back(t) for t in wide.operands),
+                       result=back(wide.result), narrow=result if wide.result == F32 else None)
 
     def _float_binary(self, op: str, result: VType) -> Op:
         if op in ("+", "-", "*"):
@@ -366,6 +393,8 @@ class Semantics:
         strong = joined.strong()
         if func in ("float32", "float64", "int32", "int64"):
             return self._numpy_cast(func, args[0])
+        if strong.is_half:
+            return self._half(strong, self._numpy(func, [_wide(a) for a in args]))
         if func in ("min", "max", "fmin", "fmax"):
             if strong.is_float:
                 name = {"min": "minimum", "max": "maximum"}.get(func, func)
@@ -411,6 +440,8 @@ class Semantics:
         an array element, with Python's checks) or ``"local"`` (into a local's variable,
         of the join of what it holds, lossless or else split by type: ``lower_values``).
         """
+        if want.is_half and have.strong() != want:
+            return self._to_half(have, want)
         if have.c_name == want.c_name:
             return None
         if where == "store" and want.is_int:
@@ -421,6 +452,19 @@ class Semantics:
         if where == "operand" and have == WEAK_INT and want == I32:
             return Op("pp_store_i32_i64", (I64,), want, fault=True)
         return Op(f"({want.c_name})", (have,), want, prefix=True)
+
+    @staticmethod
+    def _to_half(have: VType, want: VType) -> Op:
+        """Round a value to float16 or bfloat16 once, from whatever type it has (NumPy and
+        ml_dtypes convert int64 and float64 directly, not through float32)."""
+        name = f"pp_round_{_half_format(want)}"
+        if have.is_bool:
+            return Op(f"({want.c_name})", (have,), want, prefix=True)
+        if have.is_int:
+            return Op(f"{name}_i64", (I64,), want)
+        if have.bits == 64:
+            return Op(f"{name}_f64", (F64,), want)
+        return Op(name, (F32,), want)
 
 
 def _unique(types: tuple[VType, ...]) -> tuple[VType, ...]:

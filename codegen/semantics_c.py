@@ -9,6 +9,7 @@ NumPy integer arithmetic wraps through unsigned arithmetic, as NumPy's does.
 
 from __future__ import annotations
 
+from .half_c import HALF_HELPERS
 from .semantics import FAULTS, MATH_CAN_OVERFLOW, MATH_UNARY, WARN_DIVIDE
 
 
@@ -280,4 +281,5 @@ def math_helpers() -> str:
 
 def semantics_runtime(function_prefix: str) -> str:
     """The helpers for one target; ``function_prefix`` is what PP_FN expands to."""
-    return (f"#define PP_FN {function_prefix}\n" + fault_macros() + _HELPERS + math_helpers())
+    return (f"#include <string.h>\n#define PP_FN {function_prefix}\n" + fault_macros() + _HELPERS
+            + math_helpers() + HALF_HELPERS)

@@ -56,7 +56,8 @@ class ValuePrinter:
         if stmt.target.array in self.types.variants:
             text = self.variant_store(instance, self.lowered(stmt))
         else:
-            text = self.store(instance, self.target(instance), self.stored_value(instance))
+            value, bits = self.stored_value(instance)
+            text = self.store(instance, self.target(instance), value, bits=bits)
         if instance.unbound is None:
             return text
         # Python raises UnboundLocalError at this instance: so does the kernel, in order.
@@ -103,22 +104,45 @@ class ValuePrinter:
         stored = self.store(instance, variant_name(name, index), text, variants[index].c_name)
         return f"{{ {stored}; lt_{name} = {index}; }}"
 
-    def stored_value(self, instance: StatementInstance) -> str:
-        """The statement's value converted to its target's type (sets ``_faulting``)."""
+    def stored_value(self, instance: StatementInstance) -> tuple[str, bool]:
+        """The statement's value converted to its target's type (sets ``_faulting``), and
+        whether it is a 16-bit element's bits rather than a value."""
         stmt = instance.statement
         array = self.program.array(stmt.target.array)
         self._faulting = False
-        return self.value(self.lowered(stmt), instance, self.types.storage_type(array.name),
-                          "local" if array.is_local else "store")
+        value = self.lowered(stmt)
+        half = self._half_element(array.name)
+        if half and isinstance(value, ir.Read) and self._half_element(value.access.array) == half:
+            # A 16-bit element copied unchanged: its bits, as NumPy copies them (a round trip
+            # through float would quieten a signalling NaN).
+            return self.expr(instance.access_exprs[id(value.access)]), True
+        return self.value(value, instance, self.types.storage_type(array.name),
+                          "local" if array.is_local else "store"), False
 
     def store(self, instance: StatementInstance, target: str, value: str,
-              ctype: str | None = None) -> str:
-        """``target = value``; guarded when the value can fault (see the module docstring)."""
-        if not self._faulting:
-            return f"{target} = {value}"
+              ctype: str | None = None, bits: bool = False) -> str:
+        """``target = value``; guarded when the value can fault (see the module docstring).
+        ``ctype`` given: a local's variable; else the statement's target, where a 16-bit
+        float is stored as its bits (``bits``: ``value`` already is)."""
+        half = (self._half_element(instance.statement.target.array)
+                if ctype is None and not bits else None)
         ctype = ctype or self.types.storage_type(instance.statement.target.array).c_name
+
+        def encoded(text: str) -> str:
+            return f"pp_f32_to_{_format(half)}({text})" if half else text
+
+        if not self._faulting:
+            return f"{target} = {encoded(value)}"
         return (f"{{ const {ctype} pp_v = {value}; if (pp_err) {{ {self.fault_action(instance)}"
-                f" }} else {target} = pp_v; }}")
+                f" }} else {target} = {encoded('pp_v')}; }}")
+
+    def _half_element(self, name: str) -> VType | None:
+        """The 16-bit float type of an array stored as bits (not of a local: locals hold
+        floats)."""
+        if self.program.array(name).is_local:
+            return None
+        vtype = self.types.storage_type(name)
+        return vtype if vtype.is_half else None
 
     def fault_record(self, instance: StatementInstance) -> list[str]:
         """C statements that record the faulting instance in ``pp_fault``."""
@@ -156,6 +180,12 @@ class ValuePrinter:
         return text if conversion is None else self.apply(conversion, [text])
 
     def apply(self, op: Op, args: list[str]) -> str:
+        text = self._apply(op, args)
+        if op.narrow is not None:    # a 16-bit float result, computed in float
+            return f"pp_round_{_format(op.narrow)}({text})"
+        return text
+
+    def _apply(self, op: Op, args: list[str]) -> str:
         if op.infix:
             return f"({args[0]} {op.text} {args[1]})"
         if op.prefix:
@@ -188,7 +218,9 @@ class ValuePrinter:
         if isinstance(expr, (ir.ParamRef, ir.ScalarArg)):
             return c_name("param" if isinstance(expr, ir.ParamRef) else "scalar", expr.name)
         if isinstance(expr, ir.Read):
-            return self.expr(instance.access_exprs[id(expr.access)])
+            text = self.expr(instance.access_exprs[id(expr.access)])
+            half = self._half_element(expr.access.array)
+            return f"pp_{_format(half)}_to_f32({text})" if half else text
         if isinstance(expr, VariantRead):
             return variant_name(expr.name, expr.index)
         if isinstance(expr, VariantIs):
@@ -219,6 +251,8 @@ class ValuePrinter:
         else the error Python (or polypipe's refusal) gives when it runs."""
         if want is not None and want.is_float:
             try:
+                if want.is_half:
+                    return f"pp_round_{_format(want)}_f64({_literal(float(value))})"
                 return f"(({want.c_name}){_literal(float(value))})"
             except OverflowError:
                 code = "PP_E_INT_TO_FLOAT"
@@ -228,6 +262,11 @@ class ValuePrinter:
             code = "PP_E_PYINT_OVERFLOW"
         self._faulting = True
         return f"pp_raise({code}, &pp_err)"
+
+
+def _format(vtype: VType) -> str:
+    """The helper-name part of a 16-bit float type (codegen.half_c)."""
+    return "bf16" if vtype.format == "bf16" else "f16"
 
 
 def _literal(value) -> str:

@@ -25,6 +25,10 @@ from polypipe import ir
 
 _C_NAMES = {("b", 8): "int", ("i", 32): "int32_t", ("i", 64): "int64_t", ("f", 32): "float",
             ("f", 64): "double"}
+# A 16-bit float is computed on as a float holding a value of its format (codegen.half_c):
+# typedefs of float with names of their own, so that code comparing C types never takes a
+# float16 value for a float32 one (their operations round differently).
+_HALF_C_NAMES = {"": "pp_f16", "bf16": "pp_bf16"}
 _KIND_ORDER = {"b": 0, "i": 1, "f": 2}
 
 
@@ -40,7 +44,20 @@ class VType:
 
     @property
     def c_name(self) -> str:
+        """The C type of a value of this type in a computation."""
+        if self.is_half:
+            return _HALF_C_NAMES[self.format]
         return _C_NAMES[(self.kind, self.bits)]
+
+    @property
+    def storage_c_name(self) -> str:
+        """The C type of an array element: a 16-bit float is stored as its bits."""
+        return "uint16_t" if self.is_half else self.c_name
+
+    @property
+    def is_half(self) -> bool:
+        """float16 or bfloat16."""
+        return self.kind == "f" and self.bits == 16
 
     @property
     def is_float(self) -> bool:
@@ -74,14 +91,26 @@ F64 = VType("f", 64)
 I32 = VType("i", 32)
 I64 = VType("i", 64)
 
-# 16-bit floats (issue 17): typed and promoted as NumPy and ml_dtypes do, not yet printed,
-# so not among the supported dtypes a call may bind.
+# 16-bit floats: stored as their bits, computed on as float and rounded after every operation
+# (codegen.semantics, codegen.half_c), as NumPy (float16) and ml_dtypes (bfloat16) compute.
 F16 = VType("f", 16)
 BF16 = VType("f", 16, False, "bf16")
 HALF_DTYPES = {"float16": F16, "bfloat16": BF16}
 
-_DTYPES = {"float32": F32, "float64": F64, "int32": I32, "int64": I64}
+_DTYPES = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, **HALF_DTYPES}
 SUPPORTED_DTYPES = tuple(_DTYPES)
+
+
+def numpy_dtype(name: str):
+    """``np.dtype(name)`` for a supported dtype name; bfloat16 needs ml_dtypes, imported only
+    then (it takes over a second to import)."""
+    import numpy as np
+
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
 
 
 def from_dtype(name: str) -> VType:

@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from . import ir
+from .codegen.value_types import numpy_dtype
 from .errors import ArgumentError
 
 
@@ -92,7 +93,7 @@ def array_extents(program: ir.Program, params: Mapping[str, int]) -> dict[str, t
 def array_bytes(program: ir.Program, params: Mapping[str, int], dtype="float64"
                 ) -> dict[str, int]:
     """Bytes of every argument array at these parameter values, with elements of ``dtype``."""
-    itemsize = np.dtype(dtype).itemsize
+    itemsize = numpy_dtype(dtype).itemsize
     return {name: math.prod(max(extent, 0) for extent in shape) * itemsize
             for name, shape in array_extents(program, params).items()}
 
@@ -155,10 +156,11 @@ def random_arguments(program: ir.Program, sizes: Mapping[str, int], dtype="float
     for arg in program.arguments:
         if arg.kind == "array":
             shape = extents[arg.name]
-            if np.dtype(dtype).kind == "f":
-                args.append(rng.random(shape).astype(dtype))
-            else:
-                args.append(rng.integers(0, 10, size=shape).astype(dtype))
+            element = numpy_dtype(dtype)
+            if element.kind == "i":
+                args.append(rng.integers(0, 10, size=shape).astype(element))
+            else:   # the floats, bfloat16 (NumPy kind "V") among them
+                args.append(rng.random(shape).astype(element))
         elif arg.kind == "param":
             args.append(params[arg.name])
         elif arg.kind == "unused":

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from . import ir
+from .codegen.value_types import numpy_dtype
 from .binding import positional, refuse_aliasing
 from .errors import (ArgumentError, KernelRuntimeError, LegalityError, ScheduleError,
                      deep_nesting, public)
@@ -317,7 +316,7 @@ class OptimizedProgram:
             printer.sizes, printer.extents = dict(binding.params), extents
             printer.index_type = index_type_for(binding.params, extents)
             if not scheduled:
-                sizes_of = {a.name: np.dtype(a.dtype).itemsize for a in typed.arrays
+                sizes_of = {a.name: numpy_dtype(a.dtype).itemsize for a in typed.arrays
                             if a.dtype}
                 proved = vector_groups(kernel, binding.params, extents, sizes_of)
                 printer.vector_groups = frozenset(
@@ -355,8 +354,8 @@ class OptimizedProgram:
         for kernel in self.kernels:
             if isinstance(kernel, ScheduledKernel):
                 continue     # no buffers
-            itemsize = max(np.dtype(dtypes[op.array]).itemsize for op in kernel.operands) \
-                if kernel.operands else 4
+            itemsize = (max(numpy_dtype(dtypes[op.array]).itemsize for op in kernel.operands)
+                        if kernel.operands else 4)
             require_stages_fit(kernel, itemsize)
 
 

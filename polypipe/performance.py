@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 import islpy as isl
-import numpy as np
 
+from polypipe.codegen.value_types import numpy_dtype
 from polypipe.errors import CodegenError
 from polypipe.gpu_scheduled import ScheduledKernel
 
@@ -83,7 +83,7 @@ def kernel_bytes(kernel, binding) -> int:
         statement = program.statement(name)
         arrays.update(access.array for access in (statement.target, *statement.reads))
     dtypes = dict(binding.dtypes)
-    return sum(math.prod(binding.extents[name]) * np.dtype(dtypes[name]).itemsize
+    return sum(math.prod(binding.extents[name]) * numpy_dtype(dtypes[name]).itemsize
                for name in arrays if name in binding.extents and name in dtypes)
 
 
@@ -228,7 +228,7 @@ def scheduled_counts(kernel: ScheduledKernel, binding) -> ScheduledCounts:
             footprint[access.array] = footprint.get(access.array, relation).union(relation)
     dram = l2 = 0
     for array, relation in footprint.items():
-        size = np.dtype(dict(binding.dtypes)[array]).itemsize
+        size = numpy_dtype(dict(binding.dtypes)[array]).itemsize
         dram += size * count(relation.range(), f"elements of {array}")
         per_launch = relation.reverse().apply_range(launch_of).reverse().wrap()
         l2 += size * count(per_launch, f"elements of {array} per launch")

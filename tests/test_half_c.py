@@ -20,6 +20,7 @@ ml_dtypes = pytest.importorskip("ml_dtypes")
 FORMATS = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}
 
 _DRIVER = r"""
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #define PP_FN static inline
@@ -29,6 +30,12 @@ void widen_{name}(const uint16_t *in, float *out, long n) {{
 }}
 void narrow_{name}(const float *in, uint16_t *out, long n) {{
   for (long i = 0; i < n; i++) out[i] = pp_f32_to_{name}(in[i]);
+}}
+void round_f64_{name}(const double *in, float *out, long n) {{
+  for (long i = 0; i < n; i++) out[i] = pp_round_{name}_f64(in[i]);
+}}
+void round_i64_{name}(const int64_t *in, float *out, long n) {{
+  for (long i = 0; i < n; i++) out[i] = pp_round_{name}_i64(in[i]);
 }}
 """ for name in FORMATS)
 
@@ -94,18 +101,56 @@ def test_narrowing_rounds_to_nearest_even(library, name):
     assert got.view(np.uint16)[np.where(values == np.float32(-0.0))[0][-1]] & 0x8000
 
 
+def _doubles_near_midpoints(name) -> np.ndarray:
+    """Doubles a hair either side of every midpoint (through float32 they would land on it),
+    the midpoints themselves, and a random sweep of doubles."""
+    dtype = FORMATS[name]
+    with np.errstate(all="ignore"):
+        finite = np.arange(2 ** 16, dtype=np.uint16).view(dtype).astype(np.float64)
+    finite = np.unique(finite[np.isfinite(finite)])
+    middle = (finite[:-1] + finite[1:]) / 2
+    rng = np.random.default_rng(1)
+    sweep = rng.integers(0, 2 ** 63, size=100_000, dtype=np.uint64).view(np.float64)
+    return np.concatenate([middle, middle * (1 + 2.0 ** -40), middle * (1 - 2.0 ** -40),
+                           middle * (1 + 2.0 ** -52), sweep, [np.inf, -np.inf, np.nan, 1e300]])
+
+
+def _integers_near_midpoints(name) -> np.ndarray:
+    """int64 values at and beside the midpoints of the format's values at every scale: above
+    2**53 those are no doubles, so converting through double would round twice."""
+    values = []
+    for top in range(0, 63):
+        ulp = 2 ** max(top - (10 if FORMATS[name] == np.float16 else 7), 0)
+        for j in (1, 3, 5, 101):
+            middle = 2 ** top + j * ulp // 2
+            values += [middle - 1, middle, middle + 1, -middle, -middle - 1]
+    values += [2 ** 63 - 1, -2 ** 63, 0, 65504, 65519, 65520]
+    return np.array([v for v in values if -2 ** 63 <= v < 2 ** 63], dtype=np.int64)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_double_and_int64_round_once(library, name):
+    for function, values in (("round_f64", _doubles_near_midpoints(name)),
+                             ("round_i64", _integers_near_midpoints(name))):
+        got = _call(library, f"{function}_{name}", values, np.float32)
+        with np.errstate(all="ignore"):
+            want = values.astype(FORMATS[name]).astype(np.float32)
+        _same(got, want)
+
+
 @pytest.mark.skipif(find_nvcc() is None, reason="needs nvcc")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_the_helpers_compile_for_the_gpu(arch, tmp_path):
     import subprocess
 
     source = tmp_path / "half.cu"
-    source.write_text("#include <stdint.h>\n#include <string.h>\n"
+    source.write_text("#include <math.h>\n#include <stdint.h>\n#include <string.h>\n"
                       "#define PP_FN static __device__ __forceinline__\n" + HALF_HELPERS +
                       "__global__ void k(const float *x, uint16_t *a, uint16_t *b, float *y) {\n"
                       "  int i = threadIdx.x; a[i] = pp_f32_to_f16(x[i]);\n"
                       "  b[i] = pp_f32_to_bf16(x[i]);\n"
-                      "  y[i] = pp_f16_to_f32(a[i]) + pp_bf16_to_f32(b[i]);\n}\n")
+                      "  y[i] = pp_f16_to_f32(a[i]) + pp_bf16_to_f32(b[i])\n"
+                      "         + pp_round_bf16_f64((double)x[i] * 3.0) + pp_round_f16_i64(i);\n}\n")
     done = subprocess.run([find_nvcc(), f"-arch={arch}", "-cubin", "-o",
                            str(tmp_path / "half.cubin"), str(source)],
                           capture_output=True, text=True, timeout=300)

@@ -1,7 +1,7 @@
 """float16 and bfloat16 value types (codegen.value_types): promotion against what NumPy and
 ml_dtypes give for every pair of array types and for arrays with Python scalars, exact
-conversions, constants that fit, names. Not yet bindable: SUPPORTED_DTYPES leaves them out
-until the printers handle them."""
+conversions, constants that fit, names and C types (computed on as float typedefs of their own,
+stored as 16-bit bits)."""
 
 from __future__ import annotations
 
@@ -61,9 +61,12 @@ def test_constants_that_fit():
     assert constant_fits(2049.0, F32) and not constant_fits(2049.0, F16)
 
 
-def test_names_and_not_yet_bindable():
+def test_names_and_c_types():
     assert str(F16) == "float16" and str(BF16) == "bfloat16"
     assert dtype_name(F16) == "float16" and dtype_name(BF16) == "bfloat16"
     assert BF16.strong() == BF16 and F16 != BF16
-    assert set(HALF_DTYPES) == {"float16", "bfloat16"}
-    assert not set(HALF_DTYPES) & set(SUPPORTED_DTYPES)
+    assert set(HALF_DTYPES) == {"float16", "bfloat16"} <= set(SUPPORTED_DTYPES)
+    # Distinct C names: code that compares C types never takes one for float32.
+    assert len({F16.c_name, BF16.c_name, F32.c_name}) == 3
+    assert F16.storage_c_name == BF16.storage_c_name == "uint16_t"
+    assert F32.storage_c_name == "float" and I64.storage_c_name == "int64_t"
