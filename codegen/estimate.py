@@ -12,6 +12,10 @@ Every unit gives a lower bound on the time, assuming it alone is busy and never 
 
 * **issue**: each SM dispatches at most one warp instruction per sub-partition per clock (4);
 * **fma**: FP32 multiply-adds at 128 lanes per SM per clock (FP64 at 64);
+* **tensor**: ``mma.sync`` m16n8k16 (HMMA.16816, 4096 FLOP each) at the dense FP16/BF16
+  tensor-core rate, 4096 FLOP per SM per clock on GH100 (989 TFLOP/s at 132 SMs and 1.83 GHz,
+  NVIDIA's figure). That is the rate Hopper's ``wgmma`` reaches; ``mma.sync`` is reported to
+  reach less of it on Hopper, so this bound is optimistic there until measured;
 * **shared**: the shared-memory pipe moves 128 bytes per SM per clock; a shared load takes at
   least one such wavefront (a warp whose lanes read few distinct words, as fragment loads do,
   needs only one), an asynchronous copy writes its bytes (all distinct);
@@ -31,6 +35,9 @@ import math
 from dataclasses import dataclass
 
 
+MMA_FLOPS = 2 * 16 * 8 * 16      # one m16n8k16
+
+
 @dataclass(frozen=True)
 class Target:
     """Rates and limits of one GPU. H100/H200 (GH100, compute capability 9.0): the SM figures
@@ -45,6 +52,7 @@ class Target:
     issue_per_sm: int = 4               # warp instructions per clock (one per sub-partition)
     fp32_lanes: int = 128               # FP32 FMA per SM per clock
     fp64_lanes: int = 64
+    tensor_flops: int = 4096            # dense FP16/BF16 tensor-core FLOP per SM per clock
     shared_bytes_per_clock: int = 128   # per SM
     dram_gbs: float = 3350.0
     l2_gbs: float = 5500.0
@@ -79,6 +87,8 @@ class LoopCounts:
     fma: float = 0
     shared_loads: float = 0        # LDS instructions
     copy_bytes: float = 0          # bytes one warp's LDGSTS write into shared memory
+    mma: float = 0                 # HMMA.16816 instructions (m16n8k16)
+    ldsm_matrices: float = 0       # 8x8 matrices of 16-bit values LDSM loads (128 bytes each)
 
 
 @dataclass(frozen=True)
@@ -181,11 +191,13 @@ def estimate(counts: KernelCounts, target: Target = H200) -> Estimate:
     per_block_issue = warps * (counts.trips * loop.total + counts.other_instructions)
     lanes = target.fp64_lanes if counts.double else target.fp32_lanes
     per_block_shared = warps * counts.trips * (
-        loop.shared_loads + loop.copy_bytes / target.shared_bytes_per_clock)
+        loop.shared_loads + loop.ldsm_matrices + loop.copy_bytes / target.shared_bytes_per_clock)
     copied = counts.blocks * warps * counts.trips * loop.copy_bytes
     seconds = {
         "issue": busiest * per_block_issue / target.issue_per_sm / clock,
         "fma": busiest * warps * counts.trips * loop.fma / (lanes / 32) / clock,
+        "tensor": busiest * warps * counts.trips * loop.mma * MMA_FLOPS / target.tensor_flops
+        / clock,
         "shared": busiest * per_block_shared / clock,
         "L2": copied / (target.l2_gbs * 1e9),
         "DRAM": counts.dram_bytes / (target.dram_gbs * 1e9),
@@ -237,7 +249,8 @@ def counts_from_sass(name: str, sass, resources, threads: int, blocks: int, trip
             unroll = loop_mix.ffma // fma_per_trip
         copy_bytes = sum(width // 8 * 32 * count for width, count in loop_mix.ldgsts)
         loop = LoopCounts(loop_mix.total / unroll, loop_mix.ffma / unroll,
-                          loop_mix.lds_instructions / unroll, copy_bytes / unroll)
+                          loop_mix.lds_instructions / unroll, copy_bytes / unroll,
+                          loop_mix.hmma / unroll, loop_mix.ldsm / unroll)
         other = max(sass.kernel_mix.total - loop_mix.total, 0)
     shared = resources.shared_bytes if shared_bytes is None else shared_bytes
     return KernelCounts(name, threads, blocks, trips, loop, other, resources.registers,

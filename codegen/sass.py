@@ -74,6 +74,7 @@ class InstructionMix:
 
     ffma: int = 0                   # FFMA and DFMA
     hmma: int = 0
+    ldsm: int = 0                   # 8x8 matrices LDSM loads (LDSM.16.M88.4 counts 4)
     lds: tuple[tuple[int, int], ...] = ()      # (width in bits, count)
     ldgsts: tuple[tuple[int, int], ...] = ()
     bar: int = 0
@@ -182,7 +183,7 @@ def loops(function: Function) -> list[Loop]:
 
 
 def mix(instructions) -> InstructionMix:
-    counts = {"ffma": 0, "hmma": 0, "bar": 0, "depbar": 0, "integer": 0, "local": 0}
+    counts = {"ffma": 0, "hmma": 0, "ldsm": 0, "bar": 0, "depbar": 0, "integer": 0, "local": 0}
     lds: dict[int, int] = {}
     ldgsts: dict[int, int] = {}
     total = 0
@@ -193,6 +194,9 @@ def mix(instructions) -> InstructionMix:
             counts["ffma"] += 1
         elif base == "HMMA":
             counts["hmma"] += 1
+        elif base == "LDSM":
+            suffix = instruction.opcode.split(".")[-1]
+            counts["ldsm"] += int(suffix) if suffix in ("2", "4") else 1
         elif base == "LDS":
             width = _width(instruction.opcode)
             lds[width] = lds.get(width, 0) + 1

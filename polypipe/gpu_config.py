@@ -50,6 +50,11 @@ class GpuConfig:
     ``4 TM`` rows further on, and operand tiles are stored reduction-major so that one group of
     a fragment is one 16-byte shared-memory load. 1 gives the strided ownership (rows ``ty``,
     ``ty + TM``, ...). An axis whose per-thread tile is not a multiple of it uses 1.
+
+    Tensor cores: ``mma="m16n8k16"`` with ``warps`` = (WM, WN) splits the block tile over a
+    WM x WN grid of warps (the thread block is their 32 WM WN threads; ``threads`` is implied),
+    each warp tile into 16 x 8 instruction tiles, the reduction tile into steps of 16
+    (:mod:`polypipe.gpu_warp` plans it and refuses what cannot be honoured).
     """
 
     block: tuple[int, int] = (64, 64)
@@ -60,6 +65,8 @@ class GpuConfig:
     target: GpuTarget = H100
     blocks_per_sm: int = 0
     fragment_vector: int = 4
+    warps: tuple[int, int] = (2, 2)
+    mma: str | None = None
 
     @property
     def thread_tile(self) -> tuple[int, int]:
@@ -73,6 +80,8 @@ class GpuConfig:
 
     @property
     def thread_count(self) -> int:
+        if self.mma is not None:
+            return 32 * self.warps[0] * self.warps[1]
         return self.threads[0] * self.threads[1]
 
     def validate(self) -> None:
@@ -100,8 +109,16 @@ class GpuConfig:
                             "polypipe.A100)")
         else:
             problems += self.target.problems()
+        if not isinstance(self.warps, tuple) or len(self.warps) != 2 or any(
+                not _is_int(v, 1) for v in self.warps):
+            problems.append(f"warps={self.warps!r} must be two positive integers (a tuple)")
         if problems:
             raise ScheduleError("invalid GpuConfig: " + "; ".join(problems))
+        if self.mma is not None:
+            from .gpu_warp import warp_plan
+
+            warp_plan(self)             # refuses, with the reason, what cannot be honoured
+            return
         for axis, (tile, count) in enumerate(zip(self.block, self.threads)):
             if tile % count:
                 raise ScheduleError(
@@ -119,6 +136,9 @@ class GpuConfig:
         text = (f"block={self.block} threads={self.threads} reduction={self.reduction} "
                 f"shared_stages={self.shared_stages} register_stages={self.register_stages}")
         text += f" blocks_per_sm={self.blocks_per_sm}" if self.blocks_per_sm else ""
+        if self.mma is not None:
+            text = text.replace(f"threads={self.threads}", f"warps={self.warps}")
+            return text + f" mma={self.mma}"
         return text + (f" fragment_vector={self.fragment_vector}"
                        if self.fragment_vector != 4 else "")
 
@@ -168,19 +188,22 @@ def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
         if not sep:
             raise ScheduleError(f"config item {part!r} must look like NAME=VALUE")
         try:
-            if key in ("block", "threads"):
+            if key in ("block", "threads", "warps"):
                 pieces = value.lower().replace("*", "x").split("x")
                 values[key] = tuple(int(p) for p in pieces)
             elif key in ("reduction", "shared_stages", "register_stages", "blocks_per_sm",
                          "fragment_vector"):
                 values[key] = int(value)
+            elif key == "mma":
+                values[key] = None if value.strip().lower() in ("", "none") else value.strip()
             elif key == "target":
                 targets = {"sm_90": H100, "h100": H100, "sm_80": A100, "a100": A100}
                 values[key] = targets[value.lower()]
             else:
                 raise ScheduleError(
                     f"unknown config item {key!r}; known: block, threads, reduction, "
-                    "shared_stages, register_stages, blocks_per_sm, fragment_vector, target")
+                    "shared_stages, register_stages, blocks_per_sm, fragment_vector, warps, "
+                    "mma, target")
         except (ValueError, KeyError):
             raise ScheduleError(f"config item {part!r} has a bad value") from None
     return replace(config, **values)
@@ -192,5 +215,7 @@ def format_config(config: GpuConfig) -> str:
             f"{config.threads[1]},reduction={config.reduction},shared_stages="
             f"{config.shared_stages},register_stages={config.register_stages}")
     text += f",blocks_per_sm={config.blocks_per_sm}" if config.blocks_per_sm else ""
+    if config.mma is not None:
+        return text + f",warps={config.warps[0]}x{config.warps[1]},mma={config.mma}"
     return text + (f",fragment_vector={config.fragment_vector}"
                    if config.fragment_vector != 4 else "")

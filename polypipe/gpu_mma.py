@@ -59,6 +59,14 @@ _FRAGMENTS = {
 }
 
 
+def fragment_terms(operand: str) -> tuple[str, str]:
+    """The (row, column) of element ``i`` of ``lane``'s fragment of operand ``"a"``, ``"b"``
+    or ``"c"`` of m16n8k16, as isl expressions in ``lane`` and ``i``."""
+    if operand not in _FRAGMENTS:
+        raise InternalError(f"no fragment layout for operand {operand!r}")
+    return _FRAGMENTS[operand]
+
+
 def fragment_map(operand: str, shape: MmaShape = M16N8K16) -> isl.Map:
     """``{ F[lane, i] -> T[row, col] }``: the element of operand ``"a"``, ``"b"`` or ``"c"``
     (C and D share a layout) that element ``i`` of ``lane``'s fragment holds."""

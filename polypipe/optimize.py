@@ -442,6 +442,14 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
     fit_sizes = config is None
     config = as_config(config)
     config.validate()   # a configuration's own errors are refused, never worked around
+    if config.mma is not None:
+        # Asked for tensor cores: refused outright, never mapped some other way. The warp
+        # plan (polypipe.gpu_warp) and the warp-collective runtime exist; the passes that
+        # place ldmatrix and mma in the schedule and prove them do not yet.
+        raise ScheduleError(f"GpuConfig(mma={config.mma!r}): the tensor-core lowering is not "
+                            "built yet; polypipe.gpu_warp.warp_plan(config).describe() shows "
+                            "the plan it will follow. Leave mma out for CUDA-core kernels "
+                            "(float16 and bfloat16 inputs are supported there)")
     groups: list[list[ir.Statement]] = []
     built: list[tuple] = []            # (kernel or kernels, proof or None), one per group
     decisions = []
