@@ -263,3 +263,104 @@ def plan_counts(plan: WarpPlan, m: int, n: int, k: int, batch: int = 1):
     return KernelCounts(f"mma {plan.config.describe()}", plan.threads, blocks, -(-k // bk),
                         loop, plan.accumulator_registers, min(registers, 255),
                         plan.shared_bytes, batch * m * n * k, dram)
+
+
+# -- which contractions tensor cores compute exactly --------------------------------------------
+@dataclass(frozen=True)
+class MmaOperand:
+    """One factor of the update: its array, 16-bit format and how its tile is read."""
+
+    array: str
+    dtype: str                    # "float16" or "bfloat16"
+    contiguous: str               # the iterator that drives its last subscript
+    # Both fragments hold pairs of consecutive k per register: ldmatrix hands a lane pairs
+    # along the stored rows, so it needs .trans where the rows do not run along k (B as
+    # K x N, A as K x M).
+    trans: bool
+
+
+@dataclass(frozen=True)
+class MmaOperands:
+    a: MmaOperand                 # indexed by the rows' output iterator and k
+    b: MmaOperand                 # indexed by the columns' output iterator and k
+    accumulator_dtype: str
+
+
+def mma_operands(contraction, dtypes: dict[str, str]) -> MmaOperands:
+    """The factors of a contraction's update as tensor cores take them, or ScheduleError
+    saying why ``mma.sync`` would not compute what the Python function computes: the update
+    must be ``C[..] += X * Y`` with X and Y 16-bit array elements of one format, at least one
+    widened to float32 (``np.float32(A[i, k]) * B[k, j]``: the product is then exact in
+    float32, as the tensor core forms it; a product of two float16 values is rounded to float16
+    in Python), C float32, X indexed by the rows' output iterator and the streamed reduction
+    iterator, Y by the columns' and the same."""
+    program = contraction.program
+    if contraction.update is None:
+        raise ScheduleError("tensor cores compute contractions; this nest has no reduction")
+    stmt = program.statement(contraction.update)
+    where = f"the update `{stmt.source}`" if stmt.source else f"update {stmt.name}"
+    factors = _factors(stmt.value) if stmt.op == "+" else None
+    if factors is None:
+        raise ScheduleError(f"{where} is not `C[..] += X * Y` of two array elements")
+    formats = {str(dtypes.get(read.access.array)) for read, _ in factors}
+    if len(formats) != 1 or formats - {"float16", "bfloat16"}:
+        raise ScheduleError(f"{where}: tensor cores multiply two float16 or two bfloat16 "
+                            f"values; the factors are {' and '.join(sorted(formats))}")
+    fmt = formats.pop()
+    if not any(widened for _, widened in factors):
+        raise ScheduleError(f"{where}: the product of two {fmt} values is rounded to {fmt} in "
+                            "Python, but a tensor core forms it exactly; write "
+                            "np.float32(X) * Y")
+    accumulator = dtypes.get(contraction.accumulator)
+    if accumulator != "float32":
+        raise ScheduleError(f"{where}: the accumulator {contraction.accumulator} is "
+                            f"{accumulator}; mma.sync with 16-bit inputs accumulates float32")
+    rows, columns = contraction.output_iterators[-2:]
+    k = contraction.reduction_iterators[-1]
+    roles = {}
+    for read, _ in factors:
+        role = _operand_role(stmt, read.access, rows, columns, k)
+        if role is None or role[0] in roles:
+            raise ScheduleError(f"{where}: {read.access.array} must be indexed by one of the "
+                                f"output iterators {rows}, {columns} and by {k}")
+        name, driver = role
+        roles[name] = MmaOperand(read.access.array, fmt, driver, trans=driver != k)
+    return MmaOperands(roles["a"], roles["b"], accumulator)
+
+
+def _factors(value):
+    """((read, widened), (read, widened)) of ``X * Y`` whose factors are reads, each possibly
+    inside ``np.float32(...)``; None otherwise."""
+    from polypipe import ir
+
+    if not (isinstance(value, ir.Binary) and value.op == "*"):
+        return None
+    found = []
+    for factor in (value.left, value.right):
+        widened = (isinstance(factor, ir.Call) and factor.origin == "numpy"
+                   and factor.func == "float32" and len(factor.args) == 1)
+        inner = factor.args[0] if widened else factor
+        if not isinstance(inner, ir.Read):
+            return None
+        found.append((inner, widened))
+    return tuple(found)
+
+
+def _operand_role(stmt, access, rows: str, columns: str, k: str):
+    """("a" | "b", the iterator driving the last subscript) when the access is indexed by
+    exactly one of ``rows``/``columns`` and by ``k`` (outer subscripts may use the other
+    output iterators: batches), else None."""
+    from .gpu_mapping import uses
+
+    rank = access.relation.dim(isl.dim_type.out)
+    if rank < 2 or not uses(access.relation, stmt, k):
+        return None
+    by_rows, by_columns = uses(access.relation, stmt, rows), uses(access.relation, stmt, columns)
+    if by_rows == by_columns:
+        return None
+    last = range(rank - 1, rank)
+    drivers = [v for v in (rows if by_rows else columns, k)
+               if uses(access.relation, stmt, v, last)]
+    if len(drivers) != 1:
+        return None
+    return ("a" if by_rows else "b"), drivers[0]

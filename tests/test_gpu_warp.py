@@ -6,6 +6,7 @@ conflicts, the instruction counts, the estimate's tensor unit, and the refusals.
 from __future__ import annotations
 
 import islpy as isl
+import numpy as np
 import pytest
 
 import polypipe as pp
@@ -128,3 +129,81 @@ def test_config_text_round_trips_with_warps_and_mma():
     assert config.warps == (2, 4) and config.mma == MMA and config.thread_count == 256
     assert parse_config(format_config(config)) == config
     assert "warps=(2, 4)" in config.describe() and "mma=m16n8k16" in config.describe()
+
+
+# -- which updates tensor cores compute exactly (mma_operands) --------------------------------
+@pp.kernel
+def widened_gemm(A, B, C, NI, NJ, NK):
+    for i in range(NI):
+        for j in range(NJ):
+            for k in range(NK):
+                C[i, j] += np.float32(A[i, k]) * B[k, j]
+
+
+@pp.kernel
+def rounded_gemm(A, B, C, NI, NJ, NK):
+    for i in range(NI):
+        for j in range(NJ):
+            for k in range(NK):
+                C[i, j] += A[i, k] * B[k, j]
+
+
+@pp.kernel
+def transposed_a(A, B, C, NI, NJ, NK):
+    for i in range(NI):
+        for j in range(NJ):
+            for k in range(NK):
+                C[i, j] += B[k, j] * np.float32(A[k, i])
+
+
+@pp.kernel
+def attention_scores(Q, K, S, NB, NQ, NKV, D):
+    for b in range(NB):
+        for q in range(NQ):
+            for t in range(NKV):
+                for d in range(D):
+                    S[b, q, t] += np.float32(Q[b, q, d]) * np.float32(K[b, t, d])
+
+
+@pp.kernel
+def scaled_gemm(A, B, C, NI, NJ, NK):
+    for i in range(NI):
+        for j in range(NJ):
+            for k in range(NK):
+                C[i, j] += 2.0 * np.float32(A[i, k]) * B[k, j]
+
+
+def _operands(kernel, dtypes):
+    from polypipe.analysis.contraction import recognise, top_level_nests
+    from polypipe.gpu_warp import mma_operands
+
+    nest = top_level_nests(kernel.program)[0]
+    return mma_operands(recognise(kernel.program, nest), dtypes)
+
+
+HALF = {"A": "float16", "B": "float16", "C": "float32"}
+
+
+@pytest.mark.parametrize("kernel, dtypes, want", [
+    (widened_gemm, HALF, (("A", "k", False), ("B", "j", True))),
+    (transposed_a, HALF, (("A", "i", True), ("B", "j", True))),
+    (attention_scores, {"Q": "bfloat16", "K": "bfloat16", "S": "float32"},
+     (("Q", "d", False), ("K", "d", False))),
+])
+def test_operands_and_their_ldmatrix_orientation(kernel, dtypes, want):
+    found = _operands(kernel, dtypes)
+    got = tuple((op.array, op.contiguous, op.trans) for op in (found.a, found.b))
+    assert got == want and found.accumulator_dtype == "float32"
+    assert found.a.dtype == found.b.dtype == next(iter(dtypes.values()))
+
+
+@pytest.mark.parametrize("kernel, dtypes, reason", [
+    (rounded_gemm, HALF, "rounded to float16 in Python"),
+    (widened_gemm, {"A": "float16", "B": "bfloat16", "C": "float32"}, "bfloat16 and float16"),
+    (widened_gemm, {"A": "float32", "B": "float32", "C": "float32"}, "float32"),
+    (widened_gemm, {"A": "float16", "B": "float16", "C": "float16"}, "accumulates float32"),
+    (scaled_gemm, HALF, "not `C"),
+])
+def test_updates_tensor_cores_would_compute_differently_are_refused(kernel, dtypes, reason):
+    with pytest.raises(ScheduleError, match=reason.replace("(", r"\(")):
+        _operands(kernel, dtypes)
