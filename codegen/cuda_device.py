@@ -17,6 +17,10 @@ the GPU with nvcc and, with ``-DPP_CPU``, for the checked CPU runtime of
 ``pp_cp_async<BYTES>(shared, global)``, ``pp_cp_async_commit()``, ``pp_cp_async_wait<N>()``
     asynchronous 4-, 8- or 16-byte copies global -> shared, their groups, and waiting for all
     committed groups of the thread but the newest N;
+``pp_cp_async_zfill<BYTES>(shared, global, valid)``
+    the same copy reading only the first ``valid`` bytes (a multiple of the source's element
+    size) and zero-filling the rest, for the edges of partial tiles (PTX's ``src-size``); with
+    ``valid`` 0 nothing is read, but the address must still lie in a global array;
 ``pp_copy16<V>(dst, src)``
     one 16-byte access, ``V`` one of float4, double2, int4, longlong2; either side a register,
     shared or global address;
@@ -59,6 +63,13 @@ template <int BYTES> static __device__ __forceinline__ void pp_cp_async(void *sh
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(address), "l"(global));
   else
     asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(address), "l"(global), "n"(BYTES));
+}
+template <int BYTES> static __device__ __forceinline__ void pp_cp_async_zfill(void *shared, const void *global, unsigned valid) {
+  unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  if constexpr (BYTES == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(address), "l"(global), "r"(valid));
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" :: "r"(address), "l"(global), "n"(BYTES), "r"(valid));
 }
 static __device__ __forceinline__ void pp_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int PENDING> static __device__ __forceinline__ void pp_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(PENDING)); }

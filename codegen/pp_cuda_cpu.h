@@ -58,6 +58,8 @@ void *pp_cpu_shared(const char *name, uint32_t itemsize, uint64_t count, int64_t
                     int32_t line);
 void pp_cpu_syncthreads(int32_t line);
 void pp_cpu_cp_async(void *shared, const void *global, uint32_t bytes, int32_t line);
+void pp_cpu_cp_async_zfill(void *shared, const void *global, uint32_t bytes, uint32_t valid,
+                           int32_t line);
 void pp_cpu_commit(int32_t line);
 void pp_cpu_wait(int32_t pending, int32_t line);
 void pp_cpu_copy16(void *dst, const void *src, int32_t line);
@@ -94,6 +96,11 @@ struct at {
     static_assert(BYTES == 4 || BYTES == 8 || BYTES == 16, "cp.async copies 4, 8 or 16 bytes");
     pp_cpu_cp_async(shared, global, BYTES, line);
   }
+  template <int BYTES> void cp_async_zfill(void *shared, const void *global,
+                                           uint32_t valid) const {
+    static_assert(BYTES == 4 || BYTES == 8 || BYTES == 16, "cp.async copies 4, 8 or 16 bytes");
+    pp_cpu_cp_async_zfill(shared, global, BYTES, valid, line);
+  }
   template <int PENDING> void cp_async_wait() const {
     static_assert(PENDING >= 0, "cp.async.wait_group takes a non-negative count");
     pp_cpu_wait(PENDING, line);
@@ -127,6 +134,7 @@ struct at {
   type *name = static_cast<type *>(pp_cpu_shared(#name, sizeof(type), (count), (offset),   \
                                                  __LINE__))
 #define pp_cp_async ::pp_cpu::at{__LINE__}.cp_async
+#define pp_cp_async_zfill ::pp_cpu::at{__LINE__}.cp_async_zfill
 #define pp_cp_async_commit() pp_cpu_commit(__LINE__)
 #define pp_cp_async_wait ::pp_cpu::at{__LINE__}.cp_async_wait
 #define pp_copy16 ::pp_cpu::at{__LINE__}.copy16

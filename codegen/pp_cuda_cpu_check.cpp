@@ -382,12 +382,24 @@ static void check_alignment(uintptr_t address, uint32_t alignment, const char *w
 
 extern "C" void pp_cpu_cp_async(void *shared, const void *global, uint32_t bytes,
                                 int32_t line) {
+  pp_cpu_cp_async_zfill(shared, global, bytes, bytes, line);
+}
+
+// A cp.async that reads only the first `valid` bytes and zero-fills the rest (PTX's src-size
+// operand), for the edges of partial tiles. The source address is checked as for a full copy
+// only over the bytes read; with none read it must still lie in a global array (PTX reads
+// nothing then, but polypipe keeps every address it issues valid).
+extern "C" void pp_cpu_cp_async_zfill(void *shared, const void *global, uint32_t bytes,
+                                      uint32_t valid, int32_t line) {
   Fiber *f = current(line);
   if (!f) return;
   uintptr_t to = reinterpret_cast<uintptr_t>(shared), from = reinterpret_cast<uintptr_t>(global);
+  if (valid > bytes)
+    fail("cp.async at line %d reads %u source bytes of a %u-byte copy: at most %u", line,
+         valid, bytes, bytes);
   check_alignment(from, bytes, "cp.async reads", line);
   check_alignment(to, bytes, "cp.async writes", line);
-  int source = locate(from, bytes, "cp.async reads", line);
+  int source = locate(from, valid ? valid : 1, "cp.async reads", line);
   int target = locate(to, bytes, "cp.async writes", line);
   if (target < 0 || !g->arrays[target].shared)
     fail("cp.async into non-shared memory: %s at line %d copies into %s; a cp.async writes "
@@ -395,12 +407,16 @@ extern "C" void pp_cpu_cp_async(void *shared, const void *global, uint32_t bytes
   if (source < 0 || g->arrays[source].shared)
     fail("cp.async from non-global memory: %s at line %d copies from %s; a cp.async reads "
          "global memory", me_text().c_str(), line, place_text(from).c_str());
-  touch(source, from, bytes, T_READ, K_ASYNC, line);
+  if (valid && valid % g->arrays[source].itemsize)
+    fail("cp.async at line %d reads %u bytes of %s, not a whole number of its %u-byte "
+         "elements", line, valid, g->arrays[source].name.c_str(), g->arrays[source].itemsize);
+  if (valid) touch(source, from, valid, T_READ, K_ASYNC, line);
   touch(target, to, bytes, T_ISSUE, K_ASYNC, line);
   Copy copy;
   copy.dst = to, copy.bytes = bytes, copy.line = uint32_t(line);
   copy.group = f->committed, copy.array = target;
-  memcpy(copy.data, global, bytes);
+  memset(copy.data, 0, sizeof copy.data);
+  memcpy(copy.data, global, valid);
   f->copies.push_back(copy);
 }
 
