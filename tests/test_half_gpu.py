@@ -134,3 +134,25 @@ def test_half_kernels_compile_for_sm80_and_sm90_without_spills(dtype):
             _, resources = compile_cubin(source, arch)
             assert resources and all(r.spill_stores == 0 and r.spill_loads == 0
                                      for r in resources)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["gemm", "batched_gemm", "gemm_tt_local", "2mm", "syrk",
+                                  "conv2d_s1", "conv2d_s2", "conv_igemm"])
+def test_every_contraction_shape_is_bit_exact_in_16_bits(name, dtype):
+    """Every array 16-bit (accumulator included): each += rounds as Python's does, and the
+    CUDA-core kernel adds each element's terms in Python's order, so the results are equal
+    bit for bit, at sizes that divide no tile."""
+    from tests.kernels.contractions import CASES
+
+    case = CASES[name]
+    kernel = pp.kernel(case.func)
+    args = case.make(np.random.default_rng(0), 37, 29, 23, dtype)
+    got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    want = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    config = pp.GpuConfig(block=(16, 16), threads=(4, 4), reduction=8)
+    pp.optimize(kernel, config).run(*got, backend="emulate")
+    kernel.python(*want)
+    for mine, python in zip(got, want):
+        if isinstance(mine, np.ndarray):
+            assert np.array_equal(mine.view(np.uint16), python.view(np.uint16))
