@@ -62,7 +62,7 @@ def make_array(length: int, dtype: str, layout: str, rng) -> tuple[np.ndarray, n
 
 def valid_array(array, layout: str, written: bool) -> bool:
     dtype = array.dtype
-    if dtype.name not in ("float32", "float64", "int32", "int64") or not dtype.isnative:
+    if dtype.name not in ("float32", "float64", "int32", "int64", "float16") or not dtype.isnative:
         return False
     if layout in ("strided", "reversed") and array.size > 1:
         return False
