@@ -126,10 +126,12 @@ class OptimizedProgram:
                          f"({', '.join(c.output_iterators)}), reduction "
                          f"({', '.join(c.reduction_iterators)}); registers hold "
                          f"{kernel.accumulator_buffer}")
+            layouts = {kernel.program.statement(name).target.array: layout
+                       for name, layout in kernel.copy_layouts}
             for op in kernel.operands:
                 lines.append(f"    {op.array}: shared {op.shared} x{kernel.config.shared_stages}"
-                             f" stages, registers {op.register} "
-                             f"x{kernel.config.register_stages}")
+                             f" stages{_layout_text(layouts.get(op.shared))}, registers "
+                             f"{op.register} x{kernel.config.register_stages}")
             for read, reason in kernel.unpromoted:
                 lines.append(f"    {read}: stays in global memory ({reason})")
         for decision in self.fusions:
@@ -499,6 +501,15 @@ def _fitted_program(optimized: OptimizedProgram, binding: Binding) -> OptimizedP
         return optimized
     return replace(optimized, kernels=tuple(kernels), proofs=tuple(proofs), fit_sizes=False,
                    fit_notes=tuple(notes), _compiled={}, _checked=set(), _fitted={})
+
+
+def _layout_text(layout) -> str:
+    """`` (stored [k][m] + 4 padding, 4-element copies)`` of a shared tile's layout."""
+    if layout is None:
+        return ""
+    order = "".join(f"[{d.name.removeprefix('pp_l')}]" for d in layout.order)
+    return (f" (stored {order} + {layout.padding} padding, {layout.vector}-element "
+            "copies)")
 
 
 def _rebuilt(optimized: OptimizedProgram, kernel, config: GpuConfig):

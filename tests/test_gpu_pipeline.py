@@ -129,7 +129,8 @@ def test_pipeline_result_independent_of_thread_order(order, seed):
 
 def test_pipeline_describe_names_buffers_and_proof():
     text = optimized("gemm", GpuConfig(**DEFAULT)).describe()
-    assert "A: shared A_s x3 stages, registers A_r x2" in text
+    assert ("A: shared A_s x3 stages (stored [k][m] + 4 padding, 4-element copies), "
+            "registers A_r x2") in text
     assert "B: shared B_s x3 stages" in text and "proof:" in text
 
 
