@@ -44,7 +44,7 @@ from .errors import InternalError, PolypipeError
 from .kernel import Kernel, kernel
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DTYPES = ("float64", "float32", "int64", "int32")
+DTYPES = ("float64", "float32", "int64", "int32", "float16", "bfloat16")
 DEFAULT_DTYPE = "float64"        # NumPy's default, for run, pipeline and demo alike
 MAX_TIMELINE_TILES = 256         # pipeline: no timeline beyond this many reduction tiles
 
@@ -196,7 +196,8 @@ def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = DEFAULT_DTYPE, 
     print(f"  python            {_fmt_time(python_time)}  "
           f"({python_time / max(cached, 1e-9):.0f}x the cached compiled call)", file=out)
     ok = True
-    tolerance = 1e-4 if np.dtype(dtype) == np.float32 else 1e-9
+    # float16 and bfloat16 results are bit-exact on every backend (codegen.semantics)
+    tolerance = 1e-4 if dtype == "float32" else 1e-9
     for name, got in zip(outputs, result):
         want = reference[names.index(name)]
         scale = max(1.0, float(np.nanmax(np.abs(want)))) if want.size else 1.0
@@ -333,6 +334,7 @@ def _timeline_path(path: str, kernel_name: str, several: bool) -> str:
 def cmd_pipeline(options) -> int:
     """Pipelinable reads of the source, and with --config the GPU kernels' buffers."""
     from .analysis.render import check_writable
+    from .codegen.value_types import numpy_dtype
     from .inputs import parameter_values, parse_sizes
     from .gpu_config import GpuConfig
     from .gpu_scheduled import ScheduledKernel
@@ -354,10 +356,18 @@ def cmd_pipeline(options) -> int:
     if options.config is None and not options.timeline:
         return 0
     config = _config(options) or GpuConfig()
+    if config.mma is not None:
+        from .gpu_warp import warp_plan
+
+        print(f"\nGPU mapping: {config.describe()}")
+        print("\n".join(warp_plan(config).describe()))
+        print("(the plan only: the tensor-core lowering is not built yet, so no kernel, "
+              "buffers or timeline)")
+        return 0
     optimized = optimize(k.program, config)
     print(f"\nGPU mapping: {config.describe()}")
     print(optimized.describe())
-    itemsize = np.dtype(options.dtype).itemsize
+    itemsize = numpy_dtype(options.dtype).itemsize
     at = ", ".join(f"{n}={v}" for n, v in sizes.items())
     for gpu_kernel in optimized.kernels:
         if isinstance(gpu_kernel, ScheduledKernel):

@@ -54,6 +54,25 @@ def test_cli_run_float32(capsys):
     assert "dtype float32" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("backend", ["c", "emulate"])
+def test_cli_run_16_bit_is_exact(dtype, backend, capsys):
+    pytest.importorskip("ml_dtypes")
+    assert main(["run", str(EXAMPLES / "gemm.py"), "--size", "NI=9,NJ=7,NK=5", "--check",
+                 "--dtype", dtype, "--backend", backend]) == 0
+    assert "max relative error 0.00e+00" in capsys.readouterr().out
+
+
+def test_cli_pipeline_shows_a_tensor_core_plan(capsys):
+    assert main(["pipeline", str(EXAMPLES / "gemm.py"), "--config",
+                 "block=64x64,warps=2x2,reduction=32,mma=m16n8k16"]) == 0
+    out = capsys.readouterr().out
+    assert "tensor cores: m16n8k16" in out and "not built yet" in out
+    assert main(["pipeline", str(EXAMPLES / "gemm.py"), "--config",
+                 "block=64x64,warps=3x2,mma=m16n8k16"]) == 2
+    assert "whole instruction tiles" in capsys.readouterr().err
+
+
 def test_cli_run_rejects_missing_size(capsys):
     assert main(["run", str(EXAMPLES / "gemm.py"), "--size", "NI=4"]) == 2
     err = capsys.readouterr().err
@@ -326,7 +345,7 @@ def test_random_arguments_reject_a_negative_seed():
 
 
 @pytest.mark.parametrize("argv", [
-    ["run", GEMM, "--size", "NI=4,NJ=4,NK=4", "--dtype", "float16"],
+    ["run", GEMM, "--size", "NI=4,NJ=4,NK=4", "--dtype", "float8"],
     ["pipeline", GEMM, "--dtype", "complex128"],
     ["run", GEMM, "--repeat", "0"],
     ["demo", "--size", "0"],
