@@ -38,6 +38,18 @@ class Layout:
     rows: int
     row_chunks: int
     relation: isl.Map          # { T[row, chunk] -> P[index] }
+    bits: int = 0              # swizzle: the low `bits` of the linear chunk index are
+    shift: int = 0             # XORed with its bits shift .. shift + bits - 1
+
+    def c_index(self, row: str, chunk: str) -> str:
+        """The physical chunk index as C (or Python) text of integer expressions ``row`` and
+        ``chunk``: the printer's spelling of :attr:`relation` (``x ^ ((x >> s) & m)`` is the
+        Presburger XOR above when the XOR only touches the low bits), checked equal to it
+        point by point in the tests."""
+        linear = f"(({row}) * {self.row_chunks} + ({chunk}))"
+        if not self.bits:
+            return linear
+        return f"({linear} ^ (({linear} >> {self.shift}) & {2 ** self.bits - 1}))"
 
 
 def _xor(x: str, y: str, bits: int) -> str:
@@ -61,7 +73,7 @@ def swizzle(rows: int, row_chunks: int, bits: int, shift: int) -> Layout:
     high = f"(floor({linear}/{2 ** shift}) mod {2 ** bits})"
     return Layout(f"swizzle(bits={bits}, shift={shift})", rows, row_chunks, isl.Map(
         f"{{ T[row, chunk] -> P[{linear} - {low} + {_xor(low, high, bits)}] : "
-        f"0 <= row < {rows} and 0 <= chunk < {row_chunks} }}"))
+        f"0 <= row < {rows} and 0 <= chunk < {row_chunks} }}"), bits, shift)
 
 
 def conflicting_pairs(access: isl.Map, layout: Layout) -> isl.Set:

@@ -84,3 +84,14 @@ def test_every_ldmatrix_phase_reads_eight_distinct_rows_of_one_chunk_column():
         assert len({row for row, _ in cells}) == 8 and len({c for _, c in cells}) == 1
     assert reads.range().is_equal(isl.Set("{ T[row, chunk] : 0 <= row < 32 and "
                                           "0 <= chunk < 4 }"))
+
+
+@pytest.mark.parametrize("rows, row_chunks", [(128, 4), (32, 16), (64, 2), (16, 1), (32, 32),
+                                              (48, 6)])
+def test_the_printed_index_is_the_layout(rows, row_chunks):
+    """Layout.c_index, the expression a printer writes (valid C and Python), against every
+    point of the isl relation the proofs use."""
+    for layout in (conflict_free_swizzle(rows, row_chunks), row_major(rows, row_chunks)):
+        text = layout.c_index("row", "chunk")
+        for (row, chunk), (index,) in points(layout.relation):
+            assert eval(text, {}, {"row": row, "chunk": chunk}) == index, (layout.name, row)
