@@ -113,20 +113,24 @@ class WarpPlan:
         reduction-tile column) of element ``i`` of a lane's A fragment of instruction row
         ``tm`` at k-step ``step`` (every warp of a warp row reads the same)."""
         row, col = fragment_terms("a")
-        return isl.Map(
-            f"{{ W[wm, lane, tm, step, i] -> A[{self.warp_tile[0]}*wm + 16*tm + {row}, "
-            f"16*step + {col}] : 0 <= wm < {self.warps[0]} and 0 <= lane < {WARP} and "
-            f"0 <= tm < {self.tiles[0]} and 0 <= step < {self.k_steps} and "
-            f"0 <= i < {self.shape.a_elements} }}")
+        return self._fragment_map("A", ("wm", "tm"), 0, f"{self.warp_tile[0]}*wm + 16*tm + "
+                                  f"{row}", f"16*step + {col}", self.shape.a_elements)
 
     def b_fragment_map(self) -> isl.Map:
         """``{ W[wn, lane, tn, step, i] -> B[k, col] }``, as :meth:`a_fragment_map` for B."""
         row, col = fragment_terms("b")
+        return self._fragment_map("B", ("wn", "tn"), 1, f"16*step + {row}",
+                                  f"{self.warp_tile[1]}*wn + 8*tn + {col}",
+                                  self.shape.b_elements)
+
+    def _fragment_map(self, tile: str, names: tuple[str, str], axis: int, row: str, col: str,
+                      elements: int) -> isl.Map:
+        warp, instruction = names
         return isl.Map(
-            f"{{ W[wn, lane, tn, step, i] -> B[16*step + {row}, {self.warp_tile[1]}*wn + "
-            f"8*tn + {col}] : 0 <= wn < {self.warps[1]} and 0 <= lane < {WARP} and "
-            f"0 <= tn < {self.tiles[1]} and 0 <= step < {self.k_steps} and "
-            f"0 <= i < {self.shape.b_elements} }}")
+            f"{{ W[{warp}, lane, {instruction}, step, i] -> {tile}[{row}, {col}] : "
+            f"0 <= {warp} < {self.warps[axis]} and 0 <= lane < {WARP} and "
+            f"0 <= {instruction} < {self.tiles[axis]} and 0 <= step < {self.k_steps} and "
+            f"0 <= i < {elements} }}")
 
     # -- what one main-loop iteration (one reduction tile) issues --------------------------------
     def instruction_counts(self) -> dict[str, int]:
