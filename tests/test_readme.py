@@ -124,26 +124,19 @@ def _argv(command: str) -> list[str]:
 RUNNABLE = [(c, line) for c, line in COMMANDS if not c.startswith(SETUP_PREFIX)]
 
 
-@pytest.fixture(scope="module")
-def commands_dir(tmp_path_factory):
-    """One directory for every README command, run in the README's order, as a reader typing
-    them would: a command may use a file an earlier one wrote (`cuda -o gemm.cu`, then
-    `run --cuda gemm.cu`)."""
-    path = tmp_path_factory.mktemp("readme_commands")
-    shutil.copytree(ROOT / "examples", path / "examples")
-    return path
-
-
-@pytest.mark.parametrize("command, line", RUNNABLE, ids=[f"line{line}" for _, line in RUNNABLE])
-def test_command_runs(command, line, commands_dir):
-    workdir = commands_dir
-    result = subprocess.run(_argv(command), cwd=workdir, capture_output=True, text=True,
-                            timeout=300)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0 and "Traceback" not in output, (
-        f"README.md line {line}: `{command}` failed ({result.returncode})\n{output}")
-    for target in re.findall(r"(?:-o|--timeline)\s+(\S+)", command):
-        assert (workdir / target).stat().st_size > 0, f"{command} wrote no {target}"
+def test_commands_run_in_order(tmp_path):
+    """Every README command, in the README's order, in one directory, as a reader typing them
+    would: a command may use a file an earlier one wrote (`cuda -o gemm.cu`, then `run --cuda
+    gemm.cu`). One test, so that parallel workers cannot split the sequence."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for command, line in RUNNABLE:
+        result = subprocess.run(_argv(command), cwd=tmp_path, capture_output=True, text=True,
+                                timeout=300)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0 and "Traceback" not in output, (
+            f"README.md line {line}: `{command}` failed ({result.returncode})\n{output}")
+        for target in re.findall(r"(?:-o|--timeline)\s+(\S+)", command):
+            assert (tmp_path / target).stat().st_size > 0, f"{command} wrote no {target}"
 
 
 def test_readme_stage_limits_match_the_code():
