@@ -207,3 +207,26 @@ def test_operands_and_their_ldmatrix_orientation(kernel, dtypes, want):
 def test_updates_tensor_cores_would_compute_differently_are_refused(kernel, dtypes, reason):
     with pytest.raises(ScheduleError, match=reason.replace("(", r"\(")):
         _operands(kernel, dtypes)
+
+
+@pytest.mark.parametrize("block", [(16, 16), (64, 64), (32, 128), (128, 32)])
+def test_one_warps_accumulators_are_the_cuda_core_ownership_of_threads_8x4(block):
+    """The design the tensor-core lowering builds on, proved: for one warp per block, lane
+    4g + t of mma's accumulator layout owns exactly what thread (ty, tx) = (g, t) owns in the
+    CUDA-core mapping with threads (8, 4), rows strided (vector 1) and columns in pairs (vector
+    2), and its fragment slot (2 tm + h, 2 tn + e) is accumulator i = 2 h + e of tile (tm, tn).
+    So that mapping's per-thread register fragments and updates, which the existing proofs
+    cover, are what ldmatrix and mma.sync compute per lane."""
+    from polypipe.gpu_mapping import fragment_index, owner
+
+    plan = _plan(block=block, warps=(1, 1), reduction=16, register_stages=1)
+    mma = plan.accumulator_map().reverse().apply_range(isl.Map(
+        "{ W[wm, wn, lane, tm, tn, i] -> O[lane, tm, tn, i] }"))
+    row, col = "row", "col"
+    lane = f"4 * {owner(row, 1, 8)} + {owner(col, 2, 4)}"
+    frag_row, frag_col = fragment_index(row, 1, 8), fragment_index(col, 2, 4)
+    cuda_core = isl.Map(
+        f"{{ C[row, col] -> O[{lane}, floor(({frag_row})/2), floor(({frag_col})/2), "
+        f"2 * (({frag_row}) mod 2) + (({frag_col}) mod 2)] : 0 <= row < {block[0]} and "
+        f"0 <= col < {block[1]} }}")
+    assert mma.is_equal(cuda_core)
