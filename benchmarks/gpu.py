@@ -3,6 +3,8 @@
     python benchmarks/gpu.py [--quick] [--out DIR]      # on a GPU host, one process, one run
     python benchmarks/gpu.py --dry-run [--quick]         # no GPU: prove, print and nvcc-compile
     python benchmarks/gpu.py --chart RESULTS.json        # redraw the bar chart of a run
+    python benchmarks/gpu.py --half [--session]          # FP16/BF16, FP32 accumulation
+    python benchmarks/gpu.py --dry-run --half            # no GPU: tensor-core plans only
 
 For every workload of :mod:`gpu_workloads` (ALCOP's shapes) it times each implementation with
 CUDA events (warm-up, then the median of single runs, each after an L2 flush: :class:`Timer`;
@@ -25,6 +27,15 @@ tiles at 3 shared / 2 register stages on a representative shape, then stage coun
 ``blocks_per_sm=1``, and strided fragment ownership) for the best tiles, then the finalists on
 every shape of the class. The dry run also prints the static instruction mix that grouped
 fragment ownership changes: multiply-adds per shared-memory load instruction.
+
+FP16 and BF16 (:mod:`gpu_half`): ``--half`` times cuBLAS (PyTorch, FP32 compute type), Triton
+and polypipe's CUDA-core kernels on float16/bfloat16 inputs with float32 accumulation, in
+``DIR/gpu_<device>_half[_session].json`` (the same records, ``dtype`` "float16"/"bfloat16").
+Every ``--dry-run`` ends with two more sections: the tensor-core builds (each plan's registers,
+shared memory, instruction mix, swizzle and conflict degrees, static estimate at 4096^3,
+8192^3 and a BERT GEMM, and the configurations refused, with the reason) and the
+half-precision runs a GPU run makes; ``--dry-run --half`` prints only those two.
+``--session`` does not draw the chart (a session brings back 8 files): ``--chart`` redraws it.
 """
 
 from __future__ import annotations
@@ -417,7 +428,10 @@ def benchmark(quick: bool, out: Path, only: str | None = None,
     summarise(records, log)
     save()
     log(f"wrote {path}")
-    chart(path)
+    if fixed:   # a session brings back 8 files at most: redraw with --chart
+        log(f"chart: python benchmarks/gpu.py --chart {path.name}")
+    else:
+        chart(path)
     return records
 
 
@@ -434,10 +448,16 @@ def select(workloads: list[Workload], quick: bool, only: str | None = None
 
 def summarise(records: list[dict], log) -> None:
     """Ratios side by side: polypipe vs cuBLAS and Triton, pipelined vs not (per workload and
-    geometric means over the GEMMs)."""
-    by_name: dict[str, dict] = {}
+    geometric means over the FP32 GEMMs; float16/bfloat16 records are rows of their own,
+    summarised by :func:`gpu_half.summarise_half`)."""
+    by_name: dict[str, dict] = {}     # a 16-bit record is its own row: "name dtype"
+    gemms = set()
     for r in records:
-        by_name.setdefault(r["name"], {})[r["impl"]] = r["tflops"]
+        dtype = r.get("dtype", "float32")
+        name = r["name"] if dtype == "float32" else f"{r['name']} {dtype}"
+        by_name.setdefault(name, {})[r["impl"]] = r["tflops"]
+        if r.get("op") == "gemm" and dtype == "float32":
+            gemms.add(name)
     log(f"{'workload':34s} {'cuBLAS':>8s} {'Triton':>8s} {'polypipe':>9s} {'nopipe':>8s} "
         f"{'pp/cuBLAS':>9s} {'pp/Triton':>9s} {'pipe/off':>8s}")
     ratios: dict[str, list] = {"cublas": [], "triton": [], "pipe": []}
@@ -450,7 +470,7 @@ def summarise(records: list[dict], log) -> None:
         row = [t.get("cublas"), t.get("triton"), pp_, t.get("polypipe-nopipe"),
                ratio("cublas"), ratio("triton"), ratio("polypipe-nopipe")]
         log(f"{name:34s} " + " ".join("       -" if v is None else f"{v:8.2f}" for v in row))
-        if any(r["name"] == name and r["op"] == "gemm" for r in records):
+        if name in gemms:
             for key, value in zip(("cublas", "triton", "pipe"), row[4:]):
                 if value:
                     ratios[key].append(value)
@@ -473,9 +493,17 @@ def chart(path: Path) -> Path | None:
         return None
     records = json.loads(Path(path).read_text())
     names = list(dict.fromkeys(r["name"] for r in records))
-    impls = [i for i in ("cublas", "cudnn", "triton", "polypipe", "polypipe-nopipe")
-             if any(r["impl"] == i for r in records)]
-    value = {(r["name"], r["impl"]): r["tflops"] for r in records}
+    dtypes = list(dict.fromkeys(r.get("dtype", "float32") for r in records))
+
+    def label(r):     # an implementation per dtype where the JSON has several
+        return r["impl"] if len(dtypes) == 1 else f"{r['impl']} {r.get('dtype', 'float32')}"
+
+    order = ("cublas", "cublas-out-f32", "cudnn", "triton", "polypipe", "polypipe-nopipe",
+             "polypipe-cudacore")
+    impls = sorted({label(r) for r in records},
+                   key=lambda i: (order.index(i.split()[0]) if i.split()[0] in order
+                                  else len(order), i))
+    value = {(r["name"], label(r)): r["tflops"] for r in records}
     fig, ax = plt.subplots(figsize=(max(8, len(names) * 0.8), 5))
     width = 0.8 / len(impls)
     for index, impl in enumerate(impls):
@@ -483,8 +511,9 @@ def chart(path: Path) -> Path | None:
         ax.bar(xs, [value.get((name, impl), 0.0) for name in names], width, label=impl)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("TFLOP/s (FP32)")
-    ax.set_title(f"FP32 on {records[0]['device']}" if records else "FP32")
+    kind = "FP32" if dtypes == ["float32"] else "/".join(dtypes) + " (FP32 accumulation)"
+    ax.set_ylabel(f"TFLOP/s ({kind})")
+    ax.set_title(f"{kind} on {records[0]['device']}" if records else kind)
     ax.legend()
     fig.tight_layout()
     png = Path(path).with_suffix(".png")
@@ -572,12 +601,12 @@ def sass_row(facts) -> str:
 
 
 class ShapeOnly:
-    """A float32 array description (``__cuda_array_interface__``, no memory): enough to
-    specialise and print a kernel for its sizes."""
+    """An array description (``__cuda_array_interface__``, no memory; float32 unless
+    ``typestr`` says otherwise): enough to specialise and print a kernel for its sizes."""
 
-    def __init__(self, *shape):
+    def __init__(self, *shape, typestr: str = "<f4"):
         self.shape = shape
-        self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4",
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr,
                                          "data": (0, False), "strides": None, "version": 3}
 
 
@@ -602,12 +631,21 @@ def main(argv=None) -> int:
     parser.add_argument("--only", help="comma-separated workload names")
     parser.add_argument("--session", action="store_true",
                         help="no search: SESSION_CONFIGS on SESSION_WORKLOADS (gpu_session.py)")
+    parser.add_argument("--half", action="store_true",
+                        help="FP16/BF16 with FP32 accumulation (gpu_half.py); with --dry-run "
+                             "only the tensor-core plans and the half-precision builds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args(argv)
     if options.chart:
         return 0 if chart(options.chart) else 1
+    import gpu_half
+
     if options.dry_run:
-        return dry_run(options.quick, options.only, options.session)
+        status = 0 if options.half else dry_run(options.quick, options.only, options.session)
+        return gpu_half.dry_run_half(options.only, options.session) or status
+    if options.half:
+        gpu_half.benchmark_half(options.out, options.only, options.session)
+        return 0
     benchmark(options.quick, options.out, options.only, options.session)
     return 0
 

@@ -8,7 +8,9 @@ Steps, each with its own time limit and output file, each run whatever happened 
 failure leaves the other steps' results): install the wheels and polypipe into /tmp/site;
 record the device and versions; the ``gpu`` tests (two stage counts); the session benchmark
 (``gpu.py --session``: fixed configurations, measured TFLOP/s beside the estimate, its JSON
-rewritten after every workload); PolyBench kernels against CuPy; the fused BERT feed-forward
+rewritten after every workload; no chart, ``gpu.py --chart`` redraws it); the FP16/BF16
+baselines with FP32 accumulation (``gpu.py --half --session``: cuBLAS, Triton and polypipe's
+CUDA-core kernel on three GEMMs, about 40 s, its own JSON); PolyBench kernels against CuPy; the fused BERT feed-forward
 against PyTorch eager (``gpu_fused.py --session``); compute-sanitizer's memcheck, racecheck and
 synccheck on two pipelined kernels (:mod:`gpu_sanitize`).
 ``session.log`` has each step's command, exit status and seconds.
@@ -63,15 +65,19 @@ def steps(wheels: Path, out: Path) -> list[Step]:
                 "    try: print(name, __import__(name).__version__)\n"
                 "    except Exception as exc: print(name, 'not importable:', exc)")
     result = [
-        Step("install", install, 60, "session.log"),
+        Step("install", install, 40, "session.log"),
         Step("device", ["bash", "-c", "nvidia-smi --query-gpu=name,driver_version,"
                         "clocks.max.sm,memory.total --format=csv; nvcc --version | tail -2; "
-                        f"{python} -c \"{versions}\""], 20, "device.txt"),
+                        f"{python} -c \"{versions}\""], 15, "device.txt"),
         Step("gpu tests", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           *TEST_FILTER, *GPU_TESTS], 90, "gpu_tests.txt",
+                           *TEST_FILTER, *GPU_TESTS], 80, "gpu_tests.txt",
              tuple(TEST_ENV.items())),
         # Before the sanitizer: the measurements are what a session is most for.
         Step("benchmark", [python, "benchmarks/gpu.py", "--session", "--out", str(out)], 140,
+             "benchmark.txt"),
+        # FP16/BF16: cuBLAS (FP32 compute), Triton, polypipe's CUDA-core kernel; it starts no
+        # new work after gpu_half.SESSION_DEADLINE_S and rewrites its JSON after every workload.
+        Step("half", [python, "benchmarks/gpu.py", "--half", "--session", "--out", str(out)], 50,
              "benchmark.txt"),
         # PolyBench kernels of computed schedules and contractions against CuPy (LARGE sizes);
         # the JSON is rewritten after every kernel, so a timeout keeps what was measured.
@@ -83,15 +89,15 @@ def steps(wheels: Path, out: Path) -> list[Step]:
     for tool in TOOLS:
         result.append(Step(f"compute-sanitizer {tool}",
                            ["compute-sanitizer", "--tool", tool, "--error-exitcode", "3",
-                            python, "benchmarks/gpu_sanitize.py"], 34, "sanitizer.txt"))
+                            python, "benchmarks/gpu_sanitize.py"], 29, "sanitizer.txt"))
     return result
 
 
 def outputs(plan: list[Step]) -> list[str]:
-    """Every file the session writes under $OUT: the steps' logs and the benchmark's JSON and
-    chart (named after the device)."""
+    """Every file the session writes under $OUT: the steps' logs and the benchmarks' JSON (named
+    after the device)."""
     return sorted({s.output for s in plan} | {"gpu_<device>_session.json",
-                                              "gpu_<device>_session.png",
+                                              "gpu_<device>_half_session.json",
                                               "gpu_polybench.json"})
 
 
@@ -162,7 +168,8 @@ def check_plan(plan: list[Step], wheels: Path) -> bool:
     files = outputs(plan)
     checks.append(_check(f"at most {MAX_FILES} files under $OUT", len(files) <= MAX_FILES,
                          ", ".join(files)))
-    scripts = ["benchmarks/gpu.py", "benchmarks/gpu_sanitize.py", "benchmarks/gpu_triton.py",
+    scripts = ["benchmarks/gpu.py", "benchmarks/gpu_half.py", "benchmarks/gpu_sanitize.py",
+               "benchmarks/gpu_triton.py",
                "benchmarks/gpu_workloads.py", "benchmarks/gpu_polybench.py",
                "benchmarks/gpu_fused.py", *GPU_TESTS]
     for script in scripts:

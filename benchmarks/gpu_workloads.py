@@ -1,4 +1,5 @@
-"""The FP32 workloads of the GPU benchmark (ALCOP's shape set) as polypipe loop nests.
+"""The workloads of the GPU benchmark (ALCOP's shape set) as polypipe loop nests: FP32, and
+the GEMMs of float16/bfloat16 inputs with float32 accumulation (:func:`half_matmul`).
 
 * GEMMs ``C = A @ B`` (A: M x K, B: K x N): BERT-base and BERT-large layer GEMMs at 512 and
   1024 tokens (QKV projection, attention output, the two feed-forward GEMMs) and squares
@@ -40,6 +41,30 @@ def batched_matmul(C, A, B):
                 C[b, i, j] = 0.0
                 for k in range(K):
                     C[b, i, j] += A[b, i, k] * B[b, k, j]
+
+
+def half_matmul(C, A, B):
+    """``C = A @ B`` of float16 or bfloat16 ``A`` and ``B`` into float32 ``C``: each product
+    formed from the widened values, summed in float32 (what cuBLAS computes with FP32 compute
+    type and the tensor cores' FP32 accumulators)."""
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(K):
+                C[i, j] += np.float32(A[i, k]) * B[k, j]
+
+
+def half_batched_matmul(C, A, B):
+    NB, M, N = C.shape
+    K = A.shape[2]
+    for b in range(NB):
+        for i in range(M):
+            for j in range(N):
+                C[b, i, j] = 0.0
+                for k in range(K):
+                    C[b, i, j] += np.float32(A[b, i, k]) * B[b, k, j]
 
 
 CONV_TEMPLATE = '''"""Implicit-GEMM 3x3 convolution, stride {stride}, for {oh}x{ow} outputs, {ci} channels in."""
@@ -108,6 +133,12 @@ def conv_workloads(batch: int = 32) -> list[Workload]:
 
 def all_workloads() -> list[Workload]:
     return gemm_workloads() + batched_workloads() + conv_workloads()
+
+
+def half_workloads() -> list[Workload]:
+    """The workloads the FP16/BF16 benchmark times: ALCOP's GEMMs (squares up to 8192 among
+    them) and the batched attention GEMMs; the convolutions stay FP32."""
+    return gemm_workloads() + batched_workloads()
 
 
 def conv_kernel(workload: Workload, folder: Path):

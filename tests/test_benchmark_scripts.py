@@ -250,3 +250,145 @@ def test_fused_bert_block_matches_python_on_the_cpu_runtime(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all("2 kernels" in line and line.endswith("ok")
                                    for line in lines)
+
+
+# -- FP16/BF16 baselines and the tensor-core builds (benchmarks/gpu_half.py) --------------------
+
+
+def test_dry_run_lists_tensor_core_builds_with_estimates_and_refusals(capsys):
+    assert gpu.main(["--dry-run", "--half", "--only", "square-1024"]) == 0
+    out = capsys.readouterr().out
+    assert "== tensor-core builds" in out and "tensor-core lowering is not built yet" in out
+    assert "spill bytes" not in out          # --half: not the FP32 builds
+    plans = [line for line in out.splitlines() if line.startswith("block=(")]
+    assert 10 <= len(plans) <= 24
+    # Each plan: registers per lane, mix per main-loop iteration, swizzle and conflict degrees.
+    assert out.count("per main-loop iteration: ") >= 5 and "swizzle(bits=" in out
+    assert "ldmatrix 1-way" in out and "fragment registers" in out and "B shared" in out
+    for shape in ("square-4096", "square-8192", "bert-base-ffn1-512"):
+        rows = re.findall(rf"estimate {shape}: >= ([0-9.]+) ms, <= ([0-9]+) TFLOP/s, bound by "
+                          r"(\w+)", out)
+        assert len(rows) == len(plans)
+        assert all(0 < float(tflops) <= 989 * 1.98 / 1.83 for _, tflops, _ in rows)
+    refusals = [line for line in out.splitlines() if line.startswith("refused ")]
+    assert len(refusals) >= 5 and all("invalid GpuConfig: " in line for line in refusals)
+    assert any("registers per lane" in line for line in refusals)
+    assert any("more than the 232448" in line for line in refusals)
+    assert f"{len(plans)} tensor-core plans, {len(refusals)} refused" in out
+    # What a GPU run times, and polypipe's CUDA-core half kernels built for it.
+    assert "allow_fp16/bf16_reduced_precision_reduction off" in out
+    builds = [line for line in out.splitlines() if " polypipe-cudacore block=" in line]
+    assert len(builds) == 2 and all("16-bit tiles yes" in line for line in builds)
+
+
+def _half_records():
+    import gpu_half
+
+    by_name = {w.name: w for w in gpu_workloads.half_workloads()}
+    records = []
+    for name, dtype, values in (
+            ("square-4096", "float16", {"cublas": 600, "triton": 480, "polypipe-cudacore": 30}),
+            ("square-8192", "float16", {"cublas": 660, "triton": 330}),
+            ("square-4096", "bfloat16", {"cublas": 590, "cublas-out-f32": 580})):
+        workload = by_name[name]
+        for impl, tflops in values.items():
+            ms = workload.flops / (tflops * 1e12) * 1e3
+            records.append(gpu_half.half_record(
+                workload, dtype, "H200", impl, ms,
+                "float16" if impl == "cublas" else "float32", max_rel_error=1e-5))
+    return records
+
+
+def test_half_records_are_summarised_per_dtype_with_the_goal():
+    import gpu_half
+
+    records = _half_records()
+    first = records[0]
+    assert first["dtype"] == "float16" and first["accumulate"] == "float32"
+    assert first["out_dtype"] == "float16" and first["gemm"] == [1, 4096, 4096, 4096]
+    assert first["tflops"] == pytest.approx(600) and set(first) >= {
+        "op", "name", "shape", "device", "impl", "config", "ms", "max_rel_error"}
+    json.dumps(records)
+    records.append({"name": "square-4096", "op": "gemm", "impl": "cublas", "tflops": 50.0,
+                    "dtype": "float32"})          # FP32 records are left to gpu.summarise
+    lines = []
+    ratios = gpu_half.summarise_half(records, lines.append)
+    text = "\n".join(lines)
+    assert ratios[("square-4096", "float16")] == pytest.approx({"triton": 0.8,
+                                                                "polypipe": 0.05})
+    assert ratios[("square-4096", "bfloat16")] == {}
+    assert f"float16 GEMMs, triton / cublas: {math.sqrt(0.8 * 0.5):.3f} (2)" in text
+    assert "goal >= 0.6x cuBLAS at square-4096 float16: polypipe 0.05x (not met)" in text
+    assert "goal >= 0.6x cuBLAS at square-8192 float16: no polypipe record" in text
+    # The FP32 summary keeps a 16-bit record out of the FP32 row and its means.
+    lines = []
+    gpu.summarise(records, lines.append)
+    text = "\n".join(lines)
+    assert re.search(r"^square-4096 +50\.00", text, re.M)
+    assert re.search(r"^square-4096 float16 +600\.00", text, re.M)
+    assert "geometric mean" not in text
+
+
+def test_chart_labels_each_dtype(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "gpu_half.json"
+    path.write_text(json.dumps(_half_records()))
+    png = gpu.chart(path)
+    assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
+
+
+class _FakeHalfSession:
+    """A HalfSession whose implementations succeed or fail as told, for time_baselines."""
+
+    def __init__(self, workload, dtype, torch, timer, generator):
+        if workload.name == "square-8192" and dtype == "bfloat16":
+            raise MemoryError("CUDA out of memory")
+        self.dtype = dtype
+
+    def cublas(self):
+        return 1.0, 1e-4, self.dtype
+
+    def cublas_out_f32(self):
+        raise RuntimeError("torch 2.4 has no out_dtype")
+
+    def triton(self, quick):
+        if self.dtype == "bfloat16":
+            raise ValueError("triton compile error\nmore")
+        return 2.0, 1e-6, "float32"
+
+
+def test_a_failing_half_implementation_is_logged_and_skipped(tmp_path, monkeypatch, capsys):
+    import gpu_half
+
+    monkeypatch.setattr(gpu_half, "HalfSession", _FakeHalfSession)
+    torch = type("torch", (), {"cuda": type("cuda", (), {"empty_cache": staticmethod(
+        lambda: None)})})
+    workloads, pairs = gpu_half.selection(None, session=True)
+    assert [w.name for w in workloads] == ["square-4096", "square-8192", "bert-base-ffn1-512"]
+    assert [(w.name, d) for w, d in pairs] == [("square-4096", "float16")]
+    run = gpu_half.Run(tmp_path / "half.json", "H200", 60.0)
+    gpu_half.time_baselines(run, workloads[:2], torch, None, None, True, session=True)
+    out = capsys.readouterr().out
+    assert [(r["name"], r["dtype"], r["impl"]) for r in run.records] == [
+        ("square-4096", "float16", "cublas"), ("square-4096", "float16", "triton"),
+        ("square-4096", "bfloat16", "cublas"), ("square-8192", "float16", "cublas"),
+        ("square-8192", "float16", "triton")]
+    assert out.count("cublas-out-f32 failed: RuntimeError: torch 2.4 has no out_dtype") == 1
+    assert "square-4096 bfloat16: triton failed: ValueError: triton compile error" in out
+    assert "square-8192 bfloat16: no tensors: MemoryError: CUDA out of memory" in out
+    assert json.loads((tmp_path / "half.json").read_text()) == run.records
+    past = gpu_half.Run(tmp_path / "late.json", "H200", -1.0)
+    gpu_half.time_baselines(past, workloads[:1], torch, None, None, True, session=True)
+    assert not past.records and "past the session's deadline" in capsys.readouterr().out
+
+
+def test_gpu_session_runs_the_half_baselines_within_its_budget(tmp_path):
+    plan = gpu_session.steps(tmp_path, tmp_path / "out")
+    [half] = [s for s in plan if s.name == "half"]
+    assert half.command[1:4] == ["benchmarks/gpu.py", "--half", "--session"]
+    import gpu_half
+
+    assert gpu_half.SESSION_DEADLINE_S + 5 <= half.timeout_s
+    assert sum(s.timeout_s for s in plan) <= gpu_session.BUDGET_S
+    files = gpu_session.outputs(plan)
+    assert "gpu_<device>_half_session.json" in files and len(files) <= gpu_session.MAX_FILES
