@@ -49,7 +49,9 @@ class GpuConfig:
     of the block tile: with 4, thread row ``ty`` owns rows ``4 ty .. 4 ty + 3``, then the same
     ``4 TM`` rows further on, and operand tiles are stored reduction-major so that one group of
     a fragment is one 16-byte shared-memory load. 1 gives the strided ownership (rows ``ty``,
-    ``ty + TM``, ...). An axis whose per-thread tile is not a multiple of it uses 1.
+    ``ty + TM``, ...). An axis whose per-thread tile is not a multiple of it uses 1. A pair
+    ``(rows, columns)`` sets the two axes apart: ``threads=(8, 4), fragment_vector=(1, 2)``
+    is the ownership of one warp's ``mma.sync`` accumulators (rows strided, columns in pairs).
 
     Tensor cores: ``mma="m16n8k16"`` with ``warps`` = (WM, WN) splits the block tile over a
     WM x WN grid of warps (the thread block is their 32 WM WN threads; ``threads`` is implied),
@@ -64,7 +66,7 @@ class GpuConfig:
     register_stages: int = 2
     target: GpuTarget = H100
     blocks_per_sm: int = 0
-    fragment_vector: int = 4
+    fragment_vector: int | tuple[int, int] = 4
     warps: tuple[int, int] = (2, 2)
     mma: str | None = None
 
@@ -75,8 +77,10 @@ class GpuConfig:
     @property
     def fragment_vectors(self) -> tuple[int, int]:
         """The group of consecutive rows and of columns one thread owns (see the class)."""
-        return tuple(self.fragment_vector if tile % self.fragment_vector == 0 else 1
-                     for tile in self.thread_tile)
+        vectors = (self.fragment_vector if isinstance(self.fragment_vector, tuple)
+                   else (self.fragment_vector,) * 2)
+        return tuple(vector if tile % vector == 0 else 1
+                     for tile, vector in zip(self.thread_tile, vectors))
 
     @property
     def thread_count(self) -> int:
@@ -101,9 +105,11 @@ class GpuConfig:
         if not _is_int(self.blocks_per_sm, 0):
             problems.append(f"blocks_per_sm={self.blocks_per_sm!r} must be 0 (ptxas's choice) "
                             "or a positive integer")
-        if not _is_int(self.fragment_vector, 1):
-            problems.append(f"fragment_vector={self.fragment_vector!r} must be a positive "
-                            "integer (1 = strided ownership)")
+        vectors = self.fragment_vector
+        if not (_is_int(vectors, 1) or isinstance(vectors, tuple) and len(vectors) == 2
+                and all(_is_int(v, 1) for v in vectors)):
+            problems.append(f"fragment_vector={vectors!r} must be a positive integer (1 = "
+                            "strided ownership) or two of them (rows, columns) as a tuple")
         if not isinstance(self.target, GpuTarget):
             problems.append(f"target={self.target!r} must be a GpuTarget (polypipe.H100, "
                             "polypipe.A100)")
@@ -141,6 +147,11 @@ class GpuConfig:
             return text + f" mma={self.mma}"
         return text + (f" fragment_vector={self.fragment_vector}"
                        if self.fragment_vector != 4 else "")
+
+
+def _vector_text(vector) -> str:
+    """``fragment_vector`` as ``parse_config`` reads it: ``2`` or ``1x2``."""
+    return f"{vector[0]}x{vector[1]}" if isinstance(vector, tuple) else str(vector)
 
 
 def _is_int(value, low: int) -> bool:
@@ -188,11 +199,12 @@ def parse_config(text: str, base: GpuConfig | None = None) -> GpuConfig:
         if not sep:
             raise ScheduleError(f"config item {part!r} must look like NAME=VALUE")
         try:
+            pieces = value.lower().replace("*", "x").split("x")
             if key in ("block", "threads", "warps"):
-                pieces = value.lower().replace("*", "x").split("x")
                 values[key] = tuple(int(p) for p in pieces)
-            elif key in ("reduction", "shared_stages", "register_stages", "blocks_per_sm",
-                         "fragment_vector"):
+            elif key == "fragment_vector":
+                values[key] = int(value) if len(pieces) == 1 else tuple(map(int, pieces))
+            elif key in ("reduction", "shared_stages", "register_stages", "blocks_per_sm"):
                 values[key] = int(value)
             elif key == "mma":
                 values[key] = None if value.strip().lower() in ("", "none") else value.strip()
@@ -217,5 +229,5 @@ def format_config(config: GpuConfig) -> str:
     text += f",blocks_per_sm={config.blocks_per_sm}" if config.blocks_per_sm else ""
     if config.mma is not None:
         return text + f",warps={config.warps[0]}x{config.warps[1]},mma={config.mma}"
-    return text + (f",fragment_vector={config.fragment_vector}"
+    return text + (f",fragment_vector={_vector_text(config.fragment_vector)}"
                    if config.fragment_vector != 4 else "")

@@ -129,6 +129,16 @@ def test_config_text_round_trips_with_warps_and_mma():
     assert config.warps == (2, 4) and config.mma == MMA and config.thread_count == 256
     assert parse_config(format_config(config)) == config
     assert "warps=(2, 4)" in config.describe() and "mma=m16n8k16" in config.describe()
+    pair = parse_config("threads=8x4,fragment_vector=1x2")
+    assert pair.fragment_vector == (1, 2) and pair.fragment_vectors == (1, 2)
+    assert parse_config(format_config(pair)) == pair
+    assert parse_config("fragment_vector=2").fragment_vector == 2
+
+
+@pytest.mark.parametrize("vector", [(0, 2), (1, 2, 3), [1, 2], (1.0, 2), (True, 2), "1x2"])
+def test_bad_fragment_vector_pairs_are_refused(vector):
+    with pytest.raises(ScheduleError, match="fragment_vector=.*two of them"):
+        pp.GpuConfig(fragment_vector=vector).validate()
 
 
 # -- which updates tensor cores compute exactly (mma_operands) --------------------------------
@@ -209,24 +219,67 @@ def test_updates_tensor_cores_would_compute_differently_are_refused(kernel, dtyp
         _operands(kernel, dtypes)
 
 
+@pytest.fixture(scope="module")
+def half_gemm():
+    @pp.kernel
+    def half_gemm(C, A, B):
+        M, N = C.shape
+        K = A.shape[1]
+        for i in range(M):
+            for j in range(N):
+                C[i, j] = 0.0
+                for k in range(K):
+                    C[i, j] += np.float32(A[i, k]) * B[k, j]
+    return half_gemm
+
+
+def _mma_ownership(block):
+    """The CUDA-core configuration whose ownership is one warp's mma accumulator layout."""
+    return pp.GpuConfig(block=block, threads=(8, 4), fragment_vector=(1, 2), reduction=16,
+                        shared_stages=3, register_stages=2)
+
+
 @pytest.mark.parametrize("block", [(16, 16), (64, 64), (32, 128), (128, 32)])
-def test_one_warps_accumulators_are_the_cuda_core_ownership_of_threads_8x4(block):
+def test_one_warps_accumulators_are_the_cuda_core_ownership_of_threads_8x4(half_gemm, block):
     """The design the tensor-core lowering builds on, proved: for one warp per block, lane
     4g + t of mma's accumulator layout owns exactly what thread (ty, tx) = (g, t) owns in the
-    CUDA-core mapping with threads (8, 4), rows strided (vector 1) and columns in pairs (vector
-    2), and its fragment slot (2 tm + h, 2 tn + e) is accumulator i = 2 h + e of tile (tm, tn).
-    So that mapping's per-thread register fragments and updates, which the existing proofs
-    cover, are what ldmatrix and mma.sync compute per lane."""
-    from polypipe.gpu_mapping import fragment_index, owner
+    CUDA-core kernel built with threads (8, 4), rows strided and columns in pairs
+    (``fragment_vector=(1, 2)``), and its fragment slot (2 tm + h, 2 tn + e) is accumulator
+    i = 2 h + e of tile (tm, tn). So that kernel's per-thread register fragments and updates,
+    which the existing proofs cover, are what ldmatrix and mma.sync compute per lane."""
+    from polypipe.gpu_mapping import TileMapping
 
     plan = _plan(block=block, warps=(1, 1), reduction=16, register_stages=1)
     mma = plan.accumulator_map().reverse().apply_range(isl.Map(
         "{ W[wm, wn, lane, tm, tn, i] -> O[lane, tm, tn, i] }"))
-    row, col = "row", "col"
-    lane = f"4 * {owner(row, 1, 8)} + {owner(col, 2, 4)}"
-    frag_row, frag_col = fragment_index(row, 1, 8), fragment_index(col, 2, 4)
+    (kernel,) = pp.optimize(half_gemm, _mma_ownership(block)).kernels
+    tx = TileMapping(kernel.contraction, kernel.config)
+    element = ["row", "col"]
+    (ty, tx_), (frag_row, frag_col) = tx.thread_of(element), tx.fragment_of(element)
     cuda_core = isl.Map(
-        f"{{ C[row, col] -> O[{lane}, floor(({frag_row})/2), floor(({frag_col})/2), "
+        f"{{ C[row, col] -> O[4 * {ty} + {tx_}, floor(({frag_row})/2), floor(({frag_col})/2), "
         f"2 * (({frag_row}) mod 2) + (({frag_col}) mod 2)] : 0 <= row < {block[0]} and "
         f"0 <= col < {block[1]} }}")
     assert mma.is_equal(cuda_core)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("block,sizes", [((16, 16), (16, 16, 16)), ((32, 64), (37, 45, 50)),
+                                         ((64, 32), (70, 31, 33))])
+def test_the_mma_shaped_cuda_core_kernel_is_proved_and_matches_numpy(half_gemm, dtype, block,
+                                                                     sizes):
+    """That kernel is built, proved and run like any other (the CPU runtime of its CUDA text),
+    at sizes that do and do not divide the tiles."""
+    from polypipe.codegen.value_types import numpy_dtype
+
+    opt = pp.optimize(half_gemm, _mma_ownership(block))
+    assert "fragment_vector=(1, 2)" in opt.describe()
+    rng = np.random.default_rng(sum(sizes))
+    M, N, K = sizes
+    A = rng.standard_normal((M, K)).astype(numpy_dtype(dtype))
+    B = rng.standard_normal((K, N)).astype(numpy_dtype(dtype))
+    C = np.full((M, N), np.nan, np.float32)
+    opt.run(C, A, B)
+    want = A.astype(np.float64) @ B.astype(np.float64)
+    assert np.abs(C - want).max() <= K * 2.0 ** -24 * (np.abs(A).astype(np.float64)
+                                                        @ np.abs(B)).max()
