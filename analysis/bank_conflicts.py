@@ -65,6 +65,13 @@ def row_major(rows: int, row_chunks: int) -> Layout:
         f"0 <= chunk < {row_chunks} }}"))
 
 
+def padded(rows: int, row_chunks: int, pad_chunks: int = 1) -> Layout:
+    """Row-major with ``pad_chunks`` unused chunks after each row."""
+    return Layout(f"padded(+{pad_chunks} chunk)", rows, row_chunks, isl.Map(
+        f"{{ T[row, chunk] -> P[row * {row_chunks + pad_chunks} + chunk] : 0 <= row < {rows} "
+        f"and 0 <= chunk < {row_chunks} }}"))
+
+
 def swizzle(rows: int, row_chunks: int, bits: int, shift: int) -> Layout:
     """Row-major, then the low ``bits`` of each linear chunk index XORed with its bits
     ``shift .. shift + bits - 1`` (a permutation within each block of ``2^bits`` chunks)."""

@@ -99,6 +99,7 @@ class CudaPrinter(CPrinter):
     block_depth: int = 0                          # schedule depth of the block band
     host_params: tuple = ()                       # per-launch values (pp_h<d>), parameters
     unroll_thread_loops: bool = True              # see for_node
+    mma: object = None                            # codegen.cuda_mma.MmaKernel: warp groups
     private_locals: tuple = ()                    # locals declared in the kernel: per thread
     _block_axes: dict = field(default_factory=dict)    # block level -> _Axis
     _axes: dict = field(default_factory=dict)          # mapped levels around the node
@@ -198,9 +199,14 @@ class CudaPrinter(CPrinter):
                 lines.append(f"PP_SHARED({ctype}, {name}, {size});")
         for array in self.program.arrays:
             if array.memory == "register":
+                name = c_name('array', array.name)
+                fragment = self.mma and self.mma.register_declaration(array.name, name)
+                if fragment:     # in mma's register layout, not the twin's
+                    lines.append(fragment)
+                    continue
                 ctype = self.types.storage_type(array.name).storage_c_name
                 size = _product((array.extents or ())[array.thread_dims:])
-                lines.append(f"{ctype} __align__(16) {c_name('array', array.name)}[{size}];")
+                lines.append(f"{ctype} __align__(16) {name}[{size}];")
         return lines
 
     def _block_coordinates(self) -> list[str]:
@@ -251,6 +257,11 @@ class CudaPrinter(CPrinter):
             return
         if mark is not None and mark.kind == marks.VECTOR and self._vector_group(
                 child, depth, mark.value):
+            return
+        if mark is not None and mark.kind == marks.WARP and self.mma is not None:
+            from .cuda_mma import print_group
+
+            print_group(self, node, depth, self._thread_level())
             return
         self.node(child, depth)
 
@@ -309,6 +320,26 @@ class CudaPrinter(CPrinter):
         self._guarded(instance, depth + 1, lines)
         self._emit(depth, "}")
         return True
+
+    def _thread_level(self) -> int:
+        """The schedule level of the innermost thread band around the node being printed."""
+        levels = [level for level, axis in self._axes.items() if axis.thread]
+        if len(levels) < 2:
+            raise InternalError("a warp group outside a two-dimensional thread band")
+        return max(levels) - 1
+
+    def shared_element(self, instance: StatementInstance, access) -> str:
+        """The element ``access`` reads at ``instance``, as plain C (no PP_LD): its address is
+        passed to a function that checks it on the CPU runtime (ldmatrix)."""
+        self._access_macro = None
+        try:
+            return self.expr(instance.access_exprs[id(access)])
+        finally:
+            self._access_macro = "PP_LD"
+
+    @staticmethod
+    def register_name(name: str) -> str:
+        return c_name("array", name)
 
     def _addresses(self, instance: StatementInstance) -> tuple[str, str]:
         """Addresses of a copy's target and source element, unchecked: the functions they

@@ -59,11 +59,16 @@ def rewrite_update(tx: TileMapping, draft: Draft, acc: Accumulator,
     stmt = replace(update, target=acc.access(tx, update, update.target), reads=tuple(reads),
                    value=ir.replace_reads(update.value, mapping))
     o_u = tx.update_element()
-    late = f"({tx.rk} + {tx.R - 1})"
+    # ``R - 1`` register slots (of ``kg`` steps each) after the loads; with tensor cores a
+    # k-step's updates are one group (a warp mark: CUDA prints the warp's mma.sync), its
+    # steps outermost so that each element still sums its products in the source's order.
+    late = f"({tx.rk} + {(tx.R - 1) * tx.kg})"
+    within = (f"({late}) mod {tx.kg}",) if tx.kg > 1 else ()
     draft.add(stmt, LoopPlacement(
         tx.update_instance(), tuple(tx.block_of(o_u)), tuple(tx.r_outer),
         f"floor({late}/{tx.bk})", Phase.COMPUTE, tuple(tx.thread_of(o_u)), (Slot.UPDATE, 0),
-        step=f"({late}) mod {tx.bk}", inner=tuple(tx.fragment_loops(o_u))))
+        step=f"floor((({late}) mod {tx.bk})/{tx.kg})",
+        inner=within + tuple(tx.fragment_loops(o_u)), warp=tx.kg > 1))
 
 
 def rewrite_element_statements(tx: TileMapping, draft: Draft, acc: Accumulator) -> None:

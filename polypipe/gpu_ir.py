@@ -127,6 +127,7 @@ class LoopPlacement:
     inner: tuple[str, ...] = ()
     lane: str | None = None
     vector: int = 1
+    warp: bool = False                # per-thread loops under a ``warp`` mark (tensor cores)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .gpu_mapping import TileMapping, uses
 
 VECTOR_ELEMENTS = 4   # one 16-byte cp.async of float32 (two of float64)
 ROW_PADDINGS = (0, VECTOR_ELEMENTS)   # padding keeps rows 16-byte aligned
+HALF_VECTOR = 8       # one 16-byte cp.async (and one ldmatrix row) of 16-bit elements
 WARP = 32
 
 
@@ -44,6 +45,8 @@ def tile_layout(op: Operand, source: ir.Access, tx: TileMapping) -> TileLayout:
     if len(driving) == 1:
         copy_order.remove(driving[0])
         copy_order.append(driving[0])
+    if tx.kg > 1:
+        return _warp_tile_layout(tuple(dims), tuple(copy_order))
     order = copy_order
     if frag is not None and frag[1] > 1:
         order = [d for d in dims if d is not frag[0]] + [frag[0]]
@@ -52,6 +55,27 @@ def tile_layout(op: Operand, source: ir.Access, tx: TileMapping) -> TileLayout:
                   for pad in ROW_PADDINGS]
     return min(candidates, key=lambda layout: (_wavefronts_per_tile(layout, tx, frag),
                                                layout.padding))
+
+
+def _warp_tile_layout(dims: tuple[LocalDim, ...], copy_order: tuple[LocalDim, ...]
+                      ) -> TileLayout:
+    """A tensor-core operand tile: stored in its array's order (16-byte copies of 8 halves,
+    ldmatrix rows along the stored rows, ``.trans`` where they do not run along k), rows
+    padded by one 16-byte chunk where isl counts fewer bank conflicts for the copies and the
+    ldmatrix reads together (:mod:`polypipe.analysis.bank_conflicts`)."""
+    from polypipe.analysis import bank_conflicts as bc
+
+    rows, width = copy_order[0].extent, copy_order[-1].extent
+    vector = HALF_VECTOR if width % HALF_VECTOR == 0 else 1
+    padding = 0
+    if vector > 1 and rows % 16 == 0 and width % 16 == 0:
+        chunks = width // HALF_VECTOR
+        accesses = (bc.cp_async_rows(rows, chunks), bc.ldmatrix_x4(rows, chunks))
+        degrees = {pad: sum(bc.conflict_degree(a, layout) for a in accesses)
+                   for pad, layout in ((0, bc.row_major(rows, chunks)),
+                                       (HALF_VECTOR, bc.padded(rows, chunks)))}
+        padding = min(degrees, key=lambda pad: (degrees[pad], pad))
+    return TileLayout(dims, copy_order, copy_order, padding, vector)
 
 
 def _wavefronts_per_tile(layout: TileLayout, tx: TileMapping, frag) -> int:

@@ -32,6 +32,9 @@ class TileMapping:
         self.rm, self.rn = config.thread_tile
         self.vm, self.vn = config.fragment_vectors
         self.bk = config.reduction
+        # Reduction steps a register fragment holds: one for CUDA cores, an instruction's
+        # k for tensor cores (ldmatrix and mma.sync take 16 k at a time).
+        self.kg = _instruction_k(config)
         self.S = config.shared_stages
         self.R = config.register_stages
         self.rk = c.reduction_iterators[-1] if c.reduction_iterators else None
@@ -104,6 +107,14 @@ class TileMapping:
 
     def update_instance(self) -> str:
         return f"{self.c.update}[{', '.join(self.update.iterators)}]"
+
+
+def _instruction_k(config: GpuConfig) -> int:
+    if config.mma is None:
+        return 1
+    from .gpu_mma import SHAPES
+
+    return SHAPES[config.mma].k
 
 
 def owner(local: str, vector: int, threads: int) -> str:

@@ -160,12 +160,16 @@ def _divides(index: isl.PwMultiAff) -> bool:
 def register_fragment(tx: TileMapping, draft: Draft, op: Operand, layout: TileLayout,
                       position: int) -> ir.Access:
     """The register fragment ``<X>_r`` (per thread, ``R`` slots of the thread's rows or
-    columns), the statement loading it from the shared buffer, and the update's new read of
-    it (returned)."""
-    update = tx.update
+    columns over ``kg`` reduction steps), the statement loading it from the shared buffer, and
+    the update's new read of it (returned).
+
+    With tensor cores (``kg`` = the instruction's k) one slot holds a k-step and the loads of
+    a k-step are one group under a ``warp`` mark: CUDA prints it as the warp's ldmatrix."""
+    update, kg = tx.update, tx.kg
     frag_u = tx.fragment_of(tx.update_element())
     thread_u = tx.thread_of(tx.update_element())
     extents = ([tx.rm] if op.uses_m else []) + ([tx.rn] if op.uses_n else [])
+    extents += [kg] if kg > 1 else []
     draft.arrays.append(ir.Array(op.register, 3 + len(extents), (None,) * (3 + len(extents)),
                                  memory="register", extents=(tx.tm, tx.tn, tx.R, *extents),
                                  thread_dims=2))
@@ -184,26 +188,38 @@ def register_fragment(tx: TileMapping, draft: Draft, op: Operand, layout: TileLa
         f"{instance} -> {op.shared}[(floor(pp_kk/{tx.bk})) mod {tx.S}, "
         f"{', '.join(at[d.name] for d in layout.order)}]").intersect_domain(domain), False)
     write = ir.Access(op.register, (), tx.map_(
-        f"{instance} -> {op.register}[pp_ty, pp_tx, (pp_kk) mod {tx.R}"
-        f"{''.join(', ' + f for f in frag_names)}]").intersect_domain(domain), True)
+        f"{instance} -> {op.register}[pp_ty, pp_tx, {_slot('pp_kk', tx)}"
+        f"{''.join(', ' + f for f in frag_names + _within('pp_kk', tx))}]"
+    ).intersect_domain(domain), True)
     stmt = ir.Statement(name, tuple(dims), domain, write, None, ir.Read(read), (read,),
                         kind="copy", source=f"{op.register} <- {op.shared}")
     # A group of a thread's fragment that is stored consecutively becomes a lane loop: CUDA
     # loads it as one 16-byte vector where alignment is proved.
     lanes = {"pp_lm": tx.vm, "pp_ln": tx.vn}.get(layout.order[-1].name, 1)
-    vector = len(frag_names) == 1 and lanes > 1
+    vector = len(frag_names) == 1 and lanes > 1 and kg == 1
     inner = ((f"floor({frag_names[0]}/{lanes})",) if vector else tuple(frag_names or ["0"]))
     draft.add(stmt, LoopPlacement(
         instance, tuple(tx.block_dims), tuple(tx.r_outer), f"floor(pp_kk/{tx.bk})",
         Phase.COMPUTE, ("pp_ty", "pp_tx"), (Slot.ISSUE, position),
-        step=f"(pp_kk) mod {tx.bk}", inner=inner,
+        step=f"floor(((pp_kk) mod {tx.bk})/{kg})", inner=tuple(_within("pp_kk", tx)) + inner,
         lane=f"({frag_names[0]}) mod {lanes}" if vector else None,
-        vector=lanes if vector else 1))
+        vector=lanes if vector else 1, warp=kg > 1))
     if vector:
         draft.vector_groups.append((name, frag_names[0], lanes))
     draft.log.append(f"register_fragment: {op.shared} -> {op.register} x{tx.R} by {name}"
-                     + (f", {lanes}-element loads" if vector else ""))
+                     + (f", {lanes}-element loads" if vector else "")
+                     + (f", {kg} reduction steps a slot (one warp load)" if kg > 1 else ""))
     return ir.Access(op.register, (), tx.map_(
-        f"{tx.update_instance()} -> {op.register}[{', '.join(thread_u)}, ({tx.rk}) mod {tx.R}"
-        f"{''.join(', ' + f for f in frag_exprs)}]").intersect_domain(update.domain), False,
-        update.reads[op.read_index].location)
+        f"{tx.update_instance()} -> {op.register}[{', '.join(thread_u)}, {_slot(tx.rk, tx)}"
+        f"{''.join(', ' + f for f in frag_exprs + _within(tx.rk, tx))}]"
+    ).intersect_domain(update.domain), False, update.reads[op.read_index].location)
+
+
+def _slot(k: str, tx: TileMapping) -> str:
+    """The register stage holding reduction step ``k``: ``R`` slots of ``kg`` steps each."""
+    return f"({k}) mod {tx.R}" if tx.kg == 1 else f"(floor(({k})/{tx.kg})) mod {tx.R}"
+
+
+def _within(k: str, tx: TileMapping) -> list[str]:
+    """Step ``k``'s position in its slot: no index for one step a slot."""
+    return [f"({k}) mod {tx.kg}"] if tx.kg > 1 else []

@@ -40,13 +40,14 @@ class Where:
     inner: tuple[str, ...]
     lane: str | None
     vector: int
+    warp: bool = False
 
 
 def resolve(tx: TileMapping, placement: Placement) -> Where:
     """Block, thread and per-thread loops of a placement as expressions of its instance."""
     if isinstance(placement, LoopPlacement):
         return Where(placement.instance, placement.block, placement.thread, placement.inner,
-                     placement.lane, placement.vector)
+                     placement.lane, placement.vector, placement.warp)
     elements = tx.element_vars()
     inner = _via(placement, tx.fragment_loops(elements), tx)
     lane = None
@@ -129,7 +130,8 @@ def _inner(tx: TileMapping, where: Where) -> tuple | None:
                 ("band", _mupa(tx, [(where.instance, (where.lane,))]), None, None))
     if not where.inner:
         return lane
-    return ("band", _mupa(tx, [(where.instance, where.inner)]), None, lane)
+    band = ("band", _mupa(tx, [(where.instance, where.inner)]), None, lane)
+    return ("mark", marks.mark_name(marks.WARP), band) if where.warp else band
 
 
 def _build(node: isl.ScheduleNode, tree: tuple | None) -> isl.ScheduleNode:

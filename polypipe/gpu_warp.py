@@ -182,13 +182,44 @@ def warp_plan(config) -> WarpPlan:
     return plan
 
 
+# The threads and fragment vectors of the CUDA-core mapping whose ownership is one warp's
+# mma.sync accumulator layout (lane 4 g + t is thread (g, t); tests/test_gpu_warp.py).
+LANE_THREADS, LANE_VECTORS = (8, 4), (1, 2)
+
+
+def lane_config(config):
+    """The configuration the tensor-core lowering builds: the kernel is the CUDA-core mapping
+    of :data:`LANE_THREADS` and :data:`LANE_VECTORS` with fragments of one k-step, whose
+    loads and updates CUDA prints as the warp's ldmatrix and mma.sync
+    (:mod:`polypipe.codegen.cuda_mma`). One warp per block so far."""
+    from dataclasses import replace
+
+    warp_plan(config)
+    if config.warps != (1, 1):
+        _refuse(f"warps={config.warps}: the tensor-core lowering builds one warp per block so "
+                "far (warps=(1, 1)); several warps per block are planned "
+                "(polypipe.gpu_warp.warp_plan) but not lowered")
+    return replace(config, threads=LANE_THREADS, fragment_vector=LANE_VECTORS)
+
+
+def mma_structure(contraction) -> MmaOperands:
+    """:func:`mma_operands` of ``contraction`` with float16 factors and a float32
+    accumulator: whether its update has the shape tensor cores compute, before any dtype is
+    known (each call's dtypes are checked when its CUDA is printed)."""
+    program = contraction.program
+    dtypes = {a.name: "float16" for a in program.arrays}
+    dtypes[contraction.accumulator] = "float32"
+    return mma_operands(contraction, dtypes)
+
+
 def _refuse(text: str) -> None:
     raise ScheduleError(f"invalid GpuConfig: {text}")
 
 
 def _refuse_geometry(config, shape: MmaShape) -> None:
     (bm, bn), (wm, wn) = config.block, config.warps
-    if config.threads not in (DEFAULT_THREADS, (wm, WARP * wn)):
+    if config.threads not in (DEFAULT_THREADS, (wm, WARP * wn)) and not (
+            config.warps == (1, 1) and config.threads == LANE_THREADS):
         _refuse(f"threads={config.threads} with mma: a tensor-core block is its warps "
                 f"(warps={config.warps}: {WARP * wm * wn} threads); leave threads out")
     # B is read two 8-column instruction tiles per ldmatrix.x4.trans: warp tiles have an

@@ -15,7 +15,10 @@ so a mark one of them writes is a mark the others read.
   printed as CUDA (the CUDA printer refuses a thread mark without its depth as an internal
   error): only :func:`polypipe.optimize`'s kernels are;
 * ``vector:<lanes>``: a lane loop whose iterations may be one 16-byte access where alignment
-  and contiguity are proved (:mod:`polypipe.analysis.alignment`).
+  and contiguity are proved (:mod:`polypipe.analysis.alignment`);
+* ``warp``: a statement's per-thread loops that the warp executes as one collective (a
+  tensor-core kernel's fragment loads and updates of one k-step: ``ldmatrix`` and
+  ``mma.sync``, :mod:`polypipe.codegen.cuda_mma`).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import islpy as isl
 
 from .errors import InternalError
 
-BLOCK, THREAD, VECTOR = "block", "thread", "vector"
-KINDS = (BLOCK, THREAD, VECTOR)
+BLOCK, THREAD, VECTOR, WARP = "block", "thread", "vector", "warp"
+KINDS = (BLOCK, THREAD, VECTOR, WARP)
 USER_KINDS = (BLOCK, THREAD)   # what mark_band accepts
 
 
@@ -41,7 +44,7 @@ class Mark:
 
 
 def mark_name(kind: str, value: int | None = None) -> str:
-    if kind not in KINDS or (kind == BLOCK and value is not None) or (
+    if kind not in KINDS or (kind in (BLOCK, WARP) and value is not None) or (
             kind == VECTOR and value is None):
         raise InternalError(f"no mark {kind!r} with value {value!r}")
     return kind if value is None else f"{kind}:{value}"
@@ -54,7 +57,7 @@ def parse_mark(name: str) -> Mark | None:
         return None
     if not value:
         return Mark(kind) if kind != VECTOR else None
-    if kind == BLOCK or not value.isdigit():
+    if kind in (BLOCK, WARP) or not value.isdigit():
         return None
     return Mark(kind, int(value))
 

@@ -327,6 +327,11 @@ class OptimizedProgram:
                             typed.statement(name).target.array} & unaligned)
             context = typed.context.intersect_params(
                 fix_parameters(typed.context, binding.params))
+        if not scheduled and kernel.config.mma is not None:
+            from polypipe.codegen.cuda_mma import mma_kernel
+
+            printer.mma = mma_kernel(kernel, dict(binding.dtypes),
+                                     dict(binding.params) if concrete else None)
         ast = build_ast(typed, context=context, schedule_values=True)
         if concrete:   # the loops of this very text must compute in int64
             ranges = kernel.host_ranges(binding.params) if scheduled else {}
@@ -445,13 +450,9 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
     config = as_config(config)
     config.validate()   # a configuration's own errors are refused, never worked around
     if config.mma is not None:
-        # Asked for tensor cores: refused outright, never mapped some other way. The warp
-        # plan (polypipe.gpu_warp) and the warp-collective runtime exist; the passes that
-        # place ldmatrix and mma in the schedule and prove them do not yet.
-        raise ScheduleError(f"GpuConfig(mma={config.mma!r}): the tensor-core lowering is not "
-                            "built yet; polypipe.gpu_warp.warp_plan(config).describe() shows "
-                            "the plan it will follow. Leave mma out for CUDA-core kernels "
-                            "(float16 and bfloat16 inputs are supported there)")
+        from .gpu_warp import lane_config
+
+        config = lane_config(config)   # the CUDA-core mapping whose ownership is mma's
     groups: list[list[ir.Statement]] = []
     built: list[tuple] = []            # (kernel or kernels, proof or None), one per group
     decisions = []
@@ -463,6 +464,10 @@ def _optimize(program, config, prove: bool) -> OptimizedProgram:
             entry = _built(program, config, contraction, f"{program.name}_k{len(groups)}",
                            prove)
         except _NotAContraction as refusal:
+            if config.mma is not None:    # asked for tensor cores: never mapped another way
+                raise ScheduleError(f"GpuConfig(mma={config.mma!r}): the nest of "
+                                    f"{', '.join(s.name for s in nest)} cannot use tensor "
+                                    f"cores: {refusal}") from None
             entry = _scheduled(program, config, nest, len(groups), prove, str(refusal))
         groups.append(nest)
         built.append(entry)
@@ -569,6 +574,10 @@ def _built(program: ir.Program, config: GpuConfig, contraction, name: str, prove
     from .lower import lower_contraction
 
     try:
+        if config.mma is not None:
+            from .gpu_warp import mma_structure
+
+            mma_structure(contraction)
         kernel = lower_contraction(contraction, config, name)
     except ScheduleError as refusal:
         raise _NotAContraction(str(refusal).splitlines()[0]) from None
@@ -661,7 +670,7 @@ def _proved(program: ir.Program, kernel):
     try:
         return kernel, prove_kernel(program, kernel)
     except LegalityError as refusal:
-        if kernel.config.fragment_vectors == (1, 1):
+        if kernel.config.fragment_vectors == (1, 1) or kernel.config.mma is not None:
             raise
         strided = replace(kernel.config, fragment_vector=1)
         rebuilt = lower_contraction(kernel.contraction, strided, kernel.name)

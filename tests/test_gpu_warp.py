@@ -113,15 +113,6 @@ def test_impossible_configurations_are_refused_with_the_reason(fields, reason):
         pp.GpuConfig(**fields).validate()
 
 
-def test_optimize_refuses_tensor_cores_rather_than_mapping_another_way():
-    from tests.kernels.contractions import CASES
-
-    kernel = pp.kernel(CASES["gemm"].func)
-    with pytest.raises(ScheduleError, match="tensor-core lowering is not built yet"):
-        pp.optimize(kernel, pp.GpuConfig(block=(128, 128), warps=(2, 2), reduction=32,
-                                         mma=MMA))
-
-
 def test_config_text_round_trips_with_warps_and_mma():
     from polypipe.gpu_config import format_config, parse_config
 

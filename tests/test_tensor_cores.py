@@ -1,0 +1,226 @@
+"""The tensor-core lowering (GpuConfig(mma="m16n8k16"), one warp per block): kernels built,
+proved and printed with ldmatrix and mma.sync, run on the CPU runtime's warp collectives
+against NumPy in float16 and bfloat16 (matmul, attention's Q K^T with K stored n x k, A stored
+k x m, 2mm); a wrong lane, register or orientation in the printed text gives a wrong result;
+what tensor cores cannot honour is refused with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import polypipe as pp
+from polypipe.codegen.value_types import numpy_dtype
+from polypipe.errors import ArgumentError, ScheduleError
+
+MMA = "m16n8k16"
+
+
+def _config(block=(32, 32), reduction=32, shared_stages=3, register_stages=2, **extra):
+    return pp.GpuConfig(block=block, warps=(1, 1), reduction=reduction,
+                        shared_stages=shared_stages, register_stages=register_stages,
+                        mma=MMA, **extra)
+
+
+@pp.kernel
+def matmul(C, A, B):
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(K):
+                C[i, j] += np.float32(A[i, k]) * B[k, j]
+
+
+@pp.kernel
+def scores(S, Q, K):
+    """Attention's Q K^T per head: K is stored (keys, features), so B's rows run along k."""
+    H, M, N = S.shape
+    D = Q.shape[2]
+    for h in range(H):
+        for i in range(M):
+            for j in range(N):
+                S[h, i, j] = 0.0
+                for d in range(D):
+                    S[h, i, j] += np.float32(Q[h, i, d]) * K[h, j, d]
+
+
+@pp.kernel
+def at_b(C, A, B):
+    """A stored k x m: its ldmatrix is .trans."""
+    M, N = C.shape
+    K = A.shape[0]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(K):
+                C[i, j] += np.float32(A[k, i]) * B[k, j]
+
+
+@pp.kernel
+def two_mm(D, T, A, B, C16, E):
+    """D = (A B) C in two contractions, the first one's float32 result stored as 16-bit
+    (E) before the second reads it."""
+    M, N = T.shape
+    K = A.shape[1]
+    L = D.shape[1]
+    for i in range(M):
+        for j in range(N):
+            T[i, j] = 0.0
+            for k in range(K):
+                T[i, j] += np.float32(A[i, k]) * B[k, j]
+    for i in range(M):
+        for j in range(N):
+            E[i, j] = T[i, j]
+    for i in range(M):
+        for l in range(L):
+            D[i, l] = 0.0
+            for j in range(N):
+                D[i, l] += np.float32(E[i, j]) * C16[j, l]
+
+
+def _bound(K: int, a: np.ndarray, b: np.ndarray, axes) -> float:
+    """Float32 sums of exact products: |error| <= K u sum |a b| (u = 2^-24), per output."""
+    return K * 2.0 ** -24 * np.einsum(axes, np.abs(a.astype(np.float64)),
+                                      np.abs(b.astype(np.float64)))
+
+
+def _random(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(numpy_dtype(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("fields,sizes", [
+    (dict(block=(16, 16), reduction=16, shared_stages=1, register_stages=1), (16, 16, 16)),
+    (dict(block=(32, 32), reduction=32), (64, 64, 96)),
+    (dict(block=(64, 32), reduction=16, shared_stages=2, register_stages=1), (64, 96, 64)),
+    (dict(block=(32, 64), reduction=64, shared_stages=4, register_stages=4), (32, 128, 256)),
+], ids=lambda v: "x".join(map(str, v["block"])) + f"k{v['reduction']}" if isinstance(v, dict)
+    else "x".join(map(str, v)))
+def test_matmul_matches_numpy(dtype, fields, sizes):
+    opt = pp.optimize(matmul, _config(**fields))
+    rng = np.random.default_rng(sum(sizes))
+    M, N, K = sizes
+    A, B = _random(rng, (M, K), dtype), _random(rng, (K, N), dtype)
+    C = np.full((M, N), np.nan, np.float32)
+    opt.run(C, A, B)
+    want = A.astype(np.float64) @ B.astype(np.float64)
+    assert np.all(np.abs(C - want) <= _bound(K, A, B, "ik,kj->ij"))
+    source = opt.cuda_source(C, A, B)
+    assert "pp_ldmatrix_x4(" in source and "pp_ldmatrix_x4_trans(" in source
+    assert f"pp_mma_m16n8k16_{'f16' if dtype == 'float16' else 'bf16'}(pp_d" in source
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_attention_scores_with_keys_stored_n_by_k(dtype):
+    opt = pp.optimize(scores, _config(block=(32, 32), reduction=32))
+    rng = np.random.default_rng(3)
+    Q, K = _random(rng, (3, 64, 64), dtype), _random(rng, (3, 32, 64), dtype)
+    S = np.full((3, 64, 32), np.nan, np.float32)
+    opt.run(S, Q, K)
+    want = np.einsum("hid,hjd->hij", Q.astype(np.float64), K.astype(np.float64))
+    assert np.all(np.abs(S - want) <= _bound(64, Q, K, "hid,hjd->hij"))
+    body = opt.cuda_source(S, Q, K).split("__global__", 1)[1]
+    assert "pp_ldmatrix_x4_trans(" not in body    # both operands' rows run along k
+
+
+def test_a_stored_k_by_m_is_loaded_transposed():
+    opt = pp.optimize(at_b, _config(block=(32, 32), reduction=32))
+    rng = np.random.default_rng(4)
+    A, B = _random(rng, (64, 32), "float16"), _random(rng, (64, 32), "float16")
+    C = np.full((32, 32), np.nan, np.float32)
+    opt.run(C, A, B)
+    want = A.astype(np.float64).T @ B.astype(np.float64)
+    assert np.all(np.abs(C - want) <= _bound(64, A.T, B, "ik,kj->ij"))
+    body = opt.cuda_source(C, A, B).split("__global__", 1)[1]
+    assert "pp_ldmatrix_x4_trans(" in body and "pp_ldmatrix_x4(" not in body   # both .trans
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_two_contractions_in_sequence(dtype):
+    opt = pp.optimize(two_mm, _config(block=(32, 32), reduction=32))
+    rng = np.random.default_rng(5)
+    M, N, K, L = 32, 64, 64, 32
+    A, B, C16 = (_random(rng, s, dtype) for s in ((M, K), (K, N), (N, L)))
+    T, D = np.zeros((M, N), np.float32), np.zeros((M, L), np.float32)
+    E = np.zeros((M, N), numpy_dtype(dtype))
+    opt.run(D, T, A, B, C16, E)
+    t_want = A.astype(np.float64) @ B.astype(np.float64)
+    assert np.all(np.abs(T - t_want) <= _bound(K, A, B, "ik,kj->ij"))
+    assert np.all(E == T.astype(E.dtype))       # Python's rounding of the kernel's own T
+    want = E.astype(np.float64) @ C16.astype(np.float64)
+    assert np.all(np.abs(D - want) <= _bound(N, E, C16, "ij,jl->il"))
+
+
+# -- the printed collectives are what computes: mutations give wrong results ----------------
+MUTATIONS = [("(pp_lane % 8)", "((pp_lane + 1) % 8)"),          # a lane's row address
+             ("pp_d[1]; a_C_r", "pp_d[2]; a_C_r"),               # an accumulator register
+             ("pp_ldmatrix_x4_trans(", "pp_ldmatrix_x4("),      # B's orientation
+             ("(pp_slot * 2 + pp_tm) * 4]", "(pp_slot * 2 + 1 - pp_tm) * 4]")]   # A's tile
+
+
+@pytest.mark.parametrize("old,new", MUTATIONS, ids=["lane", "accumulator", "trans", "tile"])
+def test_a_wrong_lane_mapping_gives_a_wrong_result(old, new):
+    opt = pp.optimize(matmul, _config(block=(32, 32), reduction=32))
+    rng = np.random.default_rng(6)
+    A, B = _random(rng, (64, 64), "float16"), _random(rng, (64, 64), "float16")
+    C = np.zeros((64, 64), np.float32)
+    source = opt.cuda_source(C, A, B)
+    head, body = source.split("__global__", 1)
+    assert old in body
+    opt.run(C, A, B, source=head + "__global__" + body.replace(old, new))
+    want = A.astype(np.float64) @ B.astype(np.float64)
+    assert np.abs(C - want).max() > 1.0
+
+
+# -- refusals ----------------------------------------------------------------------------------
+def test_several_warps_per_block_are_refused_with_the_reason():
+    with pytest.raises(ScheduleError, match=r"one warp per block so far"):
+        pp.optimize(matmul, pp.GpuConfig(block=(64, 64), warps=(2, 2), reduction=32, mma=MMA))
+
+
+def test_float32_operands_are_refused_when_the_kernel_runs():
+    opt = pp.optimize(matmul, _config())
+    A, B = np.ones((32, 32), np.float32), np.ones((32, 32), np.float32)
+    with pytest.raises(ArgumentError, match="tensor cores: .*two float16 or two bfloat16"):
+        opt.run(np.zeros((32, 32), np.float32), A, B)
+
+
+@pytest.mark.parametrize("sizes", [(48, 32, 32), (32, 40, 32), (32, 32, 48)])
+def test_sizes_that_do_not_divide_the_tiles_are_refused(sizes):
+    opt = pp.optimize(matmul, _config())
+    M, N, K = sizes
+    A, B = np.ones((M, K), np.float16), np.ones((K, N), np.float16)
+    with pytest.raises(ArgumentError, match="not whole tiles"):
+        opt.run(np.zeros((M, N), np.float32), A, B)
+
+
+def test_an_unwidened_product_is_refused():
+    @pp.kernel
+    def rounded(C, A, B):
+        M, N = C.shape
+        K = A.shape[1]
+        for i in range(M):
+            for j in range(N):
+                for k in range(K):
+                    C[i, j] += A[i, k] * B[k, j]
+
+    with pytest.raises(ScheduleError, match="cannot use tensor cores: .*np.float32"):
+        pp.optimize(rounded, _config())
+
+
+def test_a_nest_that_is_no_contraction_is_refused_not_mapped_another_way():
+    @pp.kernel
+    def scale(Y, X):
+        N = Y.shape[0]
+        for i in range(N):
+            Y[i] = 2.0 * X[i]
+
+    with pytest.raises(ScheduleError, match="cannot use tensor cores"):
+        pp.optimize(scale, _config())
+
+
+def test_describe_says_tensor_cores():
+    text = pp.optimize(matmul, _config()).describe()
+    assert "mma=m16n8k16" in text and "stored [m][k]" in text and "stored [k][n]" in text
