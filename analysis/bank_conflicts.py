@@ -40,6 +40,14 @@ class Layout:
     relation: isl.Map          # { T[row, chunk] -> P[index] }
     bits: int = 0              # swizzle: the low `bits` of the linear chunk index are
     shift: int = 0             # XORed with its bits shift .. shift + bits - 1
+    pad_chunks: int = 0        # unused chunks after each row
+
+    @property
+    def within_rows(self) -> bool:
+        """Whether the layout only permutes (or pads) each row's chunks: what a tile stored
+        as rows of elements can hold (a swizzle of more bits than the row's chunks
+        crosses rows)."""
+        return self.row_chunks % 2 ** self.bits == 0
 
     def c_index(self, row: str, chunk: str) -> str:
         """The physical chunk index as C (or Python) text of integer expressions ``row`` and
@@ -52,7 +60,7 @@ class Layout:
         return f"({linear} ^ (({linear} >> {self.shift}) & {2 ** self.bits - 1}))"
 
 
-def _xor(x: str, y: str, bits: int) -> str:
+def xor(x: str, y: str, bits: int) -> str:
     """Presburger text of ``x xor y`` for ``bits``-bit non-negative ``x`` and ``y``."""
     terms = [f"{2 ** i}*((floor(({x})/{2 ** i}) + floor(({y})/{2 ** i})) mod 2)"
              for i in range(bits)]
@@ -69,7 +77,7 @@ def padded(rows: int, row_chunks: int, pad_chunks: int = 1) -> Layout:
     """Row-major with ``pad_chunks`` unused chunks after each row."""
     return Layout(f"padded(+{pad_chunks} chunk)", rows, row_chunks, isl.Map(
         f"{{ T[row, chunk] -> P[row * {row_chunks + pad_chunks} + chunk] : 0 <= row < {rows} "
-        f"and 0 <= chunk < {row_chunks} }}"))
+        f"and 0 <= chunk < {row_chunks} }}"), pad_chunks=pad_chunks)
 
 
 def swizzle(rows: int, row_chunks: int, bits: int, shift: int) -> Layout:
@@ -79,7 +87,7 @@ def swizzle(rows: int, row_chunks: int, bits: int, shift: int) -> Layout:
     low = f"({linear} mod {2 ** bits})"
     high = f"(floor({linear}/{2 ** shift}) mod {2 ** bits})"
     return Layout(f"swizzle(bits={bits}, shift={shift})", rows, row_chunks, isl.Map(
-        f"{{ T[row, chunk] -> P[{linear} - {low} + {_xor(low, high, bits)}] : "
+        f"{{ T[row, chunk] -> P[{linear} - {low} + {xor(low, high, bits)}] : "
         f"0 <= row < {rows} and 0 <= chunk < {row_chunks} }}"), bits, shift)
 
 

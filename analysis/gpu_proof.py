@@ -38,11 +38,13 @@ class ProofReport:
     reads_checked: int
     access_pairs_checked: int
     note: str = ""   # how the proved kernel differs from the one asked for, if it does
+    warp_groups: str = ""   # tensor cores: analysis.warp_proof's summary
 
     def __str__(self) -> str:
         text = (f"{self.kernel}: dataflow of {self.reads_checked} reads and the final values "
                 f"match the source; all {self.access_pairs_checked} pairs of accesses that "
                 "can link two threads are ordered by barriers and waits")
+        text += f"; {self.warp_groups.split(': ', 1)[1]}" if self.warp_groups else ""
         return text + (f" ({self.note})" if self.note else "")
 
 

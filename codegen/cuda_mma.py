@@ -60,6 +60,7 @@ class MmaKernel:
     """What the CUDA printer needs to print one tensor-core kernel's warp groups."""
 
     operands: tuple[WarpOperand, ...]
+    swizzles: dict            # shared buffer -> its swizzled TileLayout
     update: str
     accumulator: str          # the register accumulator (row length ``row_length``)
     row_length: int
@@ -128,37 +129,57 @@ def _bind(names: list[str], values: list[str]) -> str:
     return " ".join(f"const int {n} = {v}; (void){n};" for n, v in zip(names, values))
 
 
-def _ldmatrix(printer, mma: MmaKernel, op: WarpOperand, instance: StatementInstance,
-              threads: list[str], names: list[str]) -> list[str]:
-    """One ldmatrix.x4 per instruction tile of A or pair of tiles of B."""
-    tm, tn, vm, vn = mma.ownership
+@dataclass(frozen=True)
+class LaneRow:
+    """C expressions (of ``pp_lane`` and the load ``pp_w``, non-negative integers) of the twin
+    load instance whose element begins the row a lane's ldmatrix address points at: its
+    owning thread coordinate (``ty`` for A, ``tx`` for B; the other does not matter), its
+    fragment index and its k within the step. ``analysis.warp_proof`` evaluates these very
+    texts for every lane and load."""
+
+    thread: str
+    fragment: str
+    kin: str
+
+
+def lane_row(op: WarpOperand, ownership: tuple[int, int, int, int]) -> LaneRow:
+    """Lane ``8 j + i`` addresses row ``i`` of matrix ``j`` (the 8x8 piece :data:`PIECES`
+    ``[j]`` of the load's 16 x 16 tile): the element at the piece's first column, row ``i``
+    when the stored rows run along the tile's first axis, else the first row, column ``i``."""
+    tm, tn, vm, vn = ownership
     j, i = "(pp_lane / 8)", "(pp_lane % 8)"
     row_off, col_off = f"(8 * ({j} % 2))", f"(8 * ({j} / 2))"
     rows, cols = (f"{row_off} + {i}", col_off) if op.along_rows else (row_off, f"{col_off} + {i}")
-    per_load = 16
-    # The thread that owns the row's first element (its other coordinate is any: the
-    # operand does not depend on it) and that element's place in its fragment.
     if op.role == "a":      # tile: rows m (16 per load), columns k of the step
-        local, kin = f"{per_load} * pp_w + {rows}", cols
-        thread = ([threads[0]], [f"(({local}) / {vm}) % {tm}"])
-        fragment = _fragment_index(local, vm, tm)
-    else:                   # tile: rows k of the step, columns n (16 per load: two tiles)
-        kin, local = rows, f"{per_load} * pp_w + {cols}"
-        thread = ([threads[1]], [f"(({local}) / {vn}) % {tn}"])
-        fragment = _fragment_index(local, vn, tn)
+        local = f"16 * pp_w + {rows}"
+        return LaneRow(f"(({local}) / {vm}) % {tm}", _fragment_index(local, vm, tm), cols)
+    local = f"16 * pp_w + {cols}"     # rows k of the step, columns n (two 8-column tiles)
+    return LaneRow(f"(({local}) / {vn}) % {tn}", _fragment_index(local, vn, tn), rows)
+
+
+def loads_per_step(op: WarpOperand) -> int:
+    """ldmatrix.x4 per k-step: one per A tile, one per pair of B tiles."""
+    return op.tiles if op.role == "a" else op.tiles // 2
+
+
+def _ldmatrix(printer, mma: MmaKernel, op: WarpOperand, instance: StatementInstance,
+              threads: list[str], names: list[str]) -> list[str]:
+    """One ldmatrix.x4 per instruction tile of A or pair of tiles of B."""
+    row = lane_row(op, mma.ownership)
+    thread = threads[0] if op.role == "a" else threads[1]
     read = printer.shared_element(instance, instance.statement.reads[0])
     slot = _slot(printer, mma, instance, instance.statement.target, 0)
-    loads = op.tiles if op.role == "a" else op.tiles // 2
+    loads = loads_per_step(op)
     name = f"pp_ldmatrix_x4{'_trans' if op.trans else ''}"
     target = printer.register_name(op.register)
-    # The register slot from the group's first instance (k within the step 0): an index
-    # nvcc sees constant once the step loop is unrolled, so the fragments stay in registers.
+    # The register slot from the group's first instance (k within the step 0), then the
+    # iterators bound to the instance of this lane's row (a scope of their own).
     return [
         f"{_bind(names[:2], ['0', '0'])}",
         f"const int pp_slot = {slot};",
         "#pragma unroll",
         f"for (int pp_w = 0; pp_w < {loads}; pp_w += 1) {{",
-        f"  {_bind(*thread)} {_bind(names[:2], [kin, fragment])}",
+        f"  {_bind([thread], [row.thread])} {_bind(names[:2], [row.kin, row.fragment])}",
         f"  {name}(*reinterpret_cast<uint32_t (*)[4]>(&{target}[(pp_slot * {loads} + pp_w) * "
         f"4]), &{read});",     # an x4 load fills 4 registers
         "}"]
@@ -228,8 +249,23 @@ def mma_kernel(kernel, dtypes: dict[str, str], sizes: dict[str, int] | None) -> 
                             "concrete sizes (pass the arrays)")
     _require_whole_tiles(kernel, sizes)
     shape = SHAPES[config.mma]
-    (bm, bn) = config.block
-    tiles = (bm // shape.m, bn // shape.n)
+    operands = warp_operands(kernel)
+    return MmaKernel(operands, swizzled_tiles(kernel), c.update, kernel.accumulator_buffer,
+                     config.block[1] // LANE_THREADS[1], _tiles(config), config.register_stages,
+                     config.reduction // shape.k, shape.k, LANE_THREADS + LANE_VECTORS,
+                     c.reduction_iterators[-1], "f16" if factors.a.dtype == "float16" else "bf16")
+
+
+def _tiles(config) -> tuple[int, int]:
+    from polypipe.gpu_mma import SHAPES
+
+    shape = SHAPES[config.mma]
+    return config.block[0] // shape.m, config.block[1] // shape.n
+
+
+def warp_operands(kernel) -> tuple[WarpOperand, ...]:
+    """The fragment facts of a tensor-core kernel's two operands (no dtype needed)."""
+    tiles = _tiles(kernel.config)
     layouts = {kernel.program.statement(name).target.array: layout
                for name, layout in kernel.copy_layouts}
     operands = []
@@ -245,11 +281,7 @@ def mma_kernel(kernel, dtypes: dict[str, str], sizes: dict[str, int] | None) -> 
     if sorted(op.role for op in operands) != ["a", "b"]:
         raise InternalError(f"{kernel.name}: a tensor-core kernel without both operands in "
                             "shared memory")
-    return MmaKernel(tuple(operands), c.update, kernel.accumulator_buffer,
-                     bn // LANE_THREADS[1], tiles, config.register_stages,
-                     config.reduction // shape.k, shape.k,
-                     LANE_THREADS + LANE_VECTORS, c.reduction_iterators[-1],
-                     "f16" if factors.a.dtype == "float16" else "bf16")
+    return tuple(operands)
 
 
 def _require_whole_tiles(kernel, sizes: dict[str, int]) -> None:
@@ -282,3 +314,12 @@ def _require_whole_tiles(kernel, sizes: dict[str, int]) -> None:
                 f"{kernel.name} runs on tensor cores, whose every lane takes part in each "
                 f"ldmatrix and mma: at these sizes {what} span {low}..{high}, not whole tiles "
                 f"of {tile}; {why}")
+
+
+def swizzled_tiles(kernel) -> dict:
+    """``{buffer: TileLayout}`` of the kernel's swizzled shared tiles: proved in logical
+    order, printed through ``TileLayout.swizzle_c`` (``analysis.warp_proof`` checks that it
+    is a permutation of each row's chunks, and equal to ``swizzle_map``)."""
+    return {kernel.program.statement(name).target.array: layout
+            for name, layout in kernel.copy_layouts if layout.swizzle[0]}
+

@@ -466,7 +466,11 @@ class CudaPrinter(CPrinter):
             self._access_macro = "PP_LD"
 
     def linear_index(self, info: ir.Array, indices: list[str]) -> str:
-        """Register buffers drop their thread dimensions: each thread has its own."""
+        """Register buffers drop their thread dimensions: each thread has its own. A swizzled
+        tile's column goes through its swizzle (tensor cores: ``TileLayout.swizzle_c``)."""
+        layout = self.mma.swizzles.get(info.name) if self.mma is not None else None
+        if layout is not None:
+            indices = [*indices[:-1], layout.swizzle_c(indices[-2], indices[-1])]
         if info.memory == "register":
             trimmed = ir.Array(info.name, info.rank - info.thread_dims, info.shape,
                                extents=(info.extents or ())[info.thread_dims:])

@@ -60,22 +60,17 @@ def tile_layout(op: Operand, source: ir.Access, tx: TileMapping) -> TileLayout:
 def _warp_tile_layout(dims: tuple[LocalDim, ...], copy_order: tuple[LocalDim, ...]
                       ) -> TileLayout:
     """A tensor-core operand tile: stored in its array's order (16-byte copies of 8 halves,
-    ldmatrix rows along the stored rows, ``.trans`` where they do not run along k), rows
-    padded by one 16-byte chunk where isl counts fewer bank conflicts for the copies and the
-    ldmatrix reads together (:mod:`polypipe.analysis.bank_conflicts`)."""
-    from polypipe.analysis import bank_conflicts as bc
+    ldmatrix rows along the stored rows, ``.trans`` where they do not run along k), with the
+    swizzle or padding :func:`polypipe.gpu_warp.operand_tile` proves best for the copies and
+    the ldmatrix reads together (:mod:`polypipe.analysis.bank_conflicts`)."""
+    from .gpu_warp import operand_tile
 
     rows, width = copy_order[0].extent, copy_order[-1].extent
-    vector = HALF_VECTOR if width % HALF_VECTOR == 0 else 1
-    padding = 0
-    if vector > 1 and rows % 16 == 0 and width % 16 == 0:
-        chunks = width // HALF_VECTOR
-        accesses = (bc.cp_async_rows(rows, chunks), bc.ldmatrix_x4(rows, chunks))
-        degrees = {pad: sum(bc.conflict_degree(a, layout) for a in accesses)
-                   for pad, layout in ((0, bc.row_major(rows, chunks)),
-                                       (HALF_VECTOR, bc.padded(rows, chunks)))}
-        padding = min(degrees, key=lambda pad: (degrees[pad], pad))
-    return TileLayout(dims, copy_order, copy_order, padding, vector)
+    if width % HALF_VECTOR or rows % 16 or width % 16:
+        return TileLayout(dims, copy_order, copy_order, 0, 1)
+    chosen = operand_tile("tile", rows, width).layout
+    return TileLayout(dims, copy_order, copy_order, HALF_VECTOR * chosen.pad_chunks,
+                      HALF_VECTOR, swizzle=(chosen.bits, chosen.shift), chunks=chosen)
 
 
 def _wavefronts_per_tile(layout: TileLayout, tx: TileMapping, frag) -> int:

@@ -261,19 +261,23 @@ def _refuse_resources(plan: WarpPlan) -> None:
 
 @lru_cache(maxsize=64)
 def operand_tile(name: str, rows: int, columns: int) -> OperandTile:
-    """The tile's layout: the swizzle of ``conflict_free_swizzle`` where isl proves both
-    accesses conflict-free (every power-of-two row width), else whichever of it and row-major
-    has the lower degrees; the degrees of both are recorded."""
+    """The tile's layout, the one decision the plan reports and the lowering builds: of the
+    swizzle of ``conflict_free_swizzle`` (when it permutes within rows), rows padded by one
+    chunk, and row-major, the one with the fewest conflicts of the 16-byte copies and the
+    ldmatrix reads together, as isl counts them; on a tie the one without padding (less
+    shared memory), then the swizzle. Every power-of-two row width gets a conflict-free
+    swizzle; the degrees of row-major are recorded for comparison."""
     from polypipe.analysis import bank_conflicts as bc
 
     row_chunks = columns * ELEMENT_BYTES // CHUNK_BYTES
     copies, reads = bc.cp_async_rows(rows, row_chunks), bc.ldmatrix_x4(rows, row_chunks)
-    swizzled, plain = bc.conflict_free_swizzle(rows, row_chunks), bc.row_major(rows, row_chunks)
-    if all(bc.conflicting_pairs(a, swizzled).is_empty() for a in (copies, reads)):
-        layout, degrees = swizzled, (1, 1)
-    else:
-        layout, degrees = min(((lay, tuple(bc.conflict_degree(a, lay) for a in (copies, reads)))
-                               for lay in (swizzled, plain)), key=lambda pair: sum(pair[1]))
+    plain = bc.row_major(rows, row_chunks)
+    candidates = [bc.conflict_free_swizzle(rows, row_chunks), plain,
+                  bc.padded(rows, row_chunks)]
+    scored = [(sum(degrees), layout.pad_chunks, position, layout, degrees)
+              for position, layout in enumerate(candidates) if layout.within_rows
+              for degrees in [tuple(bc.conflict_degree(a, layout) for a in (copies, reads))]]
+    *_, layout, degrees = min(scored, key=lambda entry: entry[:3])
     return OperandTile(name, rows, columns, layout, degrees[0], degrees[1],
                        (bc.conflict_degree(copies, plain), bc.conflict_degree(reads, plain)))
 

@@ -668,7 +668,12 @@ def _proved(program: ir.Program, kernel):
     from .lower import lower_contraction
 
     try:
-        return kernel, prove_kernel(program, kernel)
+        proof = prove_kernel(program, kernel)
+        if kernel.config.mma is not None:   # what CUDA prints as ldmatrix and mma.sync
+            from polypipe.analysis.warp_proof import prove_warp_groups
+
+            proof = replace(proof, warp_groups=prove_warp_groups(kernel))
+        return kernel, proof
     except LegalityError as refusal:
         if kernel.config.fragment_vectors == (1, 1) or kernel.config.mma is not None:
             raise

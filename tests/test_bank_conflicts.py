@@ -10,7 +10,7 @@ import itertools
 import islpy as isl
 import pytest
 
-from polypipe.analysis.bank_conflicts import (_xor, conflict_degree, conflict_free_swizzle,
+from polypipe.analysis.bank_conflicts import (xor, conflict_degree, conflict_free_swizzle,
                                               conflicting_pairs, cp_async_rows, ldmatrix_x4,
                                               row_major, swizzle)
 from polypipe.gpu_mma import points
@@ -19,7 +19,7 @@ from polypipe.gpu_mma import points
 @pytest.mark.parametrize("bits", [1, 2, 3])
 def test_presburger_xor_is_xor(bits):
     relation = isl.Map(f"{{ [x, y] -> [z] : 0 <= x < {2 ** bits} and 0 <= y < {2 ** bits} "
-                       f"and z = {_xor('x', 'y', bits)} }}")
+                       f"and z = {xor('x', 'y', bits)} }}")
     found = points(relation)
     assert len(found) == 4 ** bits
     assert all(z == x ^ y for (x, y), (z,) in found)

@@ -224,3 +224,101 @@ def test_a_nest_that_is_no_contraction_is_refused_not_mapped_another_way():
 def test_describe_says_tensor_cores():
     text = pp.optimize(matmul, _config()).describe()
     assert "mma=m16n8k16" in text and "stored [m][k]" in text and "stored [k][n]" in text
+
+
+# -- the proof of the warp groups (analysis.warp_proof) refuses a wrong printing ------------
+def test_the_warp_proof_refuses_a_wrong_lane_address(monkeypatch):
+    import polypipe.codegen.cuda_mma as cuda_mma
+    from polypipe.analysis.warp_proof import prove_warp_groups
+    from polypipe.errors import InternalError
+
+    (kernel,) = pp.optimize(matmul, _config()).kernels
+    assert "delivers its mma fragments" in prove_warp_groups(kernel)
+    right = cuda_mma.lane_row
+
+    def shifted(op, ownership):
+        row = right(op, ownership)
+        return cuda_mma.LaneRow(row.thread, row.fragment,
+                                row.kin.replace("(pp_lane % 8)", "((pp_lane + 1) % 8)"))
+
+    monkeypatch.setattr(cuda_mma, "lane_row", shifted)
+    with pytest.raises(InternalError, match="ldmatrix hands lane"):
+        prove_warp_groups(kernel)
+
+
+def test_the_warp_proof_refuses_a_wrong_orientation(monkeypatch):
+    from dataclasses import replace
+
+    import polypipe.codegen.cuda_mma as cuda_mma
+    from polypipe.analysis.warp_proof import prove_warp_groups
+    from polypipe.errors import InternalError
+
+    (kernel,) = pp.optimize(matmul, _config()).kernels
+    right = cuda_mma.warp_operands
+    monkeypatch.setattr(cuda_mma, "warp_operands", lambda k: tuple(
+        replace(op, trans=not op.trans) if op.role == "b" else op for op in right(k)))
+    with pytest.raises(InternalError, match="ldmatrix hands lane"):
+        prove_warp_groups(kernel)
+
+
+@pytest.mark.parametrize("rows,width", [(32, 16), (32, 32), (64, 64), (32, 128), (16, 256)])
+def test_the_printed_swizzle_is_the_proved_one(rows, width):
+    """TileLayout.swizzle_c at every element against the isl map the proofs use, for the
+    swizzle operand_tile picks at each row width (and it picks one free of conflicts)."""
+    from polypipe.analysis.bank_conflicts import conflict_degree, cp_async_rows, ldmatrix_x4
+    from polypipe.gpu_ir import LocalDim, TileLayout
+    from polypipe.gpu_mma import points
+    from polypipe.gpu_warp import operand_tile
+
+    tile = operand_tile("A", rows, width)
+    chunks = width // 8
+    assert conflict_degree(cp_async_rows(rows, chunks), tile.layout) == 1
+    assert conflict_degree(ldmatrix_x4(rows, chunks), tile.layout) == 1
+    dims = (LocalDim("pp_lm", "", rows, "i"), LocalDim("pp_lk", "", width, "k"))
+    layout = TileLayout(dims, dims, dims, 8 * tile.layout.pad_chunks, 8,
+                        swizzle=(tile.layout.bits, tile.layout.shift), chunks=tile.layout)
+    if not tile.layout.bits:
+        assert layout.swizzle_map("A_s") is None
+        return
+    text = layout.swizzle_c("r", "c")
+    relation = layout.swizzle_map("A_s").intersect_domain(isl_set("{ A_s[s, r, c] : s = 0 }"))
+    pairs = points(relation)
+    assert len(pairs) == rows * width
+    for (_, r, c), (_, r2, stored) in pairs:
+        assert r2 == r and eval(text, {"__builtins__": {}}, {"r": r, "c": c}) == stored
+
+
+def isl_set(text):
+    import islpy as isl
+
+    return isl.Set(text)
+
+
+# -- nvcc: no spills, and the main loop's SASS is the plan's instruction counts ------------
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("fields", [dict(block=(32, 32), reduction=32),
+                                    dict(block=(64, 64), reduction=32),
+                                    dict(block=(64, 32), reduction=64, shared_stages=4),
+                                    dict(block=(32, 64), reduction=32, register_stages=1)],
+                         ids=lambda f: "x".join(map(str, f["block"])) + f"k{f['reduction']}")
+def test_sass_has_the_planned_hmma_ldsm_and_ldgsts(arch, fields):
+    from polypipe.codegen.nvcc import compile_cubin, find_nvcc
+    from polypipe.codegen.sass import find_nvdisasm, kernel_sass
+    from polypipe.gpu_warp import warp_plan
+    from polypipe.kernel import bind_arguments
+
+    if find_nvcc() is None or find_nvdisasm() is None:
+        pytest.skip("needs nvcc and nvdisasm")
+    config = _config(**fields)
+    opt = pp.optimize(matmul, config)
+    shapes = [np.zeros((2048, 2048), np.float32)] + [np.zeros((2048, 2048), np.float16)] * 2
+    binding = bind_arguments(opt.original, shapes)
+    cubin, (resources,) = compile_cubin(opt.cuda_source_for(binding), arch)
+    assert resources.spill_stores + resources.spill_loads == 0
+    facts = kernel_sass(cubin)[resources.name]
+    counts = warp_plan(config).instruction_counts()
+    loop = facts.loop_mix
+    assert loop.hmma == counts["mma"]
+    assert loop.ldsm == 4 * (counts["ldmatrix_a"] + counts["ldmatrix_b"])
+    assert dict(loop.ldgsts) == {128: counts["cp_async_16"]}
+    assert facts.kernel_mix.local == 0
