@@ -78,16 +78,18 @@ def _prove_swizzles(kernel) -> list[str]:
 
 
 def _prove_accumulators(kernel, tx, plan) -> None:
-    mma = plan.accumulator_map().reverse().apply_range(isl.Map(
-        "{ W[wm, wn, lane, tm, tn, i] -> O[lane, tm, tn, i] }"))
+    """Thread (ty, tx) is lane ``4 (ty mod 8) + tx mod 4`` of warp ``(ty div 8, tx div 4)``."""
+    mma = plan.accumulator_map().reverse()
     (ty, tx_), (frow, fcol) = tx.thread_of(["row", "col"]), tx.fragment_of(["row", "col"])
     bm, bn = kernel.config.block
     owned = isl.Map(
-        f"{{ C[row, col] -> O[4 * {ty} + {tx_}, floor(({frow})/2), floor(({fcol})/2), "
-        f"2 * (({frow}) mod 2) + (({fcol}) mod 2)] : 0 <= row < {bm} and 0 <= col < {bn} }}")
+        f"{{ C[row, col] -> W[floor(({ty})/8), floor(({tx_})/4), 4 * (({ty}) mod 8) + "
+        f"(({tx_}) mod 4), floor(({frow})/2), floor(({fcol})/2), 2 * (({frow}) mod 2) + "
+        f"(({fcol}) mod 2)] : 0 <= row < {bm} and 0 <= col < {bn} }}")
     if not mma.is_equal(owned):
+        differ = mma.subtract(owned).union(owned.subtract(mma)).wrap().sample_point()
         raise InternalError(f"{kernel.name}: mma's accumulator layout is not the threads' "
-                            f"ownership; they differ at {mma.subtract(owned).union(owned.subtract(mma)).sample_point()}")
+                            f"ownership; they differ at {differ}")
 
 
 def _prove_fragments(kernel, tx, op) -> None:
@@ -101,7 +103,10 @@ def _prove_fragments(kernel, tx, op) -> None:
     row = lane_row(op, LANE_THREADS + LANE_VECTORS)
     delivered = points(ldmatrix_map(4, trans=op.trans))      # (lane, i) -> (j, row, col)
     fragment = dict(points(fragment_map(op.role)))            # (lane, i) -> (row, col)
-    for w in range(loads_per_step(op)):
+    warps = kernel.config.warps[axis]
+    in_warp = LANE_THREADS[axis]
+    part = kernel.config.block[axis] // warps
+    for warp, w in ((warp, w) for warp in range(warps) for w in range(loads_per_step(op))):
         starts = {}
         for lane in range(32):
             t, f, kin = (_evaluate(text, lane, w) for text in (row.thread, row.fragment,
@@ -110,7 +115,8 @@ def _prove_fragments(kernel, tx, op) -> None:
                 raise InternalError(f"{kernel.name}: lane {lane}'s ldmatrix row of "
                                     f"{op.load} is fragment {f}, outside the {extent} a "
                                     "thread holds")
-            along = _value_at(local, t, f)
+            # the printed thread is the lane's warp's: in_warp * warp + the in-warp one
+            along = _value_at(local, in_warp * warp + t, f) - part * warp
             starts[lane] = (along, kin) if op.role == "a" else (kin, along)
         got = {}
         for (lane, i), (j, mrow, mcol) in delivered:
@@ -128,7 +134,8 @@ def _prove_fragments(kernel, tx, op) -> None:
                     want[lane, i] = (first, 8 * (2 * w + j // 2) + second)
         if got != want:
             bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))[0]
-            raise InternalError(f"{kernel.name}: load {w} of {op.load}: ldmatrix hands lane "
+            raise InternalError(f"{kernel.name}: warp {warp}, load {w} of {op.load}: ldmatrix "
+                                f"hands lane "
                                 f"{bad[0]} element {got.get(bad)} as fragment element "
                                 f"{bad[1]}, mma expects {want.get(bad)}")
 

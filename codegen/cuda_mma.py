@@ -83,6 +83,20 @@ class MmaKernel:
         return None
 
 
+def thread_coordinates(threads: tuple[int, int]) -> tuple[str, str]:
+    """C of the kernel's thread coordinates (ty, tx) on the hardware: thread ``(8 wm + g,
+    4 wn + t)`` is lane ``4 g + t`` of hardware warp ``wm * WN + wn`` (``threads`` =
+    ``(8 WM, 4 WN)``), so that each warp's 32 lanes, whose collectives the proofs treat
+    as one, are one hardware warp. With one warp per row of warps (``WN = 1``) that is
+    ``threadIdx.y`` and ``threadIdx.x`` themselves."""
+    wn = threads[1] // 4
+    if wn == 1:      # threadIdx is already (8 wm + g, t) in hardware warp wm
+        return "(int)threadIdx.y", "(int)threadIdx.x"
+    tid = f"((int)threadIdx.y * {threads[1]} + (int)threadIdx.x)"
+    return (f"(8 * ({tid} / {32 * wn}) + ({tid} % 32) / 4)",
+            f"(4 * (({tid} / 32) % {wn}) + {tid} % 4)")
+
+
 def print_group(printer, mark: isl.AstNode, depth: int, thread_level: int) -> None:
     """Print the group under a ``warp`` mark (see the module docstring)."""
     mma: MmaKernel = printer.mma
@@ -95,7 +109,8 @@ def print_group(printer, mark: isl.AstNode, depth: int, thread_level: int) -> No
     names = [f"{ITERATOR_PREFIX}{inner_level + d}" for d in range(4)]
     threads = [f"{ITERATOR_PREFIX}{thread_level}", f"{ITERATOR_PREFIX}{thread_level + 1}"]
     stmt = instance.statement
-    lines = ["const int pp_lane = 4 * (int)threadIdx.y + (int)threadIdx.x;", "(void)pp_lane;"]
+    lines = [f"const int pp_lane = ((int)threadIdx.y * {printer._threads[1]} + "
+             "(int)threadIdx.x) % 32;", "(void)pp_lane;"]
     operand = mma.operand(stmt.name)
     if operand is not None:
         lines += _ldmatrix(printer, mma, operand, instance, threads, names)
@@ -133,8 +148,8 @@ def _bind(names: list[str], values: list[str]) -> str:
 class LaneRow:
     """C expressions (of ``pp_lane`` and the load ``pp_w``, non-negative integers) of the twin
     load instance whose element begins the row a lane's ldmatrix address points at: its
-    owning thread coordinate (``ty`` for A, ``tx`` for B; the other does not matter), its
-    fragment index and its k within the step. ``analysis.warp_proof`` evaluates these very
+    owning thread coordinate inside the lane's warp (``ty`` for A, ``tx`` for B; the other
+    does not matter), its fragment index and its k within the step. ``analysis.warp_proof`` evaluates these very
     texts for every lane and load."""
 
     thread: str
@@ -167,6 +182,7 @@ def _ldmatrix(printer, mma: MmaKernel, op: WarpOperand, instance: StatementInsta
     """One ldmatrix.x4 per instruction tile of A or pair of tiles of B."""
     row = lane_row(op, mma.ownership)
     thread = threads[0] if op.role == "a" else threads[1]
+    in_warp = mma.ownership[0] if op.role == "a" else mma.ownership[1]
     read = printer.shared_element(instance, instance.statement.reads[0])
     slot = _slot(printer, mma, instance, instance.statement.target, 0)
     loads = loads_per_step(op)
@@ -177,9 +193,11 @@ def _ldmatrix(printer, mma: MmaKernel, op: WarpOperand, instance: StatementInsta
     return [
         f"{_bind(names[:2], ['0', '0'])}",
         f"const int pp_slot = {slot};",
+        f"const int pp_warp = {thread} / {in_warp};",     # this lane's warp along the axis
         "#pragma unroll",
         f"for (int pp_w = 0; pp_w < {loads}; pp_w += 1) {{",
-        f"  {_bind([thread], [row.thread])} {_bind(names[:2], [row.kin, row.fragment])}",
+        f"  {_bind([thread], [f'{in_warp} * pp_warp + {row.thread}'])} "
+        f"{_bind(names[:2], [row.kin, row.fragment])}",
         f"  {name}(*reinterpret_cast<uint32_t (*)[4]>(&{target}[(pp_slot * {loads} + pp_w) * "
         f"4]), &{read});",     # an x4 load fills 4 registers
         "}"]
@@ -251,7 +269,7 @@ def mma_kernel(kernel, dtypes: dict[str, str], sizes: dict[str, int] | None) -> 
     shape = SHAPES[config.mma]
     operands = warp_operands(kernel)
     return MmaKernel(operands, swizzled_tiles(kernel), c.update, kernel.accumulator_buffer,
-                     config.block[1] // LANE_THREADS[1], _tiles(config), config.register_stages,
+                     config.block[1] // config.threads[1], _tiles(config), config.register_stages,
                      config.reduction // shape.k, shape.k, LANE_THREADS + LANE_VECTORS,
                      c.reduction_iterators[-1], "f16" if factors.a.dtype == "float16" else "bf16")
 
@@ -259,8 +277,9 @@ def mma_kernel(kernel, dtypes: dict[str, str], sizes: dict[str, int] | None) -> 
 def _tiles(config) -> tuple[int, int]:
     from polypipe.gpu_mma import SHAPES
 
-    shape = SHAPES[config.mma]
-    return config.block[0] // shape.m, config.block[1] // shape.n
+    shape = SHAPES[config.mma]     # per warp
+    return (config.block[0] // config.warps[0] // shape.m,
+            config.block[1] // config.warps[1] // shape.n)
 
 
 def warp_operands(kernel) -> tuple[WarpOperand, ...]:

@@ -250,6 +250,11 @@ class CudaPrinter(CPrinter):
             names = ["threadIdx.y", "threadIdx.x"][-len(self._threads):]
             axes = {mark.value + d: _Axis(f"({self.index_type}){name}", name, extent)
                     for d, (name, extent) in enumerate(zip(names, self._threads))}
+            if self.mma is not None:     # lanes of one warp are one hardware warp
+                from .cuda_mma import thread_coordinates
+
+                axes = {mark.value + d: _Axis(value, value, extent) for d, (value, extent)
+                        in enumerate(zip(thread_coordinates(self._threads), self._threads))}
             self._axes.update(axes)
             self.node(child, depth)
             for level in axes:

@@ -35,6 +35,10 @@ class TileMapping:
         # Reduction steps a register fragment holds: one for CUDA cores, an instruction's
         # k for tensor cores (ldmatrix and mma.sync take 16 k at a time).
         self.kg = _instruction_k(config)
+        # Tensor cores: the threads of each axis are warps of (8, 4) lanes, each warp owning a
+        # contiguous part of the block tile (warp-blocked), inside which the ownership is the
+        # interleaved one below; CUDA-core kernels are one "warp" per axis.
+        self.wm, self.wn = config.warps if config.mma is not None else (1, 1)
         self.S = config.shared_stages
         self.R = config.register_stages
         self.rk = c.reduction_iterators[-1] if c.reduction_iterators else None
@@ -57,13 +61,39 @@ class TileMapping:
 
     # A thread owns groups of ``v`` consecutive rows (columns), ``v * T`` apart: local row
     # ``l`` belongs to thread ``floor(l / v) mod T`` as its fragment row
-    # ``v * floor(l / (v T)) + l mod v``; ``local_of`` is the inverse.
+    # ``v * floor(l / (v T)) + l mod v``; ``local_of`` is the inverse. With ``W`` warps along
+    # the axis, warp ``floor(l / E)`` (``E`` = the tile over ``W``) owns ``l``, and inside
+    # its part ``l mod E`` is owned that way by its ``T / W`` threads of the axis.
     def _axes(self, o: list[str]) -> list[tuple[str, int, int]]:
-        """(local coordinate, group, threads) of the row and of the column axis."""
-        return [(self.local_m(o), self.vm, self.tm), (self.local_n(o), self.vn, self.tn)]
+        """(local coordinate in the warp's part, group, threads of a warp) of the row and of
+        the column axis."""
+        return [(self._in_warp(self.local_m(o), 0), self.vm, self.tm // self.wm),
+                (self._in_warp(self.local_n(o), 1), self.vn, self.tn // self.wn)]
+
+    def _warp_tile(self, axis: int) -> tuple[int, int]:
+        """(warps, extent of a warp's part) along ``axis``."""
+        warps = (self.wm, self.wn)[axis]
+        return warps, (self.bm, self.bn)[axis] // warps
+
+    def _in_warp(self, local: str, axis: int) -> str:
+        warps, extent = self._warp_tile(axis)
+        return local if warps == 1 else f"(({local}) mod {extent})"
+
+    def _warp_of(self, o: list[str]) -> list[str | None]:
+        locals_ = (self.local_m(o), self.local_n(o))
+        found = []
+        for axis, local in enumerate(locals_):
+            warps, extent = self._warp_tile(axis)
+            found.append(None if warps == 1 else f"floor(({local})/{extent})")
+        return found
 
     def thread_of(self, o: list[str]) -> list[str]:
-        return [owner(*axis) for axis in self._axes(o)]
+        threads = []
+        for axis, (warp, (local, vector, count)) in enumerate(zip(self._warp_of(o),
+                                                                    self._axes(o))):
+            inside = owner(local, vector, count)
+            threads.append(inside if warp is None else f"({count} * {warp} + {inside})")
+        return threads
 
     def fragment_of(self, o: list[str]) -> list[str]:
         return [fragment_index(*axis) for axis in self._axes(o)]
@@ -81,6 +111,15 @@ class TileMapping:
 
     def local_of(self, thread: str, fragment: str, axis: int) -> str:
         v, t = (self.vm, self.tm) if axis == 0 else (self.vn, self.tn)
+        warps, extent = self._warp_tile(axis)
+        if warps > 1:       # the warp's part, then the thread inside it
+            t //= warps
+            inside = self._local_in_warp(f"(({thread}) mod {t})", fragment, v, t)
+            return f"{extent} * floor(({thread})/{t}) + {inside}"
+        return self._local_in_warp(thread, fragment, v, t)
+
+    @staticmethod
+    def _local_in_warp(thread: str, fragment: str, v: int, t: int) -> str:
         if v == 1:
             return f"{thread} + {t} * {fragment}"
         return f"{v * t} * floor({fragment}/{v}) + {v} * {thread} + ({fragment}) mod {v}"

@@ -191,15 +191,18 @@ def lane_config(config):
     """The configuration the tensor-core lowering builds: the kernel is the CUDA-core mapping
     of :data:`LANE_THREADS` and :data:`LANE_VECTORS` with fragments of one k-step, whose
     loads and updates CUDA prints as the warp's ldmatrix and mma.sync
-    (:mod:`polypipe.codegen.cuda_mma`). One warp per block so far."""
+    (:mod:`polypipe.codegen.cuda_mma`); with several warps each owns a contiguous part of
+    the block tile (``TileMapping``'s warp-blocked ownership)."""
     from dataclasses import replace
 
     warp_plan(config)
-    if config.warps != (1, 1):
-        _refuse(f"warps={config.warps}: the tensor-core lowering builds one warp per block so "
-                "far (warps=(1, 1)); several warps per block are planned "
-                "(polypipe.gpu_warp.warp_plan) but not lowered")
-    return replace(config, threads=LANE_THREADS, fragment_vector=LANE_VECTORS)
+    return replace(config, threads=lane_threads(config.warps), fragment_vector=LANE_VECTORS)
+
+
+def lane_threads(warps: tuple[int, int]) -> tuple[int, int]:
+    """The thread grid of the lowering: each warp (wm, wn) is the threads
+    ``(8 wm + g, 4 wn + t)`` of lane ``4 g + t`` (CUDA binds them to its hardware warp)."""
+    return LANE_THREADS[0] * warps[0], LANE_THREADS[1] * warps[1]
 
 
 def mma_structure(contraction) -> MmaOperands:
@@ -218,8 +221,7 @@ def _refuse(text: str) -> None:
 
 def _refuse_geometry(config, shape: MmaShape) -> None:
     (bm, bn), (wm, wn) = config.block, config.warps
-    if config.threads not in (DEFAULT_THREADS, (wm, WARP * wn)) and not (
-            config.warps == (1, 1) and config.threads == LANE_THREADS):
+    if config.threads not in (DEFAULT_THREADS, (wm, WARP * wn), lane_threads(config.warps)):
         _refuse(f"threads={config.threads} with mma: a tensor-core block is its warps "
                 f"(warps={config.warps}: {WARP * wm * wn} threads); leave threads out")
     # B is read two 8-column instruction tiles per ldmatrix.x4.trans: warp tiles have an

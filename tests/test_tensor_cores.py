@@ -16,8 +16,9 @@ from polypipe.errors import ArgumentError, ScheduleError
 MMA = "m16n8k16"
 
 
-def _config(block=(32, 32), reduction=32, shared_stages=3, register_stages=2, **extra):
-    return pp.GpuConfig(block=block, warps=(1, 1), reduction=reduction,
+def _config(block=(32, 32), reduction=32, shared_stages=3, register_stages=2, warps=(1, 1),
+            **extra):
+    return pp.GpuConfig(block=block, warps=warps, reduction=reduction,
                         shared_stages=shared_stages, register_stages=register_stages,
                         mma=MMA, **extra)
 
@@ -90,16 +91,47 @@ def _random(rng, shape, dtype):
     return rng.standard_normal(shape).astype(numpy_dtype(dtype))
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("fields,sizes", [
+_BUILT: dict = {}
+
+
+def _optimized(kernel, config):
+    """One build per kernel and configuration in a worker (a proof of several warps takes
+    seconds)."""
+    key = (kernel.python.__name__, config)
+    if key not in _BUILT:
+        _BUILT[key] = pp.optimize(kernel, config)
+    return _BUILT[key]
+
+
+ONE_WARP = [
     (dict(block=(16, 16), reduction=16, shared_stages=1, register_stages=1), (16, 16, 16)),
     (dict(block=(32, 32), reduction=32), (64, 64, 96)),
     (dict(block=(64, 32), reduction=16, shared_stages=2, register_stages=1), (64, 96, 64)),
     (dict(block=(32, 64), reduction=64, shared_stages=4, register_stages=4), (32, 128, 256)),
-], ids=lambda v: "x".join(map(str, v["block"])) + f"k{v['reduction']}" if isinstance(v, dict)
-    else "x".join(map(str, v)))
-def test_matmul_matches_numpy(dtype, fields, sizes):
-    opt = pp.optimize(matmul, _config(**fields))
+]
+# Several warps: each shape in one of the two formats (the proofs take seconds each).
+WARPS = [
+    (dict(block=(64, 64), warps=(2, 2)), (128, 64, 64), "float16"),
+    (dict(block=(64, 32), warps=(4, 1), reduction=16, register_stages=1), (64, 64, 48),
+     "bfloat16"),
+    (dict(block=(32, 128), warps=(1, 4)), (32, 128, 64), "float16"),
+    (dict(block=(64, 128), warps=(2, 4), reduction=64, shared_stages=2), (64, 128, 128),
+     "bfloat16"),
+]
+CASES = [(f, s, d) for f, s in ONE_WARP for d in ("float16", "bfloat16")] + WARPS
+
+
+def _case_id(case) -> str:
+    fields, sizes, dtype = case
+    return ("x".join(map(str, fields["block"])) + f"k{fields.get('reduction', 32)}w"
+            + "x".join(map(str, fields.get("warps", (1, 1)))) + "-"
+            + "x".join(map(str, sizes)) + "-" + dtype)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_matmul_matches_numpy(case):
+    fields, sizes, dtype = case
+    opt = _optimized(matmul, _config(**fields))
     rng = np.random.default_rng(sum(sizes))
     M, N, K = sizes
     A, B = _random(rng, (M, K), dtype), _random(rng, (K, N), dtype)
@@ -175,9 +207,27 @@ def test_a_wrong_lane_mapping_gives_a_wrong_result(old, new):
 
 
 # -- refusals ----------------------------------------------------------------------------------
-def test_several_warps_per_block_are_refused_with_the_reason():
-    with pytest.raises(ScheduleError, match=r"one warp per block so far"):
-        pp.optimize(matmul, pp.GpuConfig(block=(64, 64), warps=(2, 2), reduction=32, mma=MMA))
+@pytest.mark.parametrize("warps,block", [((2, 2), (64, 64))])
+def test_each_warp_is_one_hardware_warp(warps, block):
+    """Thread (8 wm + g, 4 wn + t) runs as lane 4 g + t of hardware warp wm WN + wn: a text
+    that numbers the threads row-major instead mixes two warps' lanes in one collective."""
+    from polypipe.codegen.cuda_mma import thread_coordinates
+
+    opt = _optimized(matmul, _config(block=block, warps=warps))
+    rng = np.random.default_rng(7)
+    M, N, K = block[0], block[1], 32
+    A, B = _random(rng, (M, K), "float16"), _random(rng, (K, N), "float16")
+    C = np.zeros((M, N), np.float32)
+    source = opt.cuda_source(C, A, B)
+    ty, tx = thread_coordinates((8 * warps[0], 4 * warps[1]))
+    assert source.count(ty) > 0 and "threadIdx.y *" in ty
+    opt.run(C, A, B, source=source.replace(ty, "(int)threadIdx.y").replace(tx, "(int)threadIdx.x"))
+    assert np.abs(C - A.astype(np.float64) @ B.astype(np.float64)).max() > 1.0
+
+
+def test_a_plan_that_cannot_be_honoured_is_refused_with_the_reason():
+    with pytest.raises(ScheduleError, match="accumulator and .* fragment registers per lane"):
+        pp.optimize(matmul, _config(block=(128, 128), warps=(1, 1)))
 
 
 def test_float32_operands_are_refused_when_the_kernel_runs():
@@ -299,8 +349,10 @@ def isl_set(text):
 @pytest.mark.parametrize("fields", [dict(block=(32, 32), reduction=32),
                                     dict(block=(64, 64), reduction=32),
                                     dict(block=(64, 32), reduction=64, shared_stages=4),
-                                    dict(block=(32, 64), reduction=32, register_stages=1)],
-                         ids=lambda f: "x".join(map(str, f["block"])) + f"k{f['reduction']}")
+                                    dict(block=(32, 64), reduction=32, register_stages=1),
+                                    dict(block=(128, 128), warps=(2, 2), reduction=32)],
+                         ids=lambda f: "x".join(map(str, f["block"])) + f"k{f['reduction']}"
+                         + "w" + "x".join(map(str, f.get("warps", (1, 1)))))
 def test_sass_has_the_planned_hmma_ldsm_and_ldgsts(arch, fields):
     from polypipe.codegen.nvcc import compile_cubin, find_nvcc
     from polypipe.codegen.sass import find_nvdisasm, kernel_sass
@@ -310,7 +362,7 @@ def test_sass_has_the_planned_hmma_ldsm_and_ldgsts(arch, fields):
     if find_nvcc() is None or find_nvdisasm() is None:
         pytest.skip("needs nvcc and nvdisasm")
     config = _config(**fields)
-    opt = pp.optimize(matmul, config)
+    opt = _optimized(matmul, config)
     shapes = [np.zeros((2048, 2048), np.float32)] + [np.zeros((2048, 2048), np.float16)] * 2
     binding = bind_arguments(opt.original, shapes)
     cubin, (resources,) = compile_cubin(opt.cuda_source_for(binding), arch)
