@@ -361,8 +361,9 @@ def cmd_pipeline(options) -> int:
 
         print(f"\nGPU mapping: {config.describe()}")
         print("\n".join(warp_plan(config).describe()))
-        print("(the plan only: the tensor-core lowering is not built yet, so no kernel, "
-              "buffers or timeline)")
+        print(optimize(k.program, config).describe())   # refused with the reason if it must be
+        if options.timeline:
+            print("(no timeline for tensor-core kernels yet)")
         return 0
     optimized = optimize(k.program, config)
     print(f"\nGPU mapping: {config.describe()}")

@@ -64,10 +64,14 @@ def test_cli_run_16_bit_is_exact(dtype, backend, capsys):
 
 
 def test_cli_pipeline_shows_a_tensor_core_plan(capsys):
-    assert main(["pipeline", str(EXAMPLES / "gemm.py"), "--config",
+    assert main(["pipeline", str(EXAMPLES / "half_gemm.py"), "--config",
                  "block=64x64,warps=2x2,reduction=32,mma=m16n8k16"]) == 0
     out = capsys.readouterr().out
-    assert "tensor cores: m16n8k16" in out and "not built yet" in out
+    assert "tensor cores: m16n8k16" in out and "ldmatrix of A and B delivers" in out
+    # gemm's update multiplies unwidened values: refused, saying how to write it
+    assert main(["pipeline", str(EXAMPLES / "gemm.py"), "--config",
+                 "block=64x64,warps=2x2,reduction=32,mma=m16n8k16"]) == 2
+    assert "cannot use tensor cores" in capsys.readouterr().err
     assert main(["pipeline", str(EXAMPLES / "gemm.py"), "--config",
                  "block=64x64,warps=3x2,mma=m16n8k16"]) == 2
     assert "whole instruction tiles" in capsys.readouterr().err

@@ -185,6 +185,41 @@ def test_two_contractions_in_sequence(dtype):
     assert np.all(np.abs(D - want) <= _bound(N, E, C16, "ij,jl->il"))
 
 
+OH = OW = 4      # the implicit-GEMM convolution's output image and input channels
+CI = 16
+
+
+@pp.kernel
+def conv3x3(Y, Xp, Wt):
+    """A 3x3 convolution as an implicit GEMM (rows: output pixels, k: taps x channels) of a
+    padded NHWC image, as benchmarks/gpu_workloads.py writes ResNet's layers."""
+    P, CO = Y.shape
+    RSC = Wt.shape[0]
+    for p in range(P):
+        for co in range(CO):
+            Y[p, co] = 0.0
+            for r in range(RSC):
+                Y[p, co] += np.float32(Xp[p // (OH * OW), (p // OW) % OH + r // (3 * CI),
+                                          p % OW + (r // CI) % 3, r % CI]) * Wt[r, co]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_implicit_gemm_convolution(dtype):
+    opt = _optimized(conv3x3, _config(block=(32, 32), reduction=16, register_stages=1))
+    rng = np.random.default_rng(8)
+    batch, co = 2, 32
+    Xp, Wt = _random(rng, (batch, OH + 2, OW + 2, CI), dtype), _random(rng, (9 * CI, co), dtype)
+    Y = np.full((batch * OH * OW, co), np.nan, np.float32)
+    opt.run(Y, Xp, Wt)
+    want = np.zeros_like(Y)
+    conv3x3.python(want, Xp, Wt)       # the function itself: float32 sums in its order
+    gathered = np.stack([Xp[p // (OH * OW), (p // OW) % OH + r // (3 * CI),
+                            p % OW + (r // CI) % 3, r % CI]
+                         for p in range(Y.shape[0]) for r in range(9 * CI)]).reshape(
+        Y.shape[0], 9 * CI)
+    assert np.all(np.abs(Y - want) <= 2 * _bound(9 * CI, gathered, Wt, "pr,rc->pc"))
+
+
 # -- the printed collectives are what computes: mutations give wrong results ----------------
 MUTATIONS = [("(pp_lane % 8)", "((pp_lane + 1) % 8)"),          # a lane's row address
              ("pp_d[1]; a_C_r", "pp_d[2]; a_C_r"),               # an accumulator register
