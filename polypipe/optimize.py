@@ -134,6 +134,11 @@ class OptimizedProgram:
                              f"{op.register} x{kernel.config.register_stages}")
             for read, reason in kernel.unpromoted:
                 lines.append(f"    {read}: stays in global memory ({reason})")
+            if kernel.config.mma is not None:   # the warp groups CUDA prints
+                from .gpu_warp import warp_plan
+
+                lines += [f"    {line.strip()}" for line in warp_plan(kernel.config).describe()
+                          if "per lane" in line or "per main-loop" in line]
         for decision in self.fusions:
             lines.append(f"  {decision}")
         for proof in self.proofs:
@@ -509,11 +514,13 @@ def _fitted_program(optimized: OptimizedProgram, binding: Binding) -> OptimizedP
 
 
 def _layout_text(layout) -> str:
-    """`` (stored [k][m] + 4 padding, 4-element copies)`` of a shared tile's layout."""
+    """`` (stored [k][m] + 4 padding, 4-element copies)`` of a shared tile's layout, with the
+    swizzle of a tensor-core tile."""
     if layout is None:
         return ""
     order = "".join(f"[{d.name.removeprefix('pp_l')}]" for d in layout.order)
-    return (f" (stored {order} + {layout.padding} padding, {layout.vector}-element "
+    swizzled = f", {layout.chunks.name}" if layout.swizzle[0] else ""
+    return (f" (stored {order} + {layout.padding} padding{swizzled}, {layout.vector}-element "
             "copies)")
 
 
