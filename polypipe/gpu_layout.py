@@ -15,6 +15,7 @@ from __future__ import annotations
 import islpy as isl
 
 from . import ir
+from .errors import InternalError
 from .gpu_ir import LocalDim, Operand, TileLayout
 from .gpu_mapping import TileMapping, uses
 
@@ -66,8 +67,9 @@ def _warp_tile_layout(dims: tuple[LocalDim, ...], copy_order: tuple[LocalDim, ..
     from .gpu_warp import operand_tile
 
     rows, width = copy_order[0].extent, copy_order[-1].extent
-    if width % HALF_VECTOR or rows % 16 or width % 16:
-        return TileLayout(dims, copy_order, copy_order, 0, 1)
+    if rows % 16 or width % 16:    # warp_plan admits whole instruction tiles only
+        raise InternalError(f"a tensor-core operand tile of {rows} x {width} elements: "
+                            "ldmatrix reads 16 x 16 pieces with 16-byte rows")
     chosen = operand_tile("tile", rows, width).layout
     return TileLayout(dims, copy_order, copy_order, HALF_VECTOR * chosen.pad_chunks,
                       HALF_VECTOR, swizzle=(chosen.bits, chosen.shift), chunks=chosen)

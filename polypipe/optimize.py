@@ -588,7 +588,8 @@ def _built(program: ir.Program, config: GpuConfig, contraction, name: str, prove
         kernel = lower_contraction(contraction, config, name)
     except ScheduleError as refusal:
         raise _NotAContraction(str(refusal).splitlines()[0]) from None
-    require_stages_fit(kernel, 4)   # float32, the smallest element: refuse what never fits
+    # The smallest element: refuse what never fits (float32; tensor cores take 16-bit tiles)
+    require_stages_fit(kernel, 2 if config.mma is not None else 4)
     if not prove:
         return kernel, None
     try:

@@ -409,3 +409,12 @@ def test_sass_has_the_planned_hmma_ldsm_and_ldgsts(arch, fields):
     assert loop.ldsm == 4 * (counts["ldmatrix_a"] + counts["ldmatrix_b"])
     assert dict(loop.ldgsts) == {128: counts["cp_async_16"]}
     assert facts.kernel_mix.local == 0
+
+
+def test_shared_stages_are_counted_in_16_bit_elements():
+    """5 stages of 64x128 and 128x64 half tiles are 160 KiB: they fit an H100 block (227
+    KiB), which they would not as float32; 8 stages (256 KiB) do not fit."""
+    opt = pp.optimize(matmul, _config(block=(64, 64), reduction=128, shared_stages=5))
+    assert "A_s x5 stages" in opt.describe()
+    with pytest.raises(ScheduleError, match="shared"):
+        pp.optimize(matmul, _config(block=(64, 64), reduction=128, shared_stages=8))
