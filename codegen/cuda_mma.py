@@ -1,28 +1,30 @@
 """Tensor-core groups in CUDA: a k-step's fragment loads as ``ldmatrix``, its updates as
-``mma.sync`` (issue 17; the lowering is :func:`polypipe.gpu_warp.lane_config`).
+``mma.sync`` (issue 17; the lowering's settings are :func:`polypipe.gpu_warp.lane_config`).
 
-A tensor-core kernel is the CUDA-core kernel of threads (8, 4) with fragments of one k-step
-(``TileMapping.kg`` = 16): thread ``(g, t)`` is lane ``4 g + t`` and owns exactly the
-accumulators mma's layout gives that lane. Its per-thread loads of a k-step (every k of the
-thread's rows or columns) and its updates sit under ``warp`` marks (:mod:`polypipe.marks`);
-this module prints each such group as what the warp executes instead:
+A tensor-core kernel is the CUDA-core kernel of threads (8 WM, 4 WN) with fragments of one
+k-step (``TileMapping.kg`` = 16) and warp-blocked ownership: thread ``(8 wm + g, 4 wn + t)``
+is lane ``4 g + t`` of warp ``(wm, wn)`` and owns exactly the accumulators mma's layout gives
+that lane. Its per-thread loads of a k-step (every k of the thread's rows or columns) and its
+updates sit under ``warp`` marks (:mod:`polypipe.marks`); this module prints each such group
+as what the warp executes instead:
 
 * the loads of operand X: per instruction tile (A) or pair of tiles (B) one
   ``ldmatrix.x4`` (``.trans`` where the stored rows do not run along k), each lane giving the
-  address of one row of one 8x8 matrix. The address is the twin kernel's own proved access:
-  the group's statement instance whose element is that row's first is found (the inverse of
-  the thread ownership) and its shared-memory access expression printed in a scope that
-  binds the AST iterators to that instance, so the layout (padding, stage slot) is the one
-  the proofs saw;
+  address of one row of one 8x8 matrix. The address is the kernel's own proved access: the
+  group's statement instance whose element begins that row is found (the inverse of the
+  thread ownership, :func:`lane_row`) and its shared-memory access expression printed in a
+  scope that binds the AST iterators to that instance, so the layout (stage slot, padding,
+  swizzle) is the one the proofs saw;
 * the updates: per (tm, tn) one ``mma.sync.m16n8k16`` on the lane's four accumulators
   (fragment slots ``(2 tm + h, 2 tn + e)``, accumulator ``2 h + e``).
 
-The registers a lane receives are not the twin's (it held whole rows of the k-step): the
-fragment buffers are declared in mma's register layout, ``R`` slots of ``4`` (A) or ``2``
-(B) 32-bit registers per instruction tile. That ldmatrix hands each lane mma's fragments,
-and that mma then adds the products the twin's updates add, are the facts
-:mod:`polypipe.gpu_mma` proves with isl; the CPU runtime executes both per lane from the PTX
-ISA's layouts, so a wrong address or register gives a wrong result there.
+The registers a lane receives are not the per-thread kernel's (it held whole rows of the
+k-step): the fragment buffers are declared in mma's register layout, ``R`` slots of ``4`` (A)
+or ``2`` (B) 32-bit registers per instruction tile. That the printed addresses make ldmatrix
+hand each lane mma's fragments, and that mma's accumulator layout is the ownership, is
+:func:`polypipe.analysis.warp_proof.prove_warp_groups`; the CPU runtime executes both
+instructions per lane from the PTX ISA's layouts, so a wrong address or register gives a
+wrong result there.
 """
 
 from __future__ import annotations
@@ -34,9 +36,6 @@ import islpy as isl
 from polypipe.errors import InternalError
 
 from .ast_build import ITERATOR_PREFIX, StatementInstance
-
-PIECES = ((0, 0), (8, 0), (0, 8), (8, 8))    # matrix j of an x4 load: (row, column) offsets
-
 
 @dataclass(frozen=True)
 class WarpOperand:
@@ -158,8 +157,9 @@ class LaneRow:
 
 
 def lane_row(op: WarpOperand, ownership: tuple[int, int, int, int]) -> LaneRow:
-    """Lane ``8 j + i`` addresses row ``i`` of matrix ``j`` (the 8x8 piece :data:`PIECES`
-    ``[j]`` of the load's 16 x 16 tile): the element at the piece's first column, row ``i``
+    """Lane ``8 j + i`` addresses row ``i`` of matrix ``j``, the 8x8 piece at ``(8 (j mod 2),
+    8 (j div 2))`` of the load's 16 x 16 tile (``gpu_mma.A_PIECES``; for B the two k halves of
+    one 8-column tile, then of the next): the element at the piece's first column, row ``i``
     when the stored rows run along the tile's first axis, else the first row, column ``i``."""
     tm, tn, vm, vn = ownership
     j, i = "(pp_lane / 8)", "(pp_lane % 8)"
