@@ -4,7 +4,7 @@
     python benchmarks/gpu.py --dry-run [--quick]         # no GPU: prove, print and nvcc-compile
     python benchmarks/gpu.py --chart RESULTS.json        # redraw the bar chart of a run
     python benchmarks/gpu.py --half [--session]          # FP16/BF16, FP32 accumulation
-    python benchmarks/gpu.py --dry-run --half            # no GPU: tensor-core plans only
+    python benchmarks/gpu.py --dry-run --half            # no GPU: the FP16/BF16 sections only
 
 For every workload of :mod:`gpu_workloads` (ALCOP's shapes) it times each implementation with
 CUDA events (warm-up, then the median of single runs, each after an L2 flush: :class:`Timer`;
@@ -29,12 +29,15 @@ every shape of the class. The dry run also prints the static instruction mix tha
 fragment ownership changes: multiply-adds per shared-memory load instruction.
 
 FP16 and BF16 (:mod:`gpu_half`): ``--half`` times cuBLAS (PyTorch, FP32 compute type), Triton
-and polypipe's CUDA-core kernels on float16/bfloat16 inputs with float32 accumulation, in
-``DIR/gpu_<device>_half[_session].json`` (the same records, ``dtype`` "float16"/"bfloat16").
-Every ``--dry-run`` ends with two more sections: the tensor-core builds (each plan's registers,
-shared memory, instruction mix, swizzle and conflict degrees, static estimate at 4096^3,
-8192^3 and a BERT GEMM, and the configurations refused, with the reason) and the
-half-precision runs a GPU run makes; ``--dry-run --half`` prints only those two.
+and polypipe's tensor-core (``mma.sync``) and CUDA-core kernels on float16/bfloat16 inputs with
+float32 accumulation, in ``DIR/gpu_<device>_half[_session].json`` (the same records, ``dtype``
+"float16"/"bfloat16"). Every ``--dry-run`` ends with more sections: the tensor-core plans (each
+plan's registers, shared memory, instruction mix, swizzle and conflict degrees, static
+estimate at 4096^3, 8192^3 and a BERT GEMM, and the configurations refused, with the reason),
+the tensor-core builds for 4096^3 (optimized, printed, nvcc-compiled: registers, spills, the
+main loop's HMMA/LDSM/LDGSTS.128 against the plan, the built kernel's estimate; with
+``--session`` only the session's configurations) and the half-precision runs a GPU run makes;
+``--dry-run --half`` prints only those.
 ``--session`` does not draw the chart (a session brings back 8 files): ``--chart`` redraws it.
 """
 
@@ -499,7 +502,7 @@ def chart(path: Path) -> Path | None:
         return r["impl"] if len(dtypes) == 1 else f"{r['impl']} {r.get('dtype', 'float32')}"
 
     order = ("cublas", "cublas-out-f32", "cudnn", "triton", "polypipe", "polypipe-nopipe",
-             "polypipe-cudacore")
+             "polypipe-tensorcore", "polypipe-cudacore")
     impls = sorted({label(r) for r in records},
                    key=lambda i: (order.index(i.split()[0]) if i.split()[0] in order
                                   else len(order), i))
@@ -633,7 +636,8 @@ def main(argv=None) -> int:
                         help="no search: SESSION_CONFIGS on SESSION_WORKLOADS (gpu_session.py)")
     parser.add_argument("--half", action="store_true",
                         help="FP16/BF16 with FP32 accumulation (gpu_half.py); with --dry-run "
-                             "only the tensor-core plans and the half-precision builds")
+                             "only the tensor-core plans and builds and the half-precision "
+                             "builds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args(argv)
     if options.chart:

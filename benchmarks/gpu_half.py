@@ -1,12 +1,13 @@
-"""FP16 and BF16 GEMMs with FP32 accumulation on the GPU, and the plans of the tensor-core builds.
+"""FP16 and BF16 GEMMs with FP32 accumulation on the GPU: the baselines, polypipe's CUDA-core and
+tensor-core kernels, and the dry run's plans and builds of the tensor-core configurations.
 
     python benchmarks/gpu.py --half [--session] [--only NAMES] [--out DIR]   # on a GPU host
     python benchmarks/gpu.py --dry-run [--half] [--session] [--only NAMES]   # no GPU
 
-**Baselines** (:func:`benchmark_half`) on :func:`gpu_workloads.half_workloads` (ALCOP's GEMMs,
-4096^3 and 8192^3 among them, and the batched attention GEMMs): the FP32 benchmark's JSON
-records with ``dtype`` "float16" or "bfloat16", ``accumulate`` "float32" and ``out_dtype``,
-in ``DIR/gpu_<device>_half[_session].json``:
+**What a GPU run times** (:func:`benchmark_half`) on :func:`gpu_workloads.half_workloads`
+(ALCOP's GEMMs, 4096^3 and 8192^3 among them, and the batched attention GEMMs): the FP32
+benchmark's JSON records with ``dtype`` "float16" or "bfloat16", ``accumulate`` "float32" and
+``out_dtype``, in ``DIR/gpu_<device>_half[_session].json``:
 
 * ``cublas``: ``torch.matmul`` of float16/bfloat16 tensors with PyTorch's
   ``allow_fp16_reduced_precision_reduction`` and ``allow_bf16_reduced_precision_reduction``
@@ -15,31 +16,52 @@ in ``DIR/gpu_<device>_half[_session].json``:
 * ``cublas-out-f32``: ``torch.mm`` / ``torch.bmm`` with ``out_dtype=torch.float32`` where this
   PyTorch has it (logged and skipped where not): the same product stored as float32;
 * ``triton``: :func:`gpu_triton.matmul`, float32 accumulator, float32 output;
-* ``polypipe-cudacore``: polypipe's current kernel of :func:`gpu_workloads.half_matmul` (CUDA
-  cores: 16-bit tiles in shared memory, products of the widened values, float32 sums),
-  float32 output. polypipe binds a device array through ``__cuda_array_interface__`` and
-  NumPy's dtype of its type string; NumPy knows bfloat16 only once ml_dtypes is imported, so
-  without ml_dtypes (the GPU host has none) the bfloat16 runs are skipped, saying why.
+* ``polypipe-tensorcore``: polypipe's ``mma.sync`` kernel of :func:`gpu_workloads.half_matmul`
+  (``ldmatrix.x4`` fragments, ``mma.sync.m16n8k16``, float32 accumulators, float32 output),
+  the fastest of a small search (:func:`time_tensorcore`): the configurations of
+  :func:`tc_configs` that build for the largest workload of each class (square-4096 for the
+  GEMMs; :func:`tc_buildable`, in forked processes before CUDA starts, each stopped after
+  :data:`TC_BUILD_LIMIT_S` seconds) timed on it in float16, then its :data:`TC_FINALISTS`
+  fastest on every workload and dtype. A configuration ``optimize`` refuses (ScheduleError)
+  or a size it cannot run (ArgumentError: partial tiles are not built) is logged with the
+  reason and skipped; the record's ``config`` is the configuration
+  (:func:`polypipe.gpu_config.format_config`), ``estimate_tflops`` the static estimate of
+  that build;
+* ``polypipe-cudacore``: polypipe's CUDA-core kernel of the same loop nest (16-bit tiles in
+  shared memory, products of the widened values, float32 sums), float32 output.
+
+polypipe binds a device array through ``__cuda_array_interface__`` and NumPy's dtype of its
+type string; NumPy knows bfloat16 only once ml_dtypes is imported, so without ml_dtypes (the
+GPU host has none) polypipe's bfloat16 runs are skipped, saying why.
 
 Every result is compared with the FP32 product of the same 16-bit inputs (cuBLAS, TF32 off)
 before it is recorded: within :data:`TOLERANCE` of its output dtype, relative to the largest
 element. An implementation that fails is logged and skipped. ``--session`` (the GPU session's
-step, about a minute): :data:`SESSION_WORKLOADS` with two Triton configurations, polypipe on
-square-4096 in float16 only (one nvcc build), no new work after :data:`SESSION_DEADLINE_S`
-seconds; the JSON is rewritten after every workload.
+step, :data:`SESSION_DEADLINE_S` seconds): :data:`SESSION_WORKLOADS` with two Triton
+configurations; first the baselines on square-4096, then polypipe-tensorcore on square-4096 in
+float16 (:data:`SESSION_TC_CONFIGS` in order, each started only with
+:data:`TENSORCORE_NEEDS_S` seconds left), then the other workloads' baselines, then
+polypipe-cudacore if time is left; no new work after :data:`SESSION_DEADLINE_S` seconds; the
+JSON is rewritten after every workload.
 
-**Tensor-core builds** (:func:`tensor_core_listing`, printed by every ``--dry-run``; ``--dry-run
---half`` prints only this module's sections, without the FP32 builds): polypipe's ``mma.sync``
-lowering is not built yet (the listing says what ``optimize`` answers), so the dry run lists
-the plans (:mod:`polypipe.gpu_warp`) of the configurations a first GPU search would time:
-every block tile of :data:`TC_BLOCKS` over every warp grid of :data:`TC_WARPS` at reduction 32,
-3 shared and 2 register stages, then :data:`TC_STAGE_VARIANTS` for the :data:`TC_STAGED`
-tiles, and a few configurations just outside (:data:`TC_OUTSIDE`). For each: registers per
-lane, shared memory, the instruction mix of one main-loop iteration, the swizzle the plan
-chose and its bank-conflict degrees, and the static estimate (time, TFLOP/s, bound) on an H200
-at :data:`TC_ESTIMATE_SHAPES`; then the ranking by the 8192^3 estimate, and each refusal with
-its ScheduleError text. The dry run also builds and prints (with ``--session``: nvcc-compiles)
-the polypipe-cudacore kernels a GPU run launches.
+**Tensor-core plans and builds** (:func:`tensor_core_listing`, printed by every ``--dry-run``;
+``--dry-run --half`` prints only this module's sections, without the FP32 builds). The
+configurations a GPU search times: every block tile of :data:`TC_BLOCKS` over every warp grid
+of :data:`TC_WARPS` at reduction 32, 3 shared and 2 register stages, then
+:data:`TC_STAGE_VARIANTS` for the :data:`TC_STAGED` tiles, and a few just outside
+(:data:`TC_OUTSIDE`). First each one's plan (:mod:`polypipe.gpu_warp`): registers per lane,
+shared memory, the instruction mix of one main-loop iteration, the swizzle and its
+bank-conflict degrees, the plan's static estimate on an H200 at :data:`TC_ESTIMATE_SHAPES`,
+the ranking by the 8192^3 estimate and each refusal with its ScheduleError text. Then each
+configuration is built for :data:`TC_BUILD_SHAPE` in float16 (:func:`tc_build`): optimized
+(proved), its CUDA printed for the sizes and nvcc-compiled for sm_90; the build's registers,
+spills, LDL/STL, the main loop's HMMA, LDSM (8x8 matrices) and LDGSTS.128 beside the plan's
+``instruction_counts`` ("matches", or the differences), and the static estimate of the built
+kernel; what ``optimize`` refuses or fails is listed with the reason. Each build runs in a
+forked process, :data:`TC_BUILD_JOBS` at a time, stopped after :data:`TC_BUILD_LIMIT_S`
+seconds (a proof that has not finished is listed as such). With ``--session`` only
+:data:`SESSION_TC_CONFIGS` are built (what the session times). The dry run also builds and
+prints (with ``--session``: nvcc-compiles) the polypipe-cudacore kernels a GPU run launches.
 """
 
 from __future__ import annotations
@@ -47,8 +69,14 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -65,7 +93,8 @@ TYPESTR = {"float16": "<f2", "bfloat16": "bfloat16", "float32": "<f4"}
 # Largest relative error accepted, by the output's dtype (its rounding, relative to the
 # largest element, plus the float32 sums' reordering).
 TOLERANCE = {"float32": 1e-4, "float16": 2e-3, "bfloat16": 1e-2}
-IMPLS = ("cublas", "cublas-out-f32", "triton", "polypipe-cudacore")
+IMPLS = ("cublas", "cublas-out-f32", "triton", "polypipe-tensorcore", "polypipe-cudacore")
+POLYPIPE_IMPLS = ("polypipe-tensorcore", "polypipe-cudacore")    # the summary's "polypipe"
 GOAL = 0.6                                      # issue 17: >= 0.6x cuBLAS HGEMM
 GOAL_SHAPES = ("square-4096", "square-8192")
 
@@ -73,8 +102,14 @@ GOAL_SHAPES = ("square-4096", "square-8192")
 CUDACORE_CONFIGS = gpu.SESSION_CONFIGS
 SESSION_WORKLOADS = ("square-4096", "square-8192", "bert-base-ffn1-512")
 SESSION_POLYPIPE = (("square-4096", "float16"),)
-SESSION_DEADLINE_S = 42          # from this module's import; the session step's limit is 50 s
-POLYPIPE_NEEDS_S = 20            # optimize + nvcc + timing of one polypipe build
+SESSION_TENSORCORE = (("square-4096", "float16"),)
+SESSION_DEADLINE_S = 62          # from this module's import; the session step's limit is 70 s
+POLYPIPE_NEEDS_S = 20            # optimize + nvcc + timing of one CUDA-core build
+# One tensor-core build timed: on a 2-core CPU under a load of 4, optimize (the proof) 19 to
+# 20 s for each of the session's configurations (12 to 14 s alone), the size check 2 s, the
+# CUDA text 1.3 s; then nvcc and the timed runs, about 2 s.
+TENSORCORE_NEEDS_S = 25
+ESTIMATE_NEEDS_S = 5             # the static estimate of a timed build (nvcc, nvdisasm)
 
 TC_BLOCKS = ((128, 128), (128, 256), (256, 128), (64, 128))
 TC_WARPS = ((2, 2), (2, 4), (4, 2))
@@ -88,6 +123,24 @@ TC_OUTSIDE = (dict(block=(128, 128), warps=(2, 2), reduction=24),
               dict(block=(96, 128), warps=(4, 2)))
 TC_ESTIMATE_SHAPES = ("square-4096", "square-8192", "bert-base-ffn1-512")
 TC_TARGET = "H200"
+TC_FINALISTS = 3                 # configurations of the search timed on every workload
+# The session's tensor-core configurations, in the order they are tried (each is built and
+# timed only if TENSORCORE_NEEDS_S seconds are left), from the dry run's builds
+# (benchmarks/results/cpu_gpu_dryrun.txt): no spills, the planned HMMA/LDSM/LDGSTS.128, a
+# proof of under a minute; 128x128 over 2x2 warps (2 blocks per SM, estimated <= 352 TFLOP/s
+# at 4096^3), then 256x128 over 4x2 warps (1 block per SM, <= 469 TFLOP/s).
+SESSION_TC_CONFIGS = (
+    pp.GpuConfig(block=(128, 128), warps=(2, 2), reduction=32, shared_stages=3,
+                 register_stages=2, mma="m16n8k16"),
+    pp.GpuConfig(block=(256, 128), warps=(4, 2), reduction=32, shared_stages=3,
+                 register_stages=2, mma="m16n8k16"))
+TC_BUILD_SHAPE = "square-4096"   # the dry run builds every configuration at these sizes
+# A dry-run build (optimize, print, nvcc) is stopped after this: twice the slowest proof that
+# finished (43.5 s, two builds at a time on a loaded 2-core CPU); the 128x256 tiles' proofs
+# ran for over 6 minutes alone without finishing.
+TC_BUILD_LIMIT_S = 90
+TC_BUILD_JOBS = max(1, min(8, os.cpu_count() or 1))     # forked builds at a time
+TC_OPTIMIZE_LIMIT_S = 120        # a GPU run's optimize of one configuration (soft_limit)
 IMPORTED = time.monotonic()
 
 
@@ -95,7 +148,12 @@ def log(text: str) -> None:
     print(text, flush=True)
 
 
-# -- the tensor-core listing (no GPU) ----------------------------------------------------------
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+# -- the tensor-core plans (no GPU) ------------------------------------------------------------
 
 
 def tc_configs() -> list[pp.GpuConfig]:
@@ -145,24 +203,18 @@ def estimate_row(name: str, est) -> str:
             f"{est.occupancy.blocks} block(s)/SM ({est.occupancy.limit}), {est.waves:.2f} waves")
 
 
-def lowering_status() -> str:
-    """What ``pp.optimize`` answers for a tensor-core configuration today."""
-    config = pp.GpuConfig(block=(128, 128), warps=(2, 2), reduction=32, mma="m16n8k16")
-    try:
-        pp.optimize(pp.kernel(half_matmul), config)
-    except pp.PolypipeError as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-    return "optimize builds it: time it with gpu.py --half"
-
-
-def tensor_core_listing(out=log) -> tuple[int, int]:
-    """Print the tensor-core section of the dry run; returns (plans, refusals)."""
+def tensor_core_plans(out=log) -> tuple[int, int]:
+    """Print the plans of :func:`tc_configs` and :func:`outside_configs`; returns (plans,
+    refusals)."""
     by_name = {w.name: w for w in half_workloads()}
     shapes = [by_name[name] for name in TC_ESTIMATE_SHAPES]
     start = time.perf_counter()
-    out(f"== tensor-core builds (mma.sync m16n8k16: float16/bfloat16 in, float32 accumulators; "
+    out(f"== tensor-core plans (mma.sync m16n8k16: float16/bfloat16 in, float32 accumulators; "
         f"estimates on {TC_TARGET}) ==")
-    out(f"polypipe's lowering today: {lowering_status()}")
+    out("polypipe lowers a configuration the plan accepts to ldmatrix.x4 and mma.sync and "
+        "proves it like every kernel; partial tiles are not built (sizes must divide the "
+        f"block and reduction tiles). Each configuration is built for {TC_BUILD_SHAPE} in "
+        "the next section.")
     ranked, refused, described = [], [], {}
     for config in tc_configs() + outside_configs():
         plan, reason = plan_of(config)
@@ -184,7 +236,7 @@ def tensor_core_listing(out=log) -> tuple[int, int]:
                 out(f"  {line}")
         for name, est in zip(TC_ESTIMATE_SHAPES, estimates):
             out(f"  estimate {estimate_row(name, est)}")
-    out(f"ranked by the estimate at {TC_ESTIMATE_SHAPES[1]} (TFLOP/s at "
+    out(f"ranked by the plan's estimate at {TC_ESTIMATE_SHAPES[1]} (TFLOP/s at "
         f"{', '.join(TC_ESTIMATE_SHAPES)}):")
     for config, estimates in sorted(ranked, key=lambda item: -item[1][1].tflops):
         out(f"  {' / '.join(f'{e.tflops:5.0f}' for e in estimates)}  {config.describe()}")
@@ -195,21 +247,231 @@ def tensor_core_listing(out=log) -> tuple[int, int]:
     return len(ranked), len(refused)
 
 
+# -- the tensor-core builds (no GPU) -----------------------------------------------------------
+
+
+def sass_against_plan(loop, counts: dict) -> tuple[str, list[str]]:
+    """The main loop's HMMA, LDSM and LDGSTS.128 of a build's SASS beside the plan's
+    ``instruction_counts`` of one main-loop iteration: (the row, the differences)."""
+    wide = dict(loop.ldgsts).get(128, 0)
+    pairs = (("HMMA", loop.hmma, counts["mma"]),
+             ("LDSM matrices", loop.ldsm, 4 * (counts["ldmatrix_a"] + counts["ldmatrix_b"])),
+             ("LDGSTS.128", wide, counts["cp_async_16"]))
+    differences = [f"{name} {got} vs {want} ({got - want:+d})" for name, got, want in pairs
+                   if got != want]
+    others = [f"LDGSTS {loop.widths('ldgsts')}"] if any(w != 128 for w, _ in loop.ldgsts) else []
+    others += [f"LDS {loop.widths('lds')}"] if loop.lds else []
+    others += [f"{loop.ffma} FFMA"] if loop.ffma else []
+    row = (f"SASS main loop: {loop.hmma} HMMA, {loop.ldsm} LDSM matrices, {wide} LDGSTS.128"
+           + (f" (also {', '.join(others)})" if others else "")
+           + f", {loop.bar} BAR; plan per iteration: {counts['mma']} mma.sync, "
+           f"{counts['ldmatrix_a']}+{counts['ldmatrix_b']} ldmatrix.x4 "
+           f"({4 * (counts['ldmatrix_a'] + counts['ldmatrix_b'])} matrices), "
+           f"{counts['cp_async_16']} cp.async 16 B: "
+           + ("matches" if not differences else "differs: " + ", ".join(differences)))
+    return row, differences
+
+
+def tc_build(config: pp.GpuConfig, workload: Workload, dtype: str = "float16",
+             phase=lambda name: None) -> dict:
+    """Build ``config`` for ``workload``'s sizes: optimize (and prove), print the CUDA, nvcc
+    for sm_90, read the SASS and the static estimate. Returns a dict: ``status`` "built",
+    "refused" (ScheduleError, ArgumentError) or "failed", with ``reason`` or the facts and
+    printed ``lines``; ``phase(name)`` hears where it is."""
+    from polypipe.codegen.estimate import TARGETS, estimate, program_tflops
+    from polypipe.codegen.nvcc import compile_cubin
+    from polypipe.codegen.sass import find_nvdisasm, kernel_sass
+    from polypipe.gpu_warp import warp_plan
+    from polypipe.kernel import bind_arguments
+    from polypipe.performance import launch_counts
+
+    seconds = {}
+
+    def step(name):
+        phase(name)
+        seconds[name] = time.perf_counter()
+
+    def took(name):
+        return time.perf_counter() - seconds[name]
+
+    try:
+        step("optimize")
+        opt = pp.optimize(pp.kernel(kernel_of(workload)), config)
+        seconds["optimize"] = took("optimize")
+        step("printing the CUDA")
+        binding = bind_arguments(opt.original, shapes_only(workload, dtype), device_arrays=True)
+        source = opt.cuda_source_for(binding)
+        step("nvcc")
+        cubin, resources = compile_cubin(source, "sm_90")
+        seconds["nvcc"] = took("nvcc")
+    except (pp.ScheduleError, pp.ArgumentError) as exc:
+        return {"status": "refused", "reason": _first_line(exc)}
+    except Exception as exc:       # a proof's InternalError, nvcc rejecting the text, ...
+        return {"status": "failed", "reason": _first_line(exc)}
+    step("SASS")
+    plan_counts = warp_plan(config).instruction_counts()
+    sass = kernel_sass(cubin) if find_nvdisasm() else {}
+    shared = sum(opt.dynamic_shared_bytes(k, binding) for k in opt.kernels)
+    lines = [f"  optimize {seconds['optimize']:.1f} s, CUDA for the sizes "
+             f"{source.count(chr(10))} lines, nvcc {seconds['nvcc']:.1f} s"]
+    result = {"status": "built", "optimize_s": seconds["optimize"], "kernels": []}
+    for r in resources:
+        facts = sass.get(r.name)
+        local = facts.kernel_mix.local if facts else None
+        lines.append(f"  {r.name}: {r.registers} registers, {r.spill_stores} + "
+                     f"{r.spill_loads} bytes spilled (stores + loads), "
+                     + (f"{local} LDL/STL" if facts else "no SASS (nvdisasm not found)")
+                     + f", {max(r.shared_bytes, shared)} B shared")
+        entry = {"name": r.name, "registers": r.registers,
+                 "spill_bytes": r.spill_stores + r.spill_loads, "local": local,
+                 "differences": None}
+        if facts:
+            row, entry["differences"] = sass_against_plan(facts.loop_mix, plan_counts)
+            lines.append(f"    {row}")
+        result["kernels"].append(entry)
+    if sass:
+        try:
+            counts = launch_counts(opt, binding, compiled=(sass, {r.name: r for r in resources}))
+            estimates = [estimate(c, TARGETS[TC_TARGET]) for c in counts]
+            lines += [f"  {e.kernel}: {e.describe()}" for e in estimates]
+            result["tflops"] = program_tflops(estimates)
+        except Exception as exc:   # the estimate is beside the build, never instead of it
+            lines.append(f"  estimate: none ({_first_line(exc)})")
+    result["lines"] = lines
+    return result
+
+
+def _build_child(config, workload, dtype, connection) -> None:
+    """A forked build: sends ("phase", name) as it goes, then ("done", result)."""
+    try:
+        result = tc_build(config, workload, dtype,
+                          lambda name: connection.send(("phase", name)))
+    except BaseException as exc:     # anything: the parent must hear of it
+        result = {"status": "failed", "reason": _first_line(exc)}
+    connection.send(("done", result))
+    connection.close()
+
+
+def forked_builds(configs: list, workload: Workload, dtype: str = "float16",
+                  limit_s: float = TC_BUILD_LIMIT_S, jobs: int = TC_BUILD_JOBS):
+    """Yield (config, result) in ``configs``' order, each :func:`tc_build` in a forked process
+    (``jobs`` at a time; the parent's imports and cached plans are the child's), one that runs
+    past ``limit_s`` killed and reported as "stopped" in the phase it had reached."""
+    context = multiprocessing.get_context("fork")
+    results: dict[int, dict] = {}
+    running: dict[int, list] = {}       # index -> [process, connection, start, phase]
+    waiting = list(range(len(configs)))
+    shown = 0
+    while shown < len(configs):
+        while waiting and len(running) < max(1, jobs):
+            index = waiting.pop(0)
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_build_child, daemon=True,
+                                      args=(configs[index], workload, dtype, send))
+            process.start()
+            send.close()
+            running[index] = [process, receive, time.monotonic(), "start"]
+        multiprocessing.connection.wait([entry[1] for entry in running.values()], timeout=1.0)
+        for index, entry in list(running.items()):
+            process, receive, started, _ = entry
+            try:
+                while receive.poll():
+                    kind, value = receive.recv()
+                    if kind == "phase":
+                        entry[3] = value
+                    else:
+                        results[index] = value
+            except (EOFError, OSError):
+                if index not in results:
+                    process.join(5)
+                    results[index] = {"status": "failed", "reason": "the build's process "
+                                      f"ended without a result (exit code {process.exitcode})"}
+            if index not in results and time.monotonic() - started > limit_s:
+                process.kill()
+                results[index] = {"status": "stopped", "reason": f"{entry[3]} did not finish "
+                                  f"within {limit_s:.0f} s (the build was stopped)"}
+            if index in results:
+                process.join(5)
+                receive.close()
+                del running[index]
+        while shown < len(configs) and shown in results:
+            yield configs[shown], results[shown]
+            shown += 1
+
+
+def tensor_core_builds(configs: list, out=log) -> dict:
+    """Build each of ``configs`` for :data:`TC_BUILD_SHAPE` in float16 and print what came of
+    it (see the module's docstring); returns the counts by status, with "matching" (builds
+    whose SASS has the planned HMMA, LDSM and LDGSTS.128)."""
+    workload = {w.name: w for w in half_workloads()}[TC_BUILD_SHAPE]
+    start = time.perf_counter()
+    out(f"== tensor-core builds: {TC_BUILD_SHAPE} float16 (optimize, CUDA for the sizes, nvcc "
+        f"sm_90, SASS against the plan, the built kernel's estimate on {TC_TARGET}; "
+        f"{min(TC_BUILD_JOBS, len(configs))} at a time, each stopped after "
+        f"{TC_BUILD_LIMIT_S} s) ==")
+    tally = {"built": 0, "matching": 0, "refused": 0, "failed": 0, "stopped": 0}
+    built = []
+    for config, result in forked_builds(configs, workload):
+        status = result["status"]
+        tally[status] += 1
+        if status != "built":
+            out(f"{status} {config.describe()}: {result['reason']}")
+            continue
+        out(f"built {config.describe()}")
+        for line in result["lines"]:
+            out(line)
+        kernels = result["kernels"]
+        if kernels and all(k["differences"] == [] for k in kernels):
+            tally["matching"] += 1
+        built.append((config, result))
+    if built:
+        out(f"built, ranked by the built kernel's estimate at {TC_BUILD_SHAPE} (TFLOP/s on "
+            f"{TC_TARGET}, registers, SASS against the plan):")
+        for config, result in sorted(built, key=lambda item: -item[1].get("tflops", 0.0)):
+            kernels = result["kernels"]
+            sass = ("matches" if all(k["differences"] == [] for k in kernels) else
+                    "no SASS" if any(k["differences"] is None for k in kernels) else "differs")
+            tflops = result.get("tflops")
+            out(f"  {'-' if tflops is None else f'{tflops:5.0f}'}  "
+                f"{'/'.join(str(k['registers']) for k in kernels)} registers, "
+                f"{sum(k['spill_bytes'] for k in kernels)} spill bytes, SASS {sass}  "
+                f"{config.describe()}")
+    out(f"{len(configs)} tensor-core configurations: {tally['built']} built "
+        f"({tally['matching']} with the planned HMMA, LDSM and LDGSTS.128 in the main loop), "
+        f"{tally['refused']} refused, {tally['failed']} failed, {tally['stopped']} stopped "
+        f"({time.perf_counter() - start:.1f} s)")
+    return tally
+
+
+def tensor_core_listing(out=log, session: bool = False) -> dict:
+    """The dry run's tensor-core sections: the plans, then the builds (with ``session``, of
+    :data:`SESSION_TC_CONFIGS` only). Returns :func:`tensor_core_builds`' counts with "plans"
+    and "plan_refusals"."""
+    plans, refusals = tensor_core_plans(out)
+    configs = list(SESSION_TC_CONFIGS) if session else tc_configs() + outside_configs()
+    tally = tensor_core_builds(configs, out)
+    return dict(tally, plans=plans, plan_refusals=refusals)
+
+
 # -- what a GPU run times, and polypipe's CUDA-core builds (no GPU) ----------------------------
 
 
-def selection(only: str | None, session: bool) -> tuple[list[Workload], list[tuple]]:
-    """(workloads of the baselines, (workload, dtype) pairs of polypipe-cudacore)."""
+def selection(only: str | None, session: bool) -> tuple[list[Workload], list[tuple],
+                                                         list[tuple]]:
+    """(workloads of the baselines, (workload, dtype) pairs of polypipe-cudacore, those of
+    polypipe-tensorcore)."""
     workloads = half_workloads()
     if session:
         names = SESSION_WORKLOADS if not only else [n for n in SESSION_WORKLOADS
                                                      if n in only.split(",")]
         by_name = {w.name: w for w in workloads if w.name in names}
         chosen = [by_name[n] for n in names]             # in the session's order of priority
-        return chosen, [(by_name[n], d) for n, d in SESSION_POLYPIPE if n in by_name]
+        return (chosen, [(by_name[n], d) for n, d in SESSION_POLYPIPE if n in by_name],
+                [(by_name[n], d) for n, d in SESSION_TENSORCORE if n in by_name])
     if only:
         workloads = [w for w in workloads if w.name in only.split(",")]
-    return workloads, [(w, d) for w in workloads for d in DTYPES]
+    pairs = [(w, d) for w in workloads for d in DTYPES]
+    return workloads, pairs, list(pairs)
 
 
 def kernel_of(workload: Workload):
@@ -234,7 +496,13 @@ def shapes_only(workload: Workload, dtype: str) -> list:
             gpu.ShapeOnly(*lead, k, n, typestr=TYPESTR[dtype])]
 
 
-def baselines_plan(workloads: list[Workload], pairs: list[tuple], session: bool) -> None:
+def _pairs_text(pairs: list[tuple]) -> str:
+    return (", ".join(f"{w.name} {d}" for w, d in pairs[:6])
+            + (f" ... ({len(pairs)})" if len(pairs) > 6 else ""))
+
+
+def baselines_plan(workloads: list[Workload], pairs: list[tuple], tc_pairs: list[tuple],
+                   session: bool) -> None:
     triton = "2 configurations (session)" if session else "the tutorial's 8 configurations"
     log("== FP16/BF16 with FP32 accumulation (gpu.py --half"
         + (" --session" if session else "") + "): what the GPU run times ==")
@@ -244,10 +512,20 @@ def baselines_plan(workloads: list[Workload], pairs: list[tuple], session: bool)
         "off), output in the input dtype")
     log("  cublas-out-f32: torch.mm/bmm(out_dtype=torch.float32) where PyTorch has it")
     log(f"  triton: gpu_triton.matmul, float32 accumulator and output, {triton}")
+    if session:
+        search = (f"configurations {', '.join(format_config(c) for c in SESSION_TC_CONFIGS)} "
+                  f"in this order, each started with >= {TENSORCORE_NEEDS_S} s of the "
+                  f"session's {SESSION_DEADLINE_S} s left, after the baselines on "
+                  f"{workloads[0].name if workloads else '-'}")
+    else:
+        search = (f"a search of {len(tc_configs())} configurations on the largest workload "
+                  f"of each class in float16, its {TC_FINALISTS} fastest on each pair")
+    log(f"  polypipe-tensorcore on {len(tc_pairs)} (workload, dtype): {_pairs_text(tc_pairs)}"
+        f"; {search}; bfloat16 only where ml_dtypes imports")
     configs = CUDACORE_CONFIGS[:1] if session else CUDACORE_CONFIGS
-    log(f"  polypipe-cudacore on {len(pairs)} (workload, dtype): "
-        + ", ".join(f"{w.name} {d}" for w, d in pairs[:6]) + (" ..." if len(pairs) > 6 else "")
-        + f"; configurations {', '.join(format_config(c) for c in configs)}"
+    log(f"  polypipe-cudacore on {len(pairs)} (workload, dtype): {_pairs_text(pairs)}"
+        f"; configurations {', '.join(format_config(c) for c in configs)}"
+        + ("; last, if time is left" if session else "")
         + "; bfloat16 only where ml_dtypes imports")
 
 
@@ -289,11 +567,13 @@ def cudacore_builds(pairs: list[tuple], compile_: bool) -> int:
 
 
 def dry_run_half(only: str | None, session: bool) -> int:
-    """The dry run's sections of this module; non-zero when a polypipe build failed."""
-    tensor_core_listing()
-    workloads, pairs = selection(only, session)
-    baselines_plan(workloads, pairs, session)
-    return 1 if cudacore_builds(pairs, compile_=session) else 0
+    """The dry run's sections of this module; non-zero when a CUDA-core build failed or no
+    tensor-core configuration was built."""
+    tally = tensor_core_listing(session=session)
+    workloads, pairs, tc_pairs = selection(only, session)
+    baselines_plan(workloads, pairs, tc_pairs, session)
+    failed = cudacore_builds(pairs, compile_=session)
+    return 1 if failed or not tally["built"] else 0
 
 
 # -- records and the summary (pure Python) -----------------------------------------------------
@@ -313,9 +593,10 @@ def _geomean(values: list[float]) -> float:
 
 
 def summarise_half(records: list[dict], out=log) -> dict:
-    """TFLOP/s per (workload, dtype) with Triton / cuBLAS and polypipe / cuBLAS, geometric means
-    over the GEMMs per dtype, and the goal (polypipe >= 0.6x cuBLAS at 4096^3 and 8192^3).
-    Returns the ratios: {(name, dtype): {"triton": .., "polypipe": ..}}."""
+    """TFLOP/s per (workload, dtype) with Triton / cuBLAS and polypipe / cuBLAS (polypipe: the
+    faster of its tensor-core and CUDA-core kernels), geometric means over the GEMMs per dtype,
+    and the goal (polypipe >= 0.6x cuBLAS at 4096^3 and 8192^3). Returns the ratios:
+    {(name, dtype): {"triton": .., "tensorcore": .., "cudacore": .., "polypipe": ..}}."""
     table: dict[tuple, dict] = {}
     ops: dict[str, str] = {}
     for r in records:
@@ -323,19 +604,24 @@ def summarise_half(records: list[dict], out=log) -> dict:
             table.setdefault((r["name"], r["dtype"]), {})[r["impl"]] = r["tflops"]
             ops[r["name"]] = r["op"]
     out(f"{'workload':34s} {'dtype':8s} {'cuBLAS':>8s} {'f32 out':>8s} {'Triton':>8s} "
-        f"{'polypipe':>9s} {'tri/cuBLAS':>10s} {'pp/cuBLAS':>9s}")
-    ratios = {}
+        f"{'pp-tc':>8s} {'pp-cc':>8s} {'tri/cuBLAS':>10s} {'pp/cuBLAS':>9s}")
+    ratios, best_impl = {}, {}
     for (name, dtype), t in table.items():
         cublas = t.get("cublas")
-        ratio = {impl: t[full] / cublas for impl, full in (("triton", "triton"),
-                                                           ("polypipe", "polypipe-cudacore"))
-                 if cublas and t.get(full)}
+        ratio = {key: t[impl] / cublas for key, impl in (
+            ("triton", "triton"), ("tensorcore", "polypipe-tensorcore"),
+            ("cudacore", "polypipe-cudacore")) if cublas and t.get(impl)}
+        mine = [impl for impl in POLYPIPE_IMPLS if t.get(impl)]
+        if mine:
+            best_impl[(name, dtype)] = max(mine, key=lambda impl: t[impl])
+            if cublas:
+                ratio["polypipe"] = t[best_impl[(name, dtype)]] / cublas
         ratios[(name, dtype)] = ratio
         row = [t.get(i) for i in IMPLS] + [ratio.get("triton"), ratio.get("polypipe")]
         out(f"{name:34s} {dtype:8s} "
             + " ".join("       -" if v is None else f"{v:8.2f}" for v in row))
     for dtype in DTYPES:
-        for key in ("triton", "polypipe"):
+        for key in ("triton", "tensorcore", "polypipe"):
             values = [r[key] for (name, d), r in ratios.items()
                       if d == dtype and key in r and ops[name] == "gemm"]
             if values:
@@ -347,7 +633,8 @@ def summarise_half(records: list[dict], out=log) -> dict:
                 continue
             value = ratios[(name, dtype)].get("polypipe")
             verdict = ("no polypipe record" if value is None else
-                       f"polypipe {value:.2f}x ({'met' if value >= GOAL else 'not met'})")
+                       f"polypipe {value:.2f}x ({'met' if value >= GOAL else 'not met'}; "
+                       f"{best_impl[(name, dtype)]})")
             out(f"goal >= {GOAL}x cuBLAS at {name} {dtype}: {verdict}")
     return ratios
 
@@ -427,13 +714,17 @@ class HalfSession:
 
         return self.timed("triton", launch)
 
-    def polypipe(self, opt) -> tuple:
-        args = [DeviceView(self.out, "float32"), DeviceView(self.a, self.dtype),
+    def args(self) -> list:
+        return [DeviceView(self.out, "float32"), DeviceView(self.a, self.dtype),
                 DeviceView(self.b, self.dtype)]
+
+    def polypipe(self, opt, impl: str = "polypipe-cudacore") -> tuple:
+        """A polypipe build: run once (its first call compiles), checked, then timed."""
+        args = self.args()
         self.out.zero_()
         opt.time_cuda(*args, repeat=1)
         self.torch.cuda.synchronize()
-        error = self.check(self.out, "polypipe-cudacore")
+        error = self.check(self.out, impl)
         return self.timer.polypipe_ms(opt, args), error, "float32"
 
 
@@ -453,11 +744,6 @@ def device_slug(device: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in device).strip("_").lower()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
 class Run:
     """The records of one run, rewritten to ``path`` after every workload, and its deadline."""
 
@@ -474,7 +760,7 @@ class Run:
         record = half_record(workload, dtype, self.device, impl, ms, out_dtype, config,
                              max_rel_error=error, **extra)
         self.records.append(record)
-        log(f"  {workload.name:34s} {dtype:8s} {impl:17s} {record['tflops']:7.2f} TFLOP/s  "
+        log(f"  {workload.name:34s} {dtype:8s} {impl:19s} {record['tflops']:7.2f} TFLOP/s  "
             f"{ms:8.3f} ms  out {out_dtype}, error {error:.1e}  {config}")
 
     def save(self) -> None:
@@ -552,23 +838,187 @@ def time_polypipe(run: Run, pairs: list[tuple], torch, timer, generator,
     log(f"polypipe-cudacore: optimize + proof time {optimizer.proof_seconds:.1f} s")
 
 
+class BuildTimeout(BaseException):
+    """optimize ran past its limit (a BaseException: polypipe turns an unexpected Exception
+    inside optimize into an InternalError)."""
+
+
+@contextmanager
+def soft_limit(seconds: float):
+    """Raise BuildTimeout in this (main) thread after ``seconds``: soft, since the signal is
+    handled between Python bytecodes, so one long isl call finishes first (a session step's
+    own time limit is the hard one). No limit outside the main thread."""
+    if seconds == math.inf or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise BuildTimeout(f"optimize did not finish within {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class TensorCoreBuilds(gpu.Optimizer):
+    """optimize() once per (kernel, config), within a soft time limit; a refusal, a failure
+    or a timeout is kept (as the exception) so the next workload does not try again."""
+
+    def __call__(self, func, config, limit_s: float = TC_OPTIMIZE_LIMIT_S):
+        key = (func.__module__, func.__name__, config)
+        if key not in self.cache:
+            start = time.perf_counter()
+            try:
+                with soft_limit(limit_s):
+                    self.cache[key] = pp.optimize(pp.kernel(func), config)
+            except (Exception, BuildTimeout) as exc:   # ScheduleError, InternalError, timeout
+                self.cache[key] = exc
+            self.proof_seconds += time.perf_counter() - start
+        return self.cache[key]
+
+
+def measure_tensorcore(builds: TensorCoreBuilds, hs, config, label: str,
+                       limit_s: float = TC_OPTIMIZE_LIMIT_S) -> tuple | None:
+    """(ms, error, out dtype) of ``config`` on ``hs``'s tensors, or None (logged: a
+    refusal, an ArgumentError for sizes the tiles do not divide, a failure, a wrong result)."""
+    start = time.perf_counter()
+    opt = builds(kernel_of(hs.workload), config, limit_s)
+    try:
+        if isinstance(opt, BaseException):
+            raise opt
+        measured = hs.polypipe(opt, "polypipe-tensorcore")
+    except (pp.ScheduleError, pp.ArgumentError) as exc:
+        log(f"{label} {format_config(config)} refused: {_first_line(exc)}")
+        return None
+    except (Exception, BuildTimeout) as exc:
+        log(f"{label} {format_config(config)} failed: {_first_line(exc)}")
+        return None
+    log(f"{label} {format_config(config)}: {measured[0]:.3f} ms "
+        f"({time.perf_counter() - start:.1f} s with optimize and nvcc)")
+    return measured
+
+
+def tc_buildable(workloads: list[Workload]) -> dict:
+    """The configurations of :func:`tc_configs` that build (optimize, print, nvcc) for the
+    largest workload of each class (:func:`gpu.representative`) in float16, found by
+    :func:`forked_builds` (hard time limit: some proofs run for many minutes), so before CUDA
+    starts in this process. The others are logged. Returns {op: [config, ...]}."""
+    buildable = {}
+    for op in dict.fromkeys(w.op for w in workloads):
+        rep = gpu.representative(workloads, op)
+        start = time.perf_counter()
+        buildable[op] = []
+        for config, result in forked_builds(tc_configs(), rep):
+            if result["status"] == "built":
+                buildable[op].append(config)
+            else:
+                log(f"  search {rep.name} float16: polypipe-tensorcore {format_config(config)} "
+                    f"{result['status']}: {result['reason']}")
+        log(f"  search {rep.name} float16: polypipe-tensorcore: {len(buildable[op])} of "
+            f"{len(tc_configs())} configurations build ({time.perf_counter() - start:.0f} s, "
+            f"{TC_BUILD_JOBS} at a time)")
+    return buildable
+
+
+def tc_search(builds: TensorCoreBuilds, workloads: list[Workload], torch, timer,
+              generator, buildable: dict | None = None) -> dict:
+    """The tensor-core configurations to time on each class of workload: every one of
+    :func:`tc_configs` (of ``buildable``'s, where given) on the class's largest workload
+    (:func:`gpu.representative`) in float16, its :data:`TC_FINALISTS` fastest kept. Returns
+    {op: [config, ...]}."""
+    finalists = {}
+    for op in dict.fromkeys(w.op for w in workloads):
+        rep = gpu.representative(workloads, op)
+        label = f"  search {rep.name} float16: polypipe-tensorcore"
+        configs = tc_configs() if buildable is None else buildable.get(op, [])
+        try:
+            hs = HalfSession(rep, "float16", torch, timer, generator)
+        except Exception as exc:
+            log(f"{label}: no tensors: {_first_line(exc)}")
+            continue
+        timed = [(measured[0], config) for config in configs
+                 for measured in [measure_tensorcore(builds, hs, config, label)] if measured]
+        timed.sort(key=lambda item: item[0])
+        finalists[op] = [config for _, config in timed[:TC_FINALISTS]]
+        log(f"{label}: {len(timed)} of {len(configs)} configurations ran; finalists "
+            + (", ".join(format_config(c) for c in finalists[op]) or "none"))
+        del hs
+        torch.cuda.empty_cache()
+    return finalists
+
+
+def time_tensorcore(run: Run, pairs: list[tuple], torch, timer, generator, session: bool,
+                    workloads: list[Workload] | None = None,
+                    buildable: dict | None = None) -> None:
+    """polypipe's tensor-core kernels: in a session :data:`SESSION_TC_CONFIGS` in order, each
+    only with :data:`TENSORCORE_NEEDS_S` seconds left; otherwise the finalists of
+    :func:`tc_search` over ``workloads`` (of :func:`tc_buildable`'s ``buildable``). The
+    fastest configuration that ran is recorded, with the static estimate of its build where
+    :data:`ESTIMATE_NEEDS_S` seconds are left."""
+    builds = TensorCoreBuilds()
+    if session:
+        candidates = {w.op: list(SESSION_TC_CONFIGS) for w, _ in pairs}
+    else:
+        candidates = tc_search(builds, workloads or [w for w, _ in pairs], torch, timer,
+                               generator, buildable)
+    for workload, dtype in pairs:
+        label = f"  {workload.name} {dtype}: polypipe-tensorcore"
+        reason = bfloat16_reason() if dtype == "bfloat16" else None
+        if reason or run.left() < TENSORCORE_NEEDS_S:
+            log(f"{label} skipped: {reason or f'{run.left():.0f} s left of the session'}")
+            continue
+        if not candidates.get(workload.op):
+            log(f"{label} skipped: no configuration of the search ran")
+            continue
+        try:
+            hs = HalfSession(workload, dtype, torch, timer, generator)
+        except Exception as exc:
+            log(f"{label}: no tensors: {_first_line(exc)}")
+            continue
+        best = None
+        for config in candidates[workload.op]:
+            if run.left() < TENSORCORE_NEEDS_S:
+                log(f"{label} {format_config(config)} skipped: {run.left():.0f} s left of "
+                    "the session")
+                break
+            measured = measure_tensorcore(builds, hs, config, label,
+                                          min(TC_OPTIMIZE_LIMIT_S, run.left()))
+            if measured is not None and (best is None or measured[0] < best[0][0]):
+                best = (measured, config, builds(kernel_of(workload), config))
+        if best is not None:    # the estimate beside it: one more nvcc, where time is left
+            extra = ({"estimate_tflops": _estimate(best[2], hs, run.device)}
+                     if run.left() > ESTIMATE_NEEDS_S else {})
+            run.add(workload, dtype, "polypipe-tensorcore", best[0], format_config(best[1]),
+                    **extra)
+        del hs
+        torch.cuda.empty_cache()
+        run.save()
+    log(f"polypipe-tensorcore: optimize + proof time {builds.proof_seconds:.1f} s")
+
+
 def _estimate(opt, hs: HalfSession, device: str) -> float | None:
     """The static estimate's TFLOP/s of a build (None where it cannot be made)."""
-    args = [DeviceView(hs.out, "float32"), DeviceView(hs.a, hs.dtype),
-            DeviceView(hs.b, hs.dtype)]
     try:
-        return gpu.estimated_tflops(opt, args, device)
+        return gpu.estimated_tflops(opt, hs.args(), device)
     except Exception as exc:   # the estimate is beside the measurement, never instead of it
         log(f"  {hs.workload.name} {hs.dtype}: no estimate: {_first_line(exc)}")
         return None
 
 
 def benchmark_half(out: Path, only: str | None = None, session: bool = False) -> list[dict]:
-    """Time the FP16/BF16 baselines and polypipe's CUDA-core kernels (the module's docstring);
-    every failure is logged, none ends the run."""
+    """Time the FP16/BF16 baselines and polypipe's tensor-core and CUDA-core kernels (the
+    module's docstring); every failure is logged, none ends the run."""
+    start = time.monotonic()
+    workloads, pairs, tc_pairs = selection(only, session)
+    # Outside a session, which of the search's configurations build at all, in forked
+    # processes before CUDA starts here (a fork of a CUDA process must not touch the GPU).
+    buildable = None if session or not tc_pairs else tc_buildable(workloads)
     import torch
 
-    start = time.monotonic()
     log(reduced_precision_off(torch))
     device = torch.cuda.get_device_name(0)
     log(f"device: {device}; PyTorch {torch.__version__}; L2 flushed before every timed run")
@@ -586,8 +1036,12 @@ def benchmark_half(out: Path, only: str | None = None, session: bool = False) ->
     timer = gpu.Timer(torch)
     generator = torch.Generator(device="cuda")
     generator.manual_seed(0)
-    workloads, pairs = selection(only, session)
-    time_baselines(run, workloads, torch, timer, generator, have_triton, session)
+    # A session times polypipe's tensor cores right after square-4096's baselines, before the
+    # other workloads' baselines: the measurement the session is most for comes first.
+    first, rest = (workloads[:1], workloads[1:]) if session else (workloads, [])
+    time_baselines(run, first, torch, timer, generator, have_triton, session)
+    time_tensorcore(run, tc_pairs, torch, timer, generator, session, workloads, buildable)
+    time_baselines(run, rest, torch, timer, generator, have_triton, session)
     time_polypipe(run, pairs, torch, timer, generator, session)
     summarise_half(run.records)
     run.save()

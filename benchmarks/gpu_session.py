@@ -9,10 +9,12 @@ failure leaves the other steps' results): install the wheels and polypipe into /
 record the device and versions; the ``gpu`` tests (two stage counts); the session benchmark
 (``gpu.py --session``: fixed configurations, measured TFLOP/s beside the estimate, its JSON
 rewritten after every workload; no chart, ``gpu.py --chart`` redraws it); the FP16/BF16
-baselines with FP32 accumulation (``gpu.py --half --session``: cuBLAS, Triton and polypipe's
-CUDA-core kernel on three GEMMs, about 40 s, its own JSON); PolyBench kernels against CuPy; the fused BERT feed-forward
-against PyTorch eager (``gpu_fused.py --session``); compute-sanitizer's memcheck, racecheck and
-synccheck on two pipelined kernels (:mod:`gpu_sanitize`).
+GEMMs with FP32 accumulation (``gpu.py --half --session``, its own JSON: cuBLAS and Triton on
+three GEMMs, polypipe's tensor-core kernel on square-4096 in float16 right after that shape's
+baselines, its CUDA-core kernel last if time is left; about 60 s); PolyBench kernels against
+CuPy; the fused BERT feed-forward against PyTorch eager (``gpu_fused.py --session``);
+compute-sanitizer's memcheck, racecheck and synccheck on two pipelined kernels
+(:mod:`gpu_sanitize`).
 ``session.log`` has each step's command, exit status and seconds.
 
 ``--plan`` prints the steps and checks what a CPU machine can: the wheels, every path, that the
@@ -72,12 +74,21 @@ def steps(wheels: Path, out: Path) -> list[Step]:
         Step("gpu tests", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            *TEST_FILTER, *GPU_TESTS], 80, "gpu_tests.txt",
              tuple(TEST_ENV.items())),
-        # Before the sanitizer: the measurements are what a session is most for.
-        Step("benchmark", [python, "benchmarks/gpu.py", "--session", "--out", str(out)], 140,
+        # Before the sanitizer: the measurements are what a session is most for. Its builds'
+        # CPU time, from `gpu.py --dry-run --session` on a loaded 2-core CPU: optimize 21.5 s
+        # for the 24 builds (the dry run: 122 s with three nvcc runs a build); on the GPU one
+        # PyCUDA compile a build plus the estimates' nvcc, then Triton's FP32 tuning and the
+        # timed runs: an estimate of 90 s in all, not yet measured by a GPU session. The JSON
+        # is rewritten after every workload, so a timeout loses the last workload only.
+        Step("benchmark", [python, "benchmarks/gpu.py", "--session", "--out", str(out)], 120,
              "benchmark.txt"),
-        # FP16/BF16: cuBLAS (FP32 compute), Triton, polypipe's CUDA-core kernel; it starts no
-        # new work after gpu_half.SESSION_DEADLINE_S and rewrites its JSON after every workload.
-        Step("half", [python, "benchmarks/gpu.py", "--half", "--session", "--out", str(out)], 50,
+        # FP16/BF16: cuBLAS (FP32 compute), Triton, then polypipe's tensor-core kernel on
+        # square-4096 float16, each of its configurations started only with
+        # gpu_half.TENSORCORE_NEEDS_S (25 s: optimize 12 to 14 s alone, 19 to 20 s under a load
+        # of 4 on a 2-core CPU, the size check, the text, nvcc and the timed runs 5 s) left; its
+        # CUDA-core kernel if time is left. It starts no new work after
+        # gpu_half.SESSION_DEADLINE_S (62 s) and rewrites its JSON after every workload.
+        Step("half", [python, "benchmarks/gpu.py", "--half", "--session", "--out", str(out)], 70,
              "benchmark.txt"),
         # PolyBench kernels of computed schedules and contractions against CuPy (LARGE sizes);
         # the JSON is rewritten after every kernel, so a timeout keeps what was measured.
@@ -199,7 +210,8 @@ def check_plan(plan: list[Step], wheels: Path) -> bool:
         [python, "benchmarks/gpu_polybench.py", "--dry-run", "--only",
          os.environ.get("POLYPIPE_PLAN_ONLY_POLYBENCH", POLYBENCH)], expect="kernels"))
     checks.append(_subprocess_check(
-        "the session benchmark's builds are proved, printed and compiled",
+        "the session benchmark's builds (FP32, and FP16 on tensor cores and CUDA cores) are "
+        "proved, printed and compiled",
         [python, "benchmarks/gpu.py", "--dry-run", "--session", *_plan_only()],
         expect="proof time"))
     return all(checks)

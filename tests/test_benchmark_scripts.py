@@ -67,7 +67,11 @@ def test_chart_is_drawn_from_the_json(tmp_path):
 
 
 @pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
-def test_dry_run_proves_prints_and_compiles(capsys):
+def test_dry_run_proves_prints_and_compiles(capsys, monkeypatch):
+    import gpu_half
+
+    # The tensor-core sections (minutes of proofs) have a test of their own.
+    monkeypatch.setattr(gpu_half, "tensor_core_listing", lambda **options: {"built": 1})
     assert gpu.main(["--dry-run", "--only", "square-2048"]) == 0
     out = capsys.readouterr().out
     assert "square-2048" in out and "0 spill bytes" in out
@@ -127,7 +131,7 @@ def test_gpu_session_plan_passes_on_a_cpu_machine(tmp_path):
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "[FAIL]" not in out and out.count("[ok]") >= 16
-    for step in ("install", "gpu tests", "benchmark", "compute-sanitizer memcheck",
+    for step in ("install", "gpu tests", "benchmark", "half", "compute-sanitizer memcheck",
                  "compute-sanitizer racecheck", "compute-sanitizer synccheck"):
         assert f"  {step} (" in out
     assert not (tmp_path / "out").exists()     # a plan writes nothing
@@ -255,11 +259,16 @@ def test_fused_bert_block_matches_python_on_the_cpu_runtime(capsys):
 # -- FP16/BF16 baselines and the tensor-core builds (benchmarks/gpu_half.py) --------------------
 
 
-def test_dry_run_lists_tensor_core_builds_with_estimates_and_refusals(capsys):
-    assert gpu.main(["--dry-run", "--half", "--only", "square-1024"]) == 0
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+def test_dry_run_lists_tensor_core_plans_and_builds_them(capsys, monkeypatch):
+    import gpu_half
+
+    # One of the session's configurations built (each build proves a kernel: seconds).
+    monkeypatch.setattr(gpu_half, "SESSION_TC_CONFIGS", gpu_half.SESSION_TC_CONFIGS[:1])
+    assert gpu.main(["--dry-run", "--half", "--session", "--only", "square-4096"]) == 0
     out = capsys.readouterr().out
-    assert "== tensor-core builds" in out
-    assert "spill bytes" not in out          # --half: not the FP32 builds
+    assert "== tensor-core plans" in out and "not built yet" not in out
+    assert "wide copies" not in out          # --half: not the FP32 builds
     plans = [line for line in out.splitlines() if line.startswith("block=(")]
     assert 10 <= len(plans) <= 24
     # Each plan: registers per lane, mix per main-loop iteration, swizzle and conflict degrees.
@@ -275,10 +284,81 @@ def test_dry_run_lists_tensor_core_builds_with_estimates_and_refusals(capsys):
     assert any("registers per lane" in line for line in refusals)
     assert any("more than the 232448" in line for line in refusals)
     assert f"{len(plans)} tensor-core plans, {len(refusals)} refused" in out
-    # What a GPU run times, and polypipe's CUDA-core half kernels built for it.
+    # The build: optimized, printed for 4096^3, compiled; its SASS has the planned main loop.
+    [config] = gpu_half.SESSION_TC_CONFIGS
+    section = out[out.index("== tensor-core builds: square-4096 float16"):]
+    assert f"built {config.describe()}\n" in section
+    resources = re.search(r"half_matmul_k0: (\d+) registers, 0 \+ 0 bytes spilled \(stores \+ "
+                          r"loads\), 0 LDL/STL, (\d+) B shared", section)
+    assert resources and int(resources.group(1)) <= 255
+    [sass] = [line for line in section.splitlines() if "SASS main loop:" in line]
+    assert sass.endswith(": matches"), sass
+    counts = polypipe_plan_counts(config)
+    assert f"{counts['mma']} HMMA, {4 * (counts['ldmatrix_a'] + counts['ldmatrix_b'])} LDSM " \
+           f"matrices, {counts['cp_async_16']} LDGSTS.128" in sass
+    from polypipe.codegen.sass import find_nvdisasm
+    if find_nvdisasm() is not None:
+        estimate = re.search(r"half_matmul_k0: estimate on H200 SXM: >= [0-9.]+ ms, <= ([0-9.]+) "
+                             r"TFLOP/s, bound by (\w+)", section)
+        assert estimate and 0 < float(estimate.group(1)) <= 989 * 1.98 / 1.83
+    assert ("1 tensor-core configurations: 1 built (1 with the planned HMMA, LDSM and "
+            "LDGSTS.128 in the main loop), 0 refused, 0 failed, 0 stopped") in section
+    # What the session times: polypipe-tensorcore on square-4096 float16 first.
     assert "allow_fp16/bf16_reduced_precision_reduction off" in out
+    assert "polypipe-tensorcore on 1 (workload, dtype): square-4096 float16; configurations " \
+           f"{gpu_half.format_config(config)} in this order" in out
     builds = [line for line in out.splitlines() if " polypipe-cudacore block=" in line]
-    assert len(builds) == 2 and all("16-bit tiles yes" in line for line in builds)
+    assert len(builds) == 1 and "16-bit tiles yes" in builds[0] and "0 bytes spilled" in builds[0]
+
+
+def polypipe_plan_counts(config):
+    from polypipe.gpu_warp import warp_plan
+
+    return warp_plan(config).instruction_counts()
+
+
+def _fake_build(config, workload, dtype, phase):
+    """A tc_build standing in for the real one in forked_builds' children."""
+    import time
+
+    phase("optimize")
+    if config.block == (64, 128):
+        time.sleep(30)                         # a proof that does not finish
+    if config.block == (256, 128):
+        raise RuntimeError("the child broke\nmore")
+    return {"status": "built", "kernels": [], "lines": [f"  {config.block}"]}
+
+
+def test_forked_builds_keep_order_stop_the_slow_and_report_failures(monkeypatch):
+    import polypipe as pp
+    import gpu_half
+
+    monkeypatch.setattr(gpu_half, "tc_build", _fake_build)
+    configs = [pp.GpuConfig(block=block, warps=(2, 2), reduction=32, mma="m16n8k16")
+               for block in ((64, 128), (128, 128), (256, 128))]
+    workload = gpu_workloads.half_workloads()[0]
+    results = list(gpu_half.forked_builds(configs, workload, limit_s=1.5, jobs=2))
+    assert [config for config, _ in results] == configs
+    slow, quick, broken = (result for _, result in results)
+    assert slow == {"status": "stopped",
+                    "reason": "optimize did not finish within 2 s (the build was stopped)"}
+    assert quick["status"] == "built" and quick["lines"] == ["  (128, 128)"]
+    assert broken == {"status": "failed", "reason": "RuntimeError: the child broke"}
+
+
+def test_sass_is_compared_with_the_plan():
+    import gpu_half
+    from polypipe.codegen.sass import InstructionMix
+
+    counts = {"mma": 32, "ldmatrix_a": 4, "ldmatrix_b": 8, "cp_async_16": 4}
+    row, differences = gpu_half.sass_against_plan(
+        InstructionMix(hmma=32, ldsm=48, ldgsts=((128, 4),), bar=1), counts)
+    assert differences == [] and row.endswith(": matches")
+    row, differences = gpu_half.sass_against_plan(
+        InstructionMix(hmma=32, ldsm=72, ldgsts=((128, 4), (32, 2)), lds=((32, 3),)), counts)
+    assert differences == ["LDSM matrices 72 vs 48 (+24)"]
+    assert "(also LDGSTS 4x128 2x32, LDS 3x32)" in row and row.endswith("differs: " +
+                                                                        differences[0])
 
 
 def _half_records():
@@ -287,9 +367,11 @@ def _half_records():
     by_name = {w.name: w for w in gpu_workloads.half_workloads()}
     records = []
     for name, dtype, values in (
-            ("square-4096", "float16", {"cublas": 600, "triton": 480, "polypipe-cudacore": 30}),
+            ("square-4096", "float16", {"cublas": 600, "triton": 480, "polypipe-cudacore": 30,
+                                        "polypipe-tensorcore": 420}),
             ("square-8192", "float16", {"cublas": 660, "triton": 330}),
-            ("square-4096", "bfloat16", {"cublas": 590, "cublas-out-f32": 580})):
+            ("square-4096", "bfloat16", {"cublas": 590, "cublas-out-f32": 580}),
+            ("bert-base-ffn1-512", "float16", {"cublas": 400, "polypipe-cudacore": 40})):
         workload = by_name[name]
         for impl, tflops in values.items():
             ms = workload.flops / (tflops * 1e12) * 1e3
@@ -314,12 +396,20 @@ def test_half_records_are_summarised_per_dtype_with_the_goal():
     lines = []
     ratios = gpu_half.summarise_half(records, lines.append)
     text = "\n".join(lines)
-    assert ratios[("square-4096", "float16")] == pytest.approx({"triton": 0.8,
-                                                                "polypipe": 0.05})
+    # polypipe: the faster of its two kernels (tensor cores here, CUDA cores on the BERT GEMM).
+    assert ratios[("square-4096", "float16")] == pytest.approx(
+        {"triton": 0.8, "tensorcore": 0.7, "cudacore": 0.05, "polypipe": 0.7})
+    assert ratios[("bert-base-ffn1-512", "float16")] == pytest.approx(
+        {"cudacore": 0.1, "polypipe": 0.1})
     assert ratios[("square-4096", "bfloat16")] == {}
     assert f"float16 GEMMs, triton / cublas: {math.sqrt(0.8 * 0.5):.3f} (2)" in text
-    assert "goal >= 0.6x cuBLAS at square-4096 float16: polypipe 0.05x (not met)" in text
+    assert "float16 GEMMs, tensorcore / cublas: 0.700 (1)" in text
+    assert f"float16 GEMMs, polypipe / cublas: {math.sqrt(0.7 * 0.1):.3f} (2)" in text
+    assert ("goal >= 0.6x cuBLAS at square-4096 float16: polypipe 0.70x (met; "
+            "polypipe-tensorcore)") in text
     assert "goal >= 0.6x cuBLAS at square-8192 float16: no polypipe record" in text
+    assert re.search(r"^square-4096 +float16 +600\.00 +- +480\.00 +420\.00 +30\.00 +0\.80 +0\.70$",
+                     text, re.M)
     # The FP32 summary keeps a 16-bit record out of the FP32 row and its means.
     lines = []
     gpu.summarise(records, lines.append)
@@ -338,12 +428,13 @@ def test_chart_labels_each_dtype(tmp_path):
 
 
 class _FakeHalfSession:
-    """A HalfSession whose implementations succeed or fail as told, for time_baselines."""
+    """A HalfSession whose implementations succeed or fail as told, for time_baselines and
+    time_tensorcore: a polypipe build's time is its block's first side, in microseconds."""
 
     def __init__(self, workload, dtype, torch, timer, generator):
         if workload.name == "square-8192" and dtype == "bfloat16":
             raise MemoryError("CUDA out of memory")
-        self.dtype = dtype
+        self.workload, self.dtype = workload, dtype
 
     def cublas(self):
         return 1.0, 1e-4, self.dtype
@@ -356,16 +447,31 @@ class _FakeHalfSession:
             raise ValueError("triton compile error\nmore")
         return 2.0, 1e-6, "float32"
 
+    def polypipe(self, opt, impl="polypipe-cudacore"):
+        import polypipe as pp
+
+        config = opt["config"]
+        if config.warps == (4, 2) and self.workload.name == "square-4096":
+            raise pp.ArgumentError("the sizes do not divide the block tile\nmore")
+        if config.shared_stages == 4:
+            raise RuntimeError(f"{impl}'s result differs from the FP32 reference")
+        return config.block[0] / 1000 + config.warps[1] / 1e4, 1e-6, "float32"
+
+
+def _fake_torch():
+    return type("torch", (), {"cuda": type("cuda", (), {"empty_cache": staticmethod(
+        lambda: None)})})
+
 
 def test_a_failing_half_implementation_is_logged_and_skipped(tmp_path, monkeypatch, capsys):
     import gpu_half
 
     monkeypatch.setattr(gpu_half, "HalfSession", _FakeHalfSession)
-    torch = type("torch", (), {"cuda": type("cuda", (), {"empty_cache": staticmethod(
-        lambda: None)})})
-    workloads, pairs = gpu_half.selection(None, session=True)
+    torch = _fake_torch()
+    workloads, pairs, tc_pairs = gpu_half.selection(None, session=True)
     assert [w.name for w in workloads] == ["square-4096", "square-8192", "bert-base-ffn1-512"]
     assert [(w.name, d) for w, d in pairs] == [("square-4096", "float16")]
+    assert [(w.name, d) for w, d in tc_pairs] == [("square-4096", "float16")]
     run = gpu_half.Run(tmp_path / "half.json", "H200", 60.0)
     gpu_half.time_baselines(run, workloads[:2], torch, None, None, True, session=True)
     out = capsys.readouterr().out
@@ -382,13 +488,98 @@ def test_a_failing_half_implementation_is_logged_and_skipped(tmp_path, monkeypat
     assert not past.records and "past the session's deadline" in capsys.readouterr().out
 
 
-def test_gpu_session_runs_the_half_baselines_within_its_budget(tmp_path):
+def _fake_optimize(program, config):
+    import polypipe as pp
+
+    if config.block == (256, 128) and config.warps == (2, 4):
+        raise pp.ScheduleError("invalid GpuConfig: too many registers\nmore")
+    return {"config": config}
+
+
+def test_tensor_core_search_records_the_fastest_and_logs_refusals(tmp_path, monkeypatch,
+                                                                  capsys):
+    import polypipe as pp
+    import gpu_half
+
+    monkeypatch.setattr(gpu_half, "HalfSession", _FakeHalfSession)
+    monkeypatch.setattr(pp, "kernel", lambda func: func)
+    monkeypatch.setattr(pp, "optimize", _fake_optimize)
+    monkeypatch.setattr(gpu_half, "_estimate", lambda opt, hs, device: 123.0)
+    monkeypatch.setattr(gpu_half, "bfloat16_reason", lambda: None)
+    torch = _fake_torch()
+    by_name = {w.name: w for w in gpu_workloads.half_workloads()}
+    workloads = [by_name["square-4096"], by_name["bert-base-ffn1-512"]]
+    pairs = [(w, d) for w in workloads for d in gpu_half.DTYPES]
+    run = gpu_half.Run(tmp_path / "half.json", "H200", math.inf)
+    gpu_half.time_tensorcore(run, pairs, torch, None, None, False, workloads)
+    out = capsys.readouterr().out
+    # The search on square-4096 (float16): 20 configurations, the refused, the sizes that do
+    # not divide and the wrong results logged; the three fastest timed on every pair.
+    assert "block=256x128,threads=16x16,reduction=32,shared_stages=3,register_stages=2," \
+           "warps=2x4,mma=m16n8k16 refused: ScheduleError: invalid GpuConfig: too many " \
+           "registers\n" in out
+    assert "refused: ArgumentError: the sizes do not divide the block tile\n" in out
+    assert "failed: RuntimeError: polypipe-tensorcore's result differs" in out
+    finalists = re.search(r"search square-4096 float16: polypipe-tensorcore: (\d+) of 20 "
+                          r"configurations ran; finalists (.*)", out)
+    assert finalists and finalists.group(2).count("block=64x128") == 2
+    records = [r for r in run.records if r["impl"] == "polypipe-tensorcore"]
+    assert [(r["name"], r["dtype"]) for r in records] == [(w.name, d) for w, d in pairs]
+    assert all(r["config"] == "block=64x128,threads=16x16,reduction=32,shared_stages=3,"
+               "register_stages=2,warps=2x2,mma=m16n8k16" and r["estimate_tflops"] == 123.0
+               and r["ms"] == pytest.approx(0.0642) for r in records)
+    assert json.loads((tmp_path / "half.json").read_text()) == run.records
+    # A session: its configurations in order, each only with the time it needs left.
+    session = gpu_half.Run(tmp_path / "session.json", "H200", 60.0)
+    gpu_half.time_tensorcore(session, pairs[:1], torch, None, None, True)
+    [record] = session.records
+    assert "256x128" in capsys.readouterr().out.split("refused: ArgumentError")[0][-200:]
+    assert record["config"] == gpu_half.format_config(min(
+        gpu_half.SESSION_TC_CONFIGS, key=lambda c: c.block[0] + c.warps[1] / 10))
+    assert record["estimate_tflops"] == 123.0
+    late = gpu_half.Run(tmp_path / "late.json", "H200", gpu_half.TENSORCORE_NEEDS_S - 1.0)
+    gpu_half.time_tensorcore(late, pairs[:1], torch, None, None, True)
+    assert not late.records and (f"polypipe-tensorcore skipped: "
+                                 f"{gpu_half.TENSORCORE_NEEDS_S - 1} s left of the session"
+                                 in capsys.readouterr().out)
+
+
+def test_a_tensor_core_build_past_its_limit_is_kept_as_a_timeout(monkeypatch):
+    import time
+    import polypipe as pp
+    import gpu_half
+
+    calls = []
+
+    def slow(program, config):
+        calls.append(config)
+        time.sleep(5)
+
+    monkeypatch.setattr(pp, "kernel", lambda func: func)
+    monkeypatch.setattr(pp, "optimize", slow)
+    builds = gpu_half.TensorCoreBuilds()
+    config = gpu_half.SESSION_TC_CONFIGS[0]
+    start = time.monotonic()
+    first = builds(gpu_workloads.half_matmul, config, 1.0)
+    assert time.monotonic() - start < 3
+    assert isinstance(first, gpu_half.BuildTimeout)
+    assert str(first) == "optimize did not finish within 1 s"
+    assert builds(gpu_workloads.half_matmul, config, 1.0) is first and len(calls) == 1
+
+
+def test_gpu_session_times_the_tensor_cores_within_its_budget(tmp_path):
     plan = gpu_session.steps(tmp_path, tmp_path / "out")
     [half] = [s for s in plan if s.name == "half"]
     assert half.command[1:4] == ["benchmarks/gpu.py", "--half", "--session"]
     import gpu_half
 
+    # The step outlasts the module's deadline, and a tensor-core build fits after square-4096's
+    # baselines.
     assert gpu_half.SESSION_DEADLINE_S + 5 <= half.timeout_s
+    assert gpu_half.SESSION_DEADLINE_S >= 2 * gpu_half.TENSORCORE_NEEDS_S
+    assert 1 <= len(gpu_half.SESSION_TC_CONFIGS) <= 3
+    assert all(c.mma == "m16n8k16" for c in gpu_half.SESSION_TC_CONFIGS)
+    assert "polypipe-tensorcore" in gpu_half.IMPLS
     assert sum(s.timeout_s for s in plan) <= gpu_session.BUDGET_S
     files = gpu_session.outputs(plan)
     assert "gpu_<device>_half_session.json" in files and len(files) <= gpu_session.MAX_FILES
