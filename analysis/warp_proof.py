@@ -70,7 +70,7 @@ def _prove_swizzles(kernel) -> list[str]:
         text = layout.swizzle_c("pp_row", "pp_col")
         for (_, row, col), (_, _, stored) in points(relation.intersect_domain(isl.Set(
                 f"{{ {buffer}[s, r, c] : s = 0 }}"))):
-            printed = eval(text, {"__builtins__": {}}, {"pp_row": row, "pp_col": col})
+            printed = _evaluate(text, pp_row=row, pp_col=col)
             if printed != stored:
                 raise InternalError(f"{kernel.name}: the printed swizzle of {buffer} puts "
                                     f"({row}, {col}) at column {printed}, isl at {stored}")
@@ -109,8 +109,8 @@ def _prove_fragments(kernel, tx, op) -> None:
     for warp, w in ((warp, w) for warp in range(warps) for w in range(loads_per_step(op))):
         starts = {}
         for lane in range(32):
-            t, f, kin = (_evaluate(text, lane, w) for text in (row.thread, row.fragment,
-                                                                 row.kin))
+            t, f, kin = (_evaluate(text, pp_lane=lane, pp_w=w)
+                         for text in (row.thread, row.fragment, row.kin))
             if not 0 <= f < extent:
                 raise InternalError(f"{kernel.name}: lane {lane}'s ldmatrix row of "
                                     f"{op.load} is fragment {f}, outside the {extent} a "
@@ -140,10 +140,10 @@ def _prove_fragments(kernel, tx, op) -> None:
                                 f"{bad[1]}, mma expects {want.get(bad)}")
 
 
-def _evaluate(text: str, lane: int, load: int) -> int:
-    """A printed C index expression of non-negative integers (``/`` and ``%`` are Python's
-    ``//`` and ``%`` there) at one lane and load."""
-    return eval(text.replace("/", "//"), {"__builtins__": {}}, {"pp_lane": lane, "pp_w": load})
+def _evaluate(text: str, **values: int) -> int:
+    """A printed C index expression of non-negative integers at the given values of its
+    names (``/`` and ``%`` are Python's ``//`` and ``%`` there; ``>> ^ & |`` are the same)."""
+    return eval(text.replace("/", "//"), {"__builtins__": {}}, values)
 
 
 def _value_at(function: isl.PwAff, *values: int) -> int:
