@@ -250,9 +250,10 @@ def _require_same_instances(stmt: ir.Statement, gpu_stmt: ir.Statement) -> None:
 def _require_every_read_has_an_origin(gpu: ir.Program, origins) -> None:
     """Every GPU read instance has a writer or is live-in: isl's dataflow partitions the
     sinks, and composing through copies keeps every instance (each copy instance is itself a
-    sink with an origin). Checked here for each raw dataflow result, where it is cheap."""
+    sink with an origin). Checked here for each raw dataflow result, where it is cheap. The
+    instances that read are those of the access (a zero-filling copy reads at some)."""
     for (name, index), (sources, live_in) in origins.items():
-        domain = isl.UnionSet.from_set(gpu.statement(name).domain)
+        domain = isl.UnionSet.from_set(gpu.statement(name).reads[index].relation.domain())
         lost = domain.subtract(sources.domain().union(live_in.domain()))
         if not lost.is_empty():
             raise _fail(f"the dataflow of {name}'s read {index} leaves instances without an "

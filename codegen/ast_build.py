@@ -15,6 +15,7 @@ import islpy as isl
 
 from polypipe import ir
 from polypipe.errors import InternalError
+from polypipe.gpu_pad import fills_with_zeros
 
 ITERATOR_PREFIX = "pp_c"
 
@@ -38,6 +39,10 @@ class StatementInstance:
     # Locals (name, value) printed before the statement, in order: the original statement's
     # iterators that subscripts written over them use (see ir.OriginSubscript).
     bindings: tuple[tuple[str, isl.AstExpr], ...] = ()
+    # A copy that zero-fills a partial tile (polypipe.gpu_pad.fills_with_zeros): True where
+    # every instance here reads its source, False where none does, else the test that it
+    # does (None: not such a copy).
+    reads_where: "isl.AstExpr | bool | None" = None
 
 
 def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
@@ -87,7 +92,8 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
                      for member in levels.get(stmt.name, ()))
         instance = StatementInstance(stmt, accesses, iterators, dims,
                                      _membership(build, (unbound or {}).get(stmt.name)),
-                                     tuple(bindings.items()))
+                                     tuple(bindings.items()),
+                                     _reads_where(build, fills_with_zeros(stmt), context))
         return node.set_annotation(isl.Id(f"pp_{stmt.name}", user=instance, context=ctx))
 
     def guarded(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:
@@ -169,6 +175,19 @@ def _membership(build: isl.AstBuild, instances: isl.Set | None) -> isl.AstExpr |
     if here.is_empty():
         return None
     return build.expr_from_set(isl.Set.from_union_set(here))
+
+
+def _reads_where(build: isl.AstBuild, reading: isl.Set | None, context: isl.Set):
+    """StatementInstance.reads_where at this leaf, for the instances ``reading`` that read."""
+    if reading is None:
+        return None
+    here = build.get_schedule().domain().intersect_params(context)
+    inside = isl.UnionSet.from_set(reading)
+    if here.is_subset(inside):
+        return True
+    if here.intersect(inside).is_empty():
+        return False
+    return build.expr_from_set(isl.Set.from_union_set(inside.apply(build.get_schedule())))
 
 
 def _loop_levels(schedule: isl.Schedule, spaces: dict[str, isl.Space]

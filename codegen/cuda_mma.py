@@ -251,8 +251,8 @@ def _mma(printer, mma: MmaKernel, instance: StatementInstance, names: list[str])
 
 def mma_kernel(kernel, dtypes: dict[str, str], sizes: dict[str, int] | None) -> MmaKernel:
     """The warp groups of tensor-core ``kernel`` for a call's dtypes and sizes; ArgumentError
-    where the call cannot run on tensor cores (dtypes mma does not take, sizes that do not
-    divide the tiles, or no concrete sizes)."""
+    where the call cannot run on tensor cores (dtypes mma does not take, or no concrete
+    sizes). Sizes need not divide the tiles: the kernel runs whole tiles (polypipe.gpu_pad)."""
     from polypipe.errors import ArgumentError, ScheduleError
     from polypipe.gpu_mma import SHAPES
     from polypipe.gpu_warp import LANE_THREADS, LANE_VECTORS, mma_operands
@@ -265,7 +265,6 @@ def mma_kernel(kernel, dtypes: dict[str, str], sizes: dict[str, int] | None) -> 
     if sizes is None:
         raise ArgumentError(f"{kernel.name} runs on tensor cores: its CUDA is printed for "
                             "concrete sizes (pass the arrays)")
-    _require_whole_tiles(kernel, sizes)
     shape = SHAPES[config.mma]
     operands = warp_operands(kernel)
     return MmaKernel(operands, swizzled_tiles(kernel), c.update, kernel.accumulator_buffer,
@@ -301,38 +300,6 @@ def warp_operands(kernel) -> tuple[WarpOperand, ...]:
         raise InternalError(f"{kernel.name}: a tensor-core kernel without both operands in "
                             "shared memory")
     return tuple(operands)
-
-
-def _require_whole_tiles(kernel, sizes: dict[str, int]) -> None:
-    """The update's instances at these sizes must be whole block tiles and reduction tiles:
-    every lane takes part in every collective (partial tiles would need zero-filled copies,
-    not built yet)."""
-    from polypipe.analysis.bounds import fix_parameters
-    from polypipe.errors import ArgumentError
-
-    c, config = kernel.contraction, kernel.config
-    update = c.program.statement(c.update)
-    domain = update.domain.intersect_params(fix_parameters(update.domain, sizes))
-    if domain.is_empty():
-        return
-    element = c.element_of[c.update].intersect_domain(domain).range()
-    rk = update.iterators.index(c.reduction_iterators[-1])
-    checks = [(element, element.dim(isl.dim_type.set) - 2, config.block[0], "rows"),
-              (element, element.dim(isl.dim_type.set) - 1, config.block[1], "columns"),
-              (domain, rk, config.reduction, f"the reduction {c.reduction_iterators[-1]}")]
-    why = ("partial tiles are not built yet: use sizes that divide block and reduction, or "
-           "leave mma out")
-    if not domain.is_box():
-        raise ArgumentError(f"{kernel.name} runs on tensor cores, whose every lane takes part "
-                            f"in each ldmatrix and mma: the update's instances at these sizes "
-                            f"are not a box ({domain}); {why}")
-    for space, pos, tile, what in checks:
-        low, high = space.dim_min_val(pos).to_python(), space.dim_max_val(pos).to_python()
-        if low % tile or (high + 1) % tile:
-            raise ArgumentError(
-                f"{kernel.name} runs on tensor cores, whose every lane takes part in each "
-                f"ldmatrix and mma: at these sizes {what} span {low}..{high}, not whole tiles "
-                f"of {tile}; {why}")
 
 
 def swizzled_tiles(kernel) -> dict:

@@ -33,7 +33,7 @@ pipeline iterations, so all threads of a block reach the same barriers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import islpy as isl
 
@@ -206,7 +206,11 @@ class CudaPrinter(CPrinter):
                     continue
                 ctype = self.types.storage_type(array.name).storage_c_name
                 size = _product((array.extents or ())[array.thread_dims:])
-                lines.append(f"{ctype} __align__(16) {name}[{size}];")
+                # Tensor cores: the padding of a partial tile (polypipe.gpu_pad) accumulates
+                # elements outside the nest that nothing initialises; never stored, but C++
+                # must not read an indeterminate float on the CPU runtime: zeroed.
+                zeroed = " = {}" if self.mma and array.name == self.mma.accumulator else ""
+                lines.append(f"{ctype} __align__(16) {name}[{size}]{zeroed};")
         return lines
 
     def _block_coordinates(self) -> list[str]:
@@ -317,14 +321,46 @@ class CudaPrinter(CPrinter):
         group_bytes = lanes * _SIZE[ctype]
         if group_bytes < 16:   # a proved 4- or 8-byte cp.async group (analysis.alignment)
             function = f"pp_cp_async<{group_bytes}>"
-        lines = [f"{function}((char *){target} + {offset}, (const char *){source} + {offset});"
-                 for offset in range(0, group_bytes, 16)]
         self._emit(depth, "{")
+        if instance.reads_where is None or instance.reads_where is True:
+            lines = [f"{function}((char *){target} + {offset}, (const char *){source} + "
+                     f"{offset});" for offset in range(0, group_bytes, 16)]
+        else:
+            lines = self._zero_filled_group(instance, iterator, lanes, group_bytes,
+                                            _SIZE[ctype], depth + 1)
         # First: the guards and the instance's bound locals may use the lane iterator.
         self._emit(depth + 1, f"const {self.index_type} {iterator} = 0;")
         self._guarded(instance, depth + 1, lines)
         self._emit(depth, "}")
         return True
+
+    def _zero_filled_group(self, instance: StatementInstance, iterator: str, lanes: int,
+                           group_bytes: int, size: int, depth: int) -> list[str]:
+        """A group of a zero-filling copy (polypipe.gpu_pad): its lanes that read are a prefix
+        of it (``analysis.warp_proof`` proves that), counted in ``pp_valid``; the cp.async of
+        each 16 bytes reads those of its bytes, zero-filling the others, and is given the
+        array's first element when it reads none (any address it is given must be one)."""
+        target, source = self._addresses(instance)
+        if instance.reads_where is False:
+            self._emit(depth, "const unsigned pp_valid = 0;")
+        else:
+            self._emit(depth, "unsigned pp_valid = 0;")
+            self._emit(depth, "#pragma unroll")
+            self._emit(depth, f"for (int pp_e = 0; pp_e < {lanes}; pp_e += 1) {{")
+            self._emit(depth + 1, f"const {self.index_type} {iterator} = pp_e;")
+            self._emit(depth + 1, f"pp_valid += ({self.expr(instance.reads_where)}) ? 1u : 0u;")
+            self._emit(depth, "}")
+        base = c_name("array", instance.statement.reads[0].array)
+        chunk = min(group_bytes, 16)
+        lines = []
+        for offset in range(0, group_bytes, chunk):
+            have = f"({size}u * pp_valid - {offset}u)"
+            valid = (f"({size}u * pp_valid > {offset}u ? ({have} < {chunk}u ? {have} : "
+                     f"{chunk}u) : 0u)")
+            lines.append(f"pp_cp_async_zfill<{chunk}>((char *){target} + {offset}, "
+                         f"{size}u * pp_valid > {offset}u ? (const char *){source} + {offset} "
+                         f": (const char *){base}, {valid});")
+        return lines
 
     def _thread_level(self) -> int:
         """The schedule level of the innermost thread band around the node being printed."""
@@ -441,12 +477,32 @@ class CudaPrinter(CPrinter):
         if isinstance(stmt, ir.Sync):
             text = {"barrier": "__syncthreads();", "commit": "pp_cp_async_commit();"}.get(
                 stmt.kind, f"pp_cp_async_wait<{stmt.pending}>();")
+        elif instance.reads_where is not None:
+            text = self._zero_filled(instance)
         elif stmt.kind == "async_copy" and self._element_bytes(stmt) >= 4:
             target, source = self._addresses(instance)
             text = f"pp_cp_async<{self._element_bytes(stmt)}>({target}, {source});"
         else:
             text = self.statement(instance) + ";"
         self._guarded(instance, depth, [text])
+
+    def _zero_filled(self, instance: StatementInstance) -> str:
+        """One element of a zero-filling copy (polypipe.gpu_pad): its source where it reads
+        it, else zero (a synchronous store, as for any 16-bit element)."""
+        stmt = instance.statement
+        reading = replace(instance, statement=replace(stmt, value=stmt.value.then),
+                          reads_where=None)
+        zero = f"{self.target(instance)} = 0;"
+        if instance.reads_where is False:
+            return zero
+        if stmt.kind == "async_copy" and self._element_bytes(stmt) >= 4:
+            target, source = self._addresses(instance)
+            copy = f"pp_cp_async<{self._element_bytes(stmt)}>({target}, {source});"
+        else:
+            copy = self.statement(reading) + ";"
+        if instance.reads_where is True:
+            return copy
+        return f"if ({self.expr(instance.reads_where)}) {{ {copy} }} else {{ {zero} }}"
 
     def _element_bytes(self, stmt) -> int:
         """Bytes of the copied element. cp.async moves 4, 8 or 16 bytes: a single 16-bit

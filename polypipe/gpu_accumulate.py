@@ -15,7 +15,9 @@ import islpy as isl
 
 from . import ir
 from .gpu_ir import Draft, ElementPlacement, LoopPlacement, Part, Phase, Slot
+from .errors import InternalError
 from .gpu_mapping import TileMapping, name_dims
+from .gpu_pad import element_of_update
 
 
 @dataclass(frozen=True)
@@ -47,16 +49,25 @@ def rewrite_update(tx: TileMapping, draft: Draft, acc: Accumulator,
     """The update reads its operands' fragments and accumulates into registers, ``R - 1``
     reduction steps after the loads."""
     update = tx.update
+    # Over the instances the kernel runs (with tensor cores, whole tiles: polypipe.gpu_pad).
+    padded = tx.run_domain is not update.domain
+    element_of = (element_of_update(tx).intersect_domain(tx.run_domain) if padded
+                  else tx.c.element_of[update.name])
+    in_registers = element_of.apply_range(acc.of_element)
     reads = []
     for index, access in enumerate(update.reads):
         if index in register_reads:
             reads.append(register_reads[index])
         elif access.array == tx.c.accumulator:
-            reads.append(acc.access(tx, update, access))
+            reads.append(replace(access, array=acc.buffer, indices=(), relation=in_registers))
+        elif padded:
+            raise InternalError(f"{update.name} reads {access} on tensor cores, which run "
+                                "only the two operands and the accumulator")
         else:
             reads.append(access)
     mapping = {id(old): new for old, new in zip(update.reads, reads)}
-    stmt = replace(update, target=acc.access(tx, update, update.target), reads=tuple(reads),
+    target = replace(update.target, array=acc.buffer, indices=(), relation=in_registers)
+    stmt = replace(update, domain=tx.run_domain, target=target, reads=tuple(reads),
                    value=ir.replace_reads(update.value, mapping))
     o_u = tx.update_element()
     # ``R - 1`` register slots (of ``kg`` steps each) after the loads; with tensor cores a

@@ -8,6 +8,8 @@ expressions instead of recomputing them.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import islpy as isl
 
 from . import ir
@@ -44,6 +46,16 @@ class TileMapping:
         self.rk = c.reduction_iterators[-1] if c.reduction_iterators else None
         self.r_outer = list(c.reduction_iterators[:-1])
         self.block_dims = [f"pp_b{d}" for d in range(self.p - 2)] + ["pp_bm", "pp_bn"]
+
+    @cached_property
+    def run_domain(self) -> isl.Set:
+        """The update instances the kernel runs: the nest's, and with tensor cores those of
+        whole tiles (:func:`polypipe.gpu_pad.padded_domain`)."""
+        if self.kg == 1:
+            return self.update.domain
+        from .gpu_pad import padded_domain
+
+        return padded_domain(self)
 
     # -- output element coordinates -> mapping ------------------------------------------------
     def update_element(self) -> list[str]:

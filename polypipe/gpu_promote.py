@@ -19,6 +19,7 @@ from .errors import ScheduleError
 from .gpu_ir import Draft, LoopPlacement, Operand, Phase, Slot, TileLayout
 from .gpu_layout import tile_layout
 from .gpu_mapping import TileMapping, name_dims, uses
+from .gpu_pad import zero_filled
 
 
 def select_operands(tx: TileMapping, draft: Draft) -> None:
@@ -92,22 +93,30 @@ def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int)
     name = draft.fresh(f"copy_{op.array}")
     dims = tx.block_dims + tx.r_outer + ["pp_t"] + local_names
     block_u = tx.block_of(tx.update_element())
-    to_copy = tx.map_(f"{tx.update_instance()} -> {name}"
+    to_tile = tx.map_(f"{tx.update_instance()} -> {name}"
                       f"[{', '.join(block_u + tx.r_outer + [f'floor({tx.rk}/{tx.bk})'] + local)}]")
-    to_copy = to_copy.intersect_domain(update.domain)
-    domain = name_dims(update.domain.apply(to_copy), dims)
-    read_rel = to_copy.reverse().apply_range(source.relation).intersect_domain(domain)
-    if not read_rel.is_single_valued():
+    to_copy = to_tile.intersect_domain(update.domain)
+    real = name_dims(update.domain.apply(to_copy), dims)
+    read_rel = to_copy.reverse().apply_range(source.relation).intersect_domain(real)
+    # Tensor cores run whole tiles (polypipe.gpu_pad): the copy fills the whole operand tile,
+    # reading the array where an instance of the nest reads it and writing zero elsewhere.
+    padded = tx.run_domain is not update.domain
+    run = to_tile.intersect_domain(tx.run_domain) if padded else to_copy
+    domain = name_dims(tx.run_domain.apply(run), dims) if padded else real
+    full = (run.reverse().apply_range(tx.map_(
+        f"{tx.update_instance()} -> {source.array}[{', '.join(source.indices)}]"))
+            .intersect_domain(domain) if padded else None)
+    if not all(r.is_single_valued() for r in (read_rel, full) if r is not None):
         raise ScheduleError(f"{source} in {update.name}: one element of the operand tile "
                             "maps to several array elements; cannot stage it")
     stored = ", ".join(d.name for d in layout.order)
     write_rel = tx.map_(f"{name}[{', '.join(dims)}] -> "
                         f"{op.shared}[(pp_t) mod {tx.S}, {stored}]").intersect_domain(domain)
-    read = ir.Access(op.array, source.indices, read_rel, False, source.location,
-                     origin=_origin_subscript(tx, source, to_copy, domain))
+    read = ir.Access(op.array, source.indices, read_rel, False, source.location, full=full,
+                     origin=_origin_subscript(tx, source, run, domain))
     stmt = ir.Statement(name, tuple(dims), domain, ir.Access(op.shared, (), write_rel, True),
-                        None, ir.Read(read), (read,), kind="async_copy",
-                        source=f"{op.shared} <- {op.array}")
+                        None, zero_filled(read, real) if padded else ir.Read(read), (read,),
+                        kind="async_copy", source=f"{op.shared} <- {op.array}")
     linear = layout.linear()
     group = f"floor(({linear})/{layout.vector})"
     tid = f"(({group}) mod {config.thread_count})"
@@ -180,7 +189,7 @@ def register_fragment(tx: TileMapping, draft: Draft, op: Operand, layout: TileLa
     block_u = tx.block_of(tx.update_element())
     to_load = tx.map_(f"{tx.update_instance()} -> {name}"
                       f"[{', '.join(block_u + tx.r_outer + [tx.rk] + thread_u + frag_exprs)}]")
-    domain = name_dims(update.domain.apply(to_load.intersect_domain(update.domain)), dims)
+    domain = name_dims(tx.run_domain.apply(to_load.intersect_domain(tx.run_domain)), dims)
     at = {"pp_lm": tx.local_of("pp_ty", "pp_m", 0), "pp_ln": tx.local_of("pp_tx", "pp_n", 1),
           "pp_lk": f"(pp_kk) mod {tx.bk}"}
     instance = f"{name}[{', '.join(dims)}]"
@@ -212,7 +221,7 @@ def register_fragment(tx: TileMapping, draft: Draft, op: Operand, layout: TileLa
     return ir.Access(op.register, (), tx.map_(
         f"{tx.update_instance()} -> {op.register}[{', '.join(thread_u)}, {_slot(tx.rk, tx)}"
         f"{''.join(', ' + f for f in frag_exprs + _within(tx.rk, tx))}]"
-    ).intersect_domain(update.domain), False, update.reads[op.read_index].location)
+    ).intersect_domain(tx.run_domain), False, update.reads[op.read_index].location)
 
 
 def _slot(k: str, tx: TileMapping) -> str:

@@ -131,6 +131,15 @@ class Select:
     otherwise: "Expr"
 
 
+@dataclass(frozen=True, eq=False)
+class Member:
+    """Whether the statement's instance lies in ``instances`` (an affine test of its
+    iterators): a GPU copy that zero-fills the padding of a partial tile
+    (:mod:`polypipe.gpu_pad`) reads its source only where this holds."""
+
+    instances: isl.Set
+
+
 @dataclass(frozen=True)
 class Call:
     """A pure function: ``func`` is canonical (``sqrt``, ``min``, ``float``, ...).
@@ -144,7 +153,8 @@ class Call:
     origin: str
 
 
-Expr = Union[Const, ParamRef, IterRef, ScalarArg, Read, Unary, Binary, Compare, BoolOp, Select, Call]
+Expr = Union[Const, ParamRef, IterRef, ScalarArg, Read, Unary, Binary, Compare, BoolOp, Select,
+             Call, Member]
 
 
 def walk_expr(expr: Expr) -> Iterator[Expr]:
@@ -200,6 +210,8 @@ def format_expr(expr: Expr, parent: int = 0) -> str:
         return expr.name
     if isinstance(expr, Read):
         return str(expr.access)
+    if isinstance(expr, Member):
+        return "in_footprint"
     if isinstance(expr, Call):
         prefix = {"math": "math.", "numpy": "np."}.get(expr.origin, "")
         return f"{prefix}{expr.func}({', '.join(format_expr(a) for a in expr.args)})"

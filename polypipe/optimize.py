@@ -139,6 +139,8 @@ class OptimizedProgram:
 
                 lines += [f"    {line.strip()}" for line in warp_plan(kernel.config).describe()
                           if "per lane" in line or "per main-loop" in line]
+                lines.append("    partial tiles: each tile runs whole, its copies zero-filling "
+                             "the operand elements outside the nest (polypipe.gpu_pad)")
         for decision in self.fusions:
             lines.append(f"  {decision}")
         for proof in self.proofs:
@@ -673,14 +675,18 @@ def _proved(program: ir.Program, kernel):
     ownership was used. A refusal of the rebuilt kernel is raised as it is.
     """
     from polypipe.analysis.gpu_proof import prove_kernel
+    from .gpu_pad import proof_view
     from .lower import lower_contraction
 
     try:
-        proof = prove_kernel(program, kernel)
+        proof = prove_kernel(program, proof_view(kernel))
         if kernel.config.mma is not None:   # what CUDA prints as ldmatrix and mma.sync
+            from polypipe.analysis.pad_proof import prove_padding
             from polypipe.analysis.warp_proof import prove_warp_groups
 
-            proof = replace(proof, warp_groups=prove_warp_groups(kernel))
+            summary = "; ".join(filter(None, (prove_warp_groups(kernel),
+                                              prove_padding(kernel))))
+            proof = replace(proof, warp_groups=summary)
         return kernel, proof
     except LegalityError as refusal:
         if kernel.config.fragment_vectors == (1, 1) or kernel.config.mma is not None:

@@ -1,8 +1,9 @@
 """The tensor-core lowering (GpuConfig(mma="m16n8k16"), one warp per block): kernels built,
 proved and printed with ldmatrix and mma.sync, run on the CPU runtime's warp collectives
 against NumPy in float16 and bfloat16 (matmul, attention's Q K^T with K stored n x k, A stored
-k x m, 2mm); a wrong lane, register or orientation in the printed text gives a wrong result;
-what tensor cores cannot honour is refused with the reason."""
+k x m, 2mm; partial tiles: test_tensor_core_padding); a wrong lane, register or orientation in
+the printed text gives a wrong result; what tensor cores cannot honour is refused with the
+reason."""
 
 from __future__ import annotations
 
@@ -270,15 +271,6 @@ def test_float32_operands_are_refused_when_the_kernel_runs():
     A, B = np.ones((32, 32), np.float32), np.ones((32, 32), np.float32)
     with pytest.raises(ArgumentError, match="tensor cores: .*two float16 or two bfloat16"):
         opt.run(np.zeros((32, 32), np.float32), A, B)
-
-
-@pytest.mark.parametrize("sizes", [(48, 32, 32), (32, 40, 32), (32, 32, 48)])
-def test_sizes_that_do_not_divide_the_tiles_are_refused(sizes):
-    opt = pp.optimize(matmul, _config())
-    M, N, K = sizes
-    A, B = np.ones((M, K), np.float16), np.ones((K, N), np.float16)
-    with pytest.raises(ArgumentError, match="not whole tiles"):
-        opt.run(np.zeros((M, N), np.float32), A, B)
 
 
 def test_an_unwidened_product_is_refused():
