@@ -253,7 +253,9 @@ def _require_every_read_has_an_origin(gpu: ir.Program, origins) -> None:
     sink with an origin). Checked here for each raw dataflow result, where it is cheap. The
     instances that read are those of the access (a zero-filling copy reads at some)."""
     for (name, index), (sources, live_in) in origins.items():
-        domain = isl.UnionSet.from_set(gpu.statement(name).reads[index].relation.domain())
+        stmt = gpu.statement(name)
+        domain = isl.UnionSet.from_set(stmt.reads[index].relation.domain().intersect(
+            stmt.domain))
         lost = domain.subtract(sources.domain().union(live_in.domain()))
         if not lost.is_empty():
             raise _fail(f"the dataflow of {name}'s read {index} leaves instances without an "

@@ -16,10 +16,14 @@ kernel's constants (the layer's spatial size) from its module.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the repository: tests.kernels
+from tests.kernels.contractions import half_batched_matmul, half_matmul  # noqa: E402,F401
 
 
 def matmul(C, A, B):
@@ -41,30 +45,6 @@ def batched_matmul(C, A, B):
                 C[b, i, j] = 0.0
                 for k in range(K):
                     C[b, i, j] += A[b, i, k] * B[b, k, j]
-
-
-def half_matmul(C, A, B):
-    """``C = A @ B`` of float16 or bfloat16 ``A`` and ``B`` into float32 ``C``: each product
-    formed from the widened values, summed in float32 (what cuBLAS computes with FP32 compute
-    type and the tensor cores' FP32 accumulators)."""
-    M, N = C.shape
-    K = A.shape[1]
-    for i in range(M):
-        for j in range(N):
-            C[i, j] = 0.0
-            for k in range(K):
-                C[i, j] += np.float32(A[i, k]) * B[k, j]
-
-
-def half_batched_matmul(C, A, B):
-    NB, M, N = C.shape
-    K = A.shape[2]
-    for b in range(NB):
-        for i in range(M):
-            for j in range(N):
-                C[b, i, j] = 0.0
-                for k in range(K):
-                    C[b, i, j] += np.float32(A[b, i, k]) * B[b, k, j]
 
 
 CONV_TEMPLATE = '''"""Implicit-GEMM 3x3 convolution, stride {stride}, for {oh}x{ow} outputs, {ci} channels in."""

@@ -90,11 +90,28 @@ def array_extents(program: ir.Program, params: Mapping[str, int]) -> dict[str, t
     return extents
 
 
+def dtype_of(dtype, name: str) -> str:
+    """The element type of array ``name`` under ``dtype``: one name for every array, or a
+    mapping of array names with ``"*"`` for the others (``{"*": "float16", "C": "float32"}``:
+    16-bit inputs of a float32 result)."""
+    if isinstance(dtype, str):
+        return dtype
+    return dtype.get(name, dtype["*"])
+
+
+def dtype_text(dtype) -> str:
+    """``float16`` or ``float16, C=float32`` (see :func:`dtype_of`)."""
+    if isinstance(dtype, str):
+        return dtype
+    return ", ".join([dtype["*"]] + [f"{n}={d}" for n, d in dtype.items() if n != "*"])
+
+
 def array_bytes(program: ir.Program, params: Mapping[str, int], dtype="float64"
                 ) -> dict[str, int]:
-    """Bytes of every argument array at these parameter values, with elements of ``dtype``."""
-    itemsize = numpy_dtype(dtype).itemsize
-    return {name: math.prod(max(extent, 0) for extent in shape) * itemsize
+    """Bytes of every argument array at these parameter values, with elements of ``dtype``
+    (see :func:`dtype_of`)."""
+    return {name: math.prod(max(extent, 0) for extent in shape)
+            * numpy_dtype(dtype_of(dtype, name)).itemsize
             for name, shape in array_extents(program, params).items()}
 
 
@@ -130,7 +147,7 @@ def check_memory(program: ir.Program, sizes: Mapping[str, int], dtype="float64",
         held = (f"; {copies} copies of them are held, {_bytes_text(total * copies)}"
                 if copies > 1 else "")
         at = ", ".join(f"{name}={value}" for name, value in params.items())
-        raise ArgumentError(f"the arrays of {program.name} at {at} ({dtype}) need "
+        raise ArgumentError(f"the arrays of {program.name} at {at} ({dtype_text(dtype)}) need "
                             f"{_bytes_text(total)} ({shown}){held}: more than the "
                             f"{_bytes_text(limit)} of physical memory on this machine; "
                             "choose smaller sizes")
@@ -141,7 +158,8 @@ def random_arguments(program: ir.Program, sizes: Mapping[str, int], dtype="float
                      seed: int = 0, scalars: Mapping[str, float] | None = None) -> list:
     """Seeded random arguments in the function's argument order.
 
-    Float arrays are uniform in [0, 1); integer arrays in [0, 10). Value scalars not given in
+    ``dtype`` is one element type or one per array (:func:`dtype_of`). Float arrays are
+    uniform in [0, 1); integer arrays in [0, 10). Value scalars not given in
     ``scalars`` are drawn uniform in [0.5, 1.5). Sizes whose arrays cannot fit in physical
     memory are refused before anything is allocated (:func:`check_memory`).
     """
@@ -156,7 +174,7 @@ def random_arguments(program: ir.Program, sizes: Mapping[str, int], dtype="float
     for arg in program.arguments:
         if arg.kind == "array":
             shape = extents[arg.name]
-            element = numpy_dtype(dtype)
+            element = numpy_dtype(dtype_of(dtype, arg.name))
             if element.kind == "i":
                 args.append(rng.integers(0, 10, size=shape).astype(element))
             else:   # the floats, bfloat16 (NumPy kind "V") among them

@@ -63,6 +63,29 @@ def test_cli_run_16_bit_is_exact(dtype, backend, capsys):
     assert "max relative error 0.00e+00" in capsys.readouterr().out
 
 
+def test_cli_runs_a_tensor_core_kernel_with_16_bit_inputs_and_a_float32_result(capsys):
+    """``--dtype float16,C=float32``: every array float16 but C; sizes that divide no tile."""
+    assert main(["run", str(EXAMPLES / "half_gemm.py"), "--size", "M=40,N=24,K=40",
+                 "--dtype", "bfloat16,C=float32", "--backend", "emulate", "--config",
+                 "block=32x32,warps=1x1,reduction=32,mma=m16n8k16", "--check",
+                 "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "dtype bfloat16, C=float32" in out and "C: matches the Python result" in out
+    assert "the padding of partial tiles reads zeros" in out
+
+
+@pytest.mark.parametrize("dtype,error", [
+    ("float16,D=float32", "--dtype names D, which half_gemm has no array argument of; its "
+                          "arrays are C, A, B"),
+    ("float16,C=float31", "'C=float31' is not ARRAY=DTYPE"),
+    ("half,C=float32", "'half' is not one of float64"),
+])
+def test_cli_rejects_bad_per_array_dtypes(dtype, error, capsys):
+    assert main(["run", str(EXAMPLES / "half_gemm.py"), "--size", "M=4,N=4,K=4",
+                 "--dtype", dtype]) == 2
+    assert error in capsys.readouterr().err
+
+
 def test_cli_pipeline_shows_a_tensor_core_plan(capsys):
     assert main(["pipeline", str(EXAMPLES / "half_gemm.py"), "--config",
                  "block=64x64,warps=2x2,reduction=32,mma=m16n8k16"]) == 0
@@ -161,7 +184,9 @@ def test_cli_pipeline_and_run_agree_on_dtypes():
     dtype = {name: next(a for a in sub[name]._actions if a.dest == "dtype")
              for name in ("run", "pipeline")}
     assert dtype["run"].default == dtype["pipeline"].default == "float64"
-    assert tuple(dtype["run"].choices) == tuple(dtype["pipeline"].choices)
+    for choice in dtype["pipeline"].choices:      # run takes every type pipeline does
+        assert dtype["run"].type(choice) == choice
+    assert dtype["run"].type("float16,C=float32") == {"*": "float16", "C": "float32"}
 
 
 def test_cli_run_emulate_with_config(capsys):

@@ -14,6 +14,8 @@ import polypipe as pp
 from polypipe.codegen.value_types import numpy_dtype
 from polypipe.errors import ArgumentError, ScheduleError
 
+from .kernels.contractions import half_matmul
+
 MMA = "m16n8k16"
 
 
@@ -24,15 +26,7 @@ def _config(block=(32, 32), reduction=32, shared_stages=3, register_stages=2, wa
                         mma=MMA, **extra)
 
 
-@pp.kernel
-def matmul(C, A, B):
-    M, N = C.shape
-    K = A.shape[1]
-    for i in range(M):
-        for j in range(N):
-            C[i, j] = 0.0
-            for k in range(K):
-                C[i, j] += np.float32(A[i, k]) * B[k, j]
+matmul = pp.kernel(half_matmul)
 
 
 @pp.kernel

@@ -119,6 +119,30 @@ def syrk_lower(alpha, beta, C, A):
                 C[i, j] += alpha * A[i, k] * A[j, k]
 
 
+def half_matmul(C, A, B):
+    """``C = A @ B`` of float16 or bfloat16 ``A`` and ``B`` into float32 ``C``: each product
+    formed from the widened values, summed in float32 (what cuBLAS computes with FP32 compute
+    type and the tensor cores' FP32 accumulators)."""
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(K):
+                C[i, j] += np.float32(A[i, k]) * B[k, j]
+
+
+def half_batched_matmul(C, A, B):
+    NB, M, N = C.shape
+    K = A.shape[2]
+    for b in range(NB):
+        for i in range(M):
+            for j in range(N):
+                C[b, i, j] = 0.0
+                for k in range(K):
+                    C[b, i, j] += np.float32(A[b, i, k]) * B[b, k, j]
+
+
 @dataclass(frozen=True)
 class Case:
     func: Callable
