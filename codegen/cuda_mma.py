@@ -305,7 +305,7 @@ def warp_operands(kernel) -> tuple[WarpOperand, ...]:
 def swizzled_tiles(kernel) -> dict:
     """``{buffer: TileLayout}`` of the kernel's swizzled shared tiles: proved in logical
     order, printed through ``TileLayout.swizzle_c`` (``analysis.warp_proof`` checks that it
-    is a permutation of each row's chunks, and equal to ``swizzle_map``)."""
+    is a permutation of each row's chunks, and equal to the chunk layout ``chunks``)."""
     return {kernel.program.statement(name).target.array: layout
             for name, layout in kernel.copy_layouts if layout.swizzle[0]}
 

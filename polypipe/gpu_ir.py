@@ -59,33 +59,13 @@ class TileLayout:
     swizzle: tuple[int, int] = (0, 0)
     chunks: object = None             # analysis.bank_conflicts.Layout
 
-    def swizzle_map(self, buffer: str) -> isl.Map | None:
-        """``{ X_s[stage, row, col] -> X_s[stage, row, col'] }``: where a swizzled tile's
-        element is stored (None when not swizzled). The kernel is proved with the tile in
-        logical order and printed through this map: a permutation of each row's 16-byte
-        chunks (8 elements, the XOR of the chunk index's low bits with bits of its linear
-        index, in Presburger arithmetic), so every pair of accesses that meets at an
-        element meets there after it too, and 8 aligned elements stay 8 aligned elements.
-        isl with the XOR inside the dataflow and barrier proofs took minutes per kernel.
-        CUDA prints it as :meth:`swizzle_c`."""
-        bits, shift = self.swizzle
-        if not bits:
-            return None
-        from polypipe.analysis.bank_conflicts import xor
-
-        rows, width = self.stored_extents
-        row_chunks = self.chunks.row_chunks
-        chunk, low = "floor(col/8)", f"(floor(col/8) mod {2 ** bits})"
-        high = f"(floor((row * {row_chunks} + floor(col/8))/{2 ** shift}) mod {2 ** bits})"
-        return isl.Map(f"{{ {buffer}[stage, row, col] -> {buffer}[stage, row, 8 * ({chunk} - "
-                       f"{low} + {xor(low, high, bits)}) + (col mod 8)] : 0 <= row < {rows} "
-                       f"and 0 <= col < {width} }}")
-
     def swizzle_c(self, row: str, col: str) -> str:
-        """C of :meth:`swizzle_map`'s column for non-negative integer expressions ``row`` and
-        ``col``: the chunk index XOR its linear index's bits from ``shift`` on (which only
-        touch its low ``bits`` bits, within the row). ``analysis.warp_proof`` evaluates this
-        text against the isl map at every element of the tile."""
+        """C of the stored column of element ``(row, col)`` (non-negative integer
+        expressions) of a swizzled tile: the chunk index XOR its linear index's bits from
+        ``shift`` on (which only touch its low ``bits`` bits, within the row). The kernel is
+        proved with the tile in logical order and printed through this; ``analysis.warp_proof``
+        checks it at every element against the chunk layout whose bank conflicts were
+        counted (``chunks``)."""
         bits, shift = self.swizzle
         chunks = self.chunks.row_chunks
         return (f"(((({col}) >> 3) ^ (((({row}) * {chunks} + (({col}) >> 3)) >> {shift}) & "

@@ -7,12 +7,14 @@ reason."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 import polypipe as pp
 from polypipe.codegen.value_types import numpy_dtype
-from polypipe.errors import ArgumentError, ScheduleError
+from polypipe.errors import ArgumentError, InternalError, ScheduleError
 
 from .kernels.contractions import half_matmul
 
@@ -318,8 +320,6 @@ def test_the_warp_proof_refuses_a_wrong_lane_address(monkeypatch):
 
 
 def test_the_warp_proof_refuses_a_wrong_orientation(monkeypatch):
-    from dataclasses import replace
-
     import polypipe.codegen.cuda_mma as cuda_mma
     from polypipe.analysis.warp_proof import prove_warp_groups
     from polypipe.errors import InternalError
@@ -332,10 +332,16 @@ def test_the_warp_proof_refuses_a_wrong_orientation(monkeypatch):
         prove_warp_groups(kernel)
 
 
-@pytest.mark.parametrize("rows,width", [(32, 16), (32, 32), (64, 64), (32, 128), (16, 256)])
-def test_the_printed_swizzle_is_the_proved_one(rows, width):
-    """TileLayout.swizzle_c at every element against the isl map the proofs use, for the
-    swizzle operand_tile picks at each row width (and it picks one free of conflicts)."""
+@pytest.mark.parametrize("rows,width", [(32, 16), (32, 32), (64, 64), (32, 128), (16, 256),
+                                        (32, 256)])
+def test_the_printed_swizzle_is_the_proved_one(rows, width, monkeypatch):
+    """TileLayout.swizzle_c at every element against the chunk layout whose bank conflicts
+    were counted, for the swizzle operand_tile picks at each row width (and it picks one free
+    of conflicts); the warp proof accepts it and refuses a printed swizzle that differs."""
+    from types import SimpleNamespace
+
+    import polypipe.codegen.cuda_mma as cuda_mma
+    from polypipe.analysis import warp_proof
     from polypipe.analysis.bank_conflicts import conflict_degree, cp_async_rows, ldmatrix_x4
     from polypipe.gpu_ir import LocalDim, TileLayout
     from polypipe.gpu_mma import points
@@ -349,20 +355,21 @@ def test_the_printed_swizzle_is_the_proved_one(rows, width):
     layout = TileLayout(dims, dims, dims, 8 * tile.layout.pad_chunks, 8,
                         swizzle=(tile.layout.bits, tile.layout.shift), chunks=tile.layout)
     if not tile.layout.bits:
-        assert layout.swizzle_map("A_s") is None
         return
     text = layout.swizzle_c("r", "c")
-    relation = layout.swizzle_map("A_s").intersect_domain(isl_set("{ A_s[s, r, c] : s = 0 }"))
-    pairs = points(relation)
-    assert len(pairs) == rows * width
-    for (_, r, c), (_, r2, stored) in pairs:
-        assert r2 == r and eval(text, {"__builtins__": {}}, {"r": r, "c": c}) == stored
-
-
-def isl_set(text):
-    import islpy as isl
-
-    return isl.Set(text)
+    placed = dict(points(tile.layout.relation))
+    assert len(placed) == rows * chunks
+    for (r, chunk), (index,) in placed.items():
+        for offset in range(8):
+            stored = eval(text, {"__builtins__": {}}, {"r": r, "c": 8 * chunk + offset})
+            assert stored == 8 * (index - r * chunks) + offset
+    tiles = {"A_s": layout}
+    monkeypatch.setattr(cuda_mma, "swizzled_tiles", lambda kernel: tiles)
+    kernel = SimpleNamespace(name="k")
+    assert warp_proof._prove_swizzles(kernel) == ["A_s"]
+    tiles["A_s"] = replace(layout, swizzle=(layout.swizzle[0], layout.swizzle[1] + 1))
+    with pytest.raises(InternalError, match="the printed swizzle of A_s puts"):
+        warp_proof._prove_swizzles(kernel)
 
 
 # -- nvcc: no spills, and the main loop's SASS is the plan's instruction counts ------------
