@@ -53,6 +53,18 @@ def test_parse_finds_loops_from_backward_branches_and_the_pipelined_one():
     assert body.ffma_per_lds() == 2.0
 
 
+def test_instructions_predicated_never_are_not_counted():
+    """nvcc writes ``@!PT LDS RZ, [RZ]`` after cp.async copies: predicated false, never
+    issued, not a shared-memory load."""
+    listing = LISTING.replace("        /*0040*/                   BAR.SYNC",
+                              "        /*0038*/              @!PT LDS RZ, [RZ] ;\n"
+                              "        /*0040*/                   BAR.SYNC")
+    [function] = parse_sass(listing)
+    body = mix(i for i in function.instructions if 0x10 <= i.address <= 0xC0)
+    assert body.lds == ((128, 1),) and body.total == mix(
+        i for i in parse_sass(LISTING)[0].instructions if 0x10 <= i.address <= 0xC0).total
+
+
 def test_without_copies_the_main_loop_is_the_one_with_most_multiply_adds():
     listing = LISTING.replace("LDGSTS.E.BYPASS.128 [R3], desc[UR4][R4.64]", "NOP").replace(
         "LDGSTS.E [R3+0x10], desc[UR4][R6.64]", "NOP")

@@ -401,6 +401,7 @@ def test_sass_has_the_planned_hmma_ldsm_and_ldgsts(arch, fields):
     assert loop.hmma == counts["mma"]
     assert loop.ldsm == 4 * (counts["ldmatrix_a"] + counts["ldmatrix_b"])
     assert dict(loop.ldgsts) == {128: counts["cp_async_16"]}
+    assert loop.lds_instructions == 0        # fragments come from ldmatrix only
     assert facts.kernel_mix.local == 0
 
 
