@@ -50,7 +50,7 @@ def rewrite_update(tx: TileMapping, draft: Draft, acc: Accumulator,
     reduction steps after the loads."""
     update = tx.update
     # Over the instances the kernel runs (with tensor cores, whole tiles: polypipe.gpu_pad).
-    padded = tx.run_domain is not update.domain
+    padded = tx.pads_tiles
     element_of = (element_of_update(tx).intersect_domain(tx.run_domain) if padded
                   else tx.c.element_of[update.name])
     in_registers = element_of.apply_range(acc.of_element)

@@ -47,11 +47,16 @@ class TileMapping:
         self.r_outer = list(c.reduction_iterators[:-1])
         self.block_dims = [f"pp_b{d}" for d in range(self.p - 2)] + ["pp_bm", "pp_bn"]
 
+    @property
+    def pads_tiles(self) -> bool:
+        """Whether partial tiles run whole (tensor cores: :mod:`polypipe.gpu_pad`)."""
+        return self.kg > 1
+
     @cached_property
     def run_domain(self) -> isl.Set:
         """The update instances the kernel runs: the nest's, and with tensor cores those of
         whole tiles (:func:`polypipe.gpu_pad.padded_domain`)."""
-        if self.kg == 1:
+        if not self.pads_tiles:
             return self.update.domain
         from .gpu_pad import padded_domain
 

@@ -14,7 +14,7 @@ not divide the tiles) the way the CUDA-core kernels do, by guarding threads. Ins
 An instance of the padding adds ``0 * 0`` to an accumulator the nest owns (on a rectangular
 domain both of its operand elements are padding: no instance of the nest reads them), which
 leaves the value as it is, or it adds to the accumulator of an element outside the nest,
-which nothing stores. ``analysis.warp_proof`` proves the first fact on the kernel; the kernel's
+which nothing stores. ``analysis.pad_proof`` proves the first fact on the kernel; the kernel's
 other proofs run on the nest's own instances (``proof_view``).
 """
 

@@ -100,7 +100,7 @@ def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int)
     read_rel = to_copy.reverse().apply_range(source.relation).intersect_domain(real)
     # Tensor cores run whole tiles (polypipe.gpu_pad): the copy fills the whole operand tile,
     # reading the array where an instance of the nest reads it and writing zero elsewhere.
-    padded = tx.run_domain is not update.domain
+    padded = tx.pads_tiles
     run = to_tile.intersect_domain(tx.run_domain) if padded else to_copy
     domain = name_dims(tx.run_domain.apply(run), dims) if padded else real
     full = (run.reverse().apply_range(tx.map_(
