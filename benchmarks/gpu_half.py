@@ -23,8 +23,7 @@ benchmark's JSON records with ``dtype`` "float16" or "bfloat16", ``accumulate`` 
   GEMMs; :func:`tc_buildable`, in forked processes before CUDA starts, each stopped after
   :data:`TC_BUILD_LIMIT_S` seconds) timed on it in float16, then its :data:`TC_FINALISTS`
   fastest on every workload and dtype. A configuration ``optimize`` refuses (ScheduleError)
-  or a size it cannot run (ArgumentError: partial tiles are not built) is logged with the
-  reason and skipped; the record's ``config`` is the configuration
+  or a call it cannot run (ArgumentError) is logged with the reason and skipped; the record's ``config`` is the configuration
   (:func:`polypipe.gpu_config.format_config`), ``estimate_tflops`` the static estimate of
   that build;
 * ``polypipe-cudacore``: polypipe's CUDA-core kernel of the same loop nest (16-bit tiles in
@@ -105,9 +104,9 @@ SESSION_POLYPIPE = (("square-4096", "float16"),)
 SESSION_TENSORCORE = (("square-4096", "float16"),)
 SESSION_DEADLINE_S = 62          # from this module's import; the session step's limit is 70 s
 POLYPIPE_NEEDS_S = 20            # optimize + nvcc + timing of one CUDA-core build
-# One tensor-core build timed: on a 2-core CPU under a load of 4, optimize (the proof) 19 to
-# 20 s for each of the session's configurations (12 to 14 s alone), the size check 2 s, the
-# CUDA text 1.3 s; then nvcc and the timed runs, about 2 s.
+# One tensor-core build timed: optimize (the proof) 3 to 6 s alone for each of the session's
+# configurations on a 2-core CPU (about twice that under load), the size check 2 s, the CUDA
+# text 1.3 s; then nvcc and the timed runs, about 2 s.
 TENSORCORE_NEEDS_S = 25
 ESTIMATE_NEEDS_S = 5             # the static estimate of a timed build (nvcc, nvdisasm)
 
@@ -126,18 +125,20 @@ TC_TARGET = "H200"
 TC_FINALISTS = 3                 # configurations of the search timed on every workload
 # The session's tensor-core configurations, in the order they are tried (each is built and
 # timed only if TENSORCORE_NEEDS_S seconds are left), from the dry run's builds
-# (benchmarks/results/cpu_gpu_dryrun.txt): no spills, the planned HMMA/LDSM/LDGSTS.128, a
-# proof of under a minute; 128x128 over 2x2 warps (2 blocks per SM, estimated <= 352 TFLOP/s
-# at 4096^3), then 256x128 over 4x2 warps (1 block per SM, <= 469 TFLOP/s).
+# (benchmarks/results/cpu_gpu_dryrun.txt): no spills, the planned HMMA/LDSM/LDGSTS.128;
+# 128x128 over 2x2 warps (2 blocks per SM, estimated <= 352 TFLOP/s at 4096^3), then
+# 128x256 over 2x4 and 256x128 over 4x2 warps (1 block per SM, <= 469 TFLOP/s each).
 SESSION_TC_CONFIGS = (
     pp.GpuConfig(block=(128, 128), warps=(2, 2), reduction=32, shared_stages=3,
+                 register_stages=2, mma="m16n8k16"),
+    pp.GpuConfig(block=(128, 256), warps=(2, 4), reduction=32, shared_stages=3,
                  register_stages=2, mma="m16n8k16"),
     pp.GpuConfig(block=(256, 128), warps=(4, 2), reduction=32, shared_stages=3,
                  register_stages=2, mma="m16n8k16"))
 TC_BUILD_SHAPE = "square-4096"   # the dry run builds every configuration at these sizes
-# A dry-run build (optimize, print, nvcc) is stopped after this: twice the slowest proof that
-# finished (43.5 s, two builds at a time on a loaded 2-core CPU); the 128x256 tiles' proofs
-# ran for over 6 minutes alone without finishing.
+# A dry-run build (optimize, print, nvcc) is stopped after this: a proof that does not finish
+# (the 128x256 tiles' ran for over 6 minutes before the swizzle check went to chunks) must not
+# hold up the rest; the slowest build now takes 5.5 s alone.
 TC_BUILD_LIMIT_S = 90
 TC_BUILD_JOBS = max(1, min(8, os.cpu_count() or 1))     # forked builds at a time
 TC_OPTIMIZE_LIMIT_S = 120        # a GPU run's optimize of one configuration (soft_limit)
