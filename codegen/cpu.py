@@ -1,15 +1,17 @@
 """Compile generated C with the system compiler and load it with ctypes, cached by source hash.
 
 The cache directory is ``$POLYPIPE_CACHE_DIR`` or ``~/.cache/polypipe``; the compiler is ``$CC``
-or the first of ``cc``, ``gcc``, ``clang`` on the PATH. Compiled libraries are written to a
+or the first of ``cc``, ``gcc``, ``clang`` on the PATH, the flags :func:`c_flags`. Compiled libraries are written to a
 temporary name and renamed, so concurrent processes never load a half-written file.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -17,11 +19,60 @@ from pathlib import Path
 
 from polypipe.errors import CodegenError
 
+# Why each flag (c_flags_text prints this):
+# -O3: the vectoriser (loops over independent elements; a reduction's order is kept, since no
+#      -ffast-math allows reassociating it); -march=native (where the compiler takes it): the
+#      host's vector width, the cache key then names the host (host_id);
 # -ffp-contract=off: no fused multiply-adds, so results round as Python's do;
 # -fno-strict-aliasing: the same memory may be passed as arrays of two dtypes.
-C_FLAGS = ("-O2", "-std=c11", "-fPIC", "-shared", "-ffp-contract=off", "-fno-strict-aliasing",
-           "-w")
+BASE_FLAGS = ("-std=c11", "-fPIC", "-shared", "-ffp-contract=off", "-fno-strict-aliasing", "-w")
+SOURCE_ORDER_FLAGS = ("-O2",) + BASE_FLAGS     # before issue 18: kept for the benchmark
 _loaded: dict[str, ctypes.CDLL] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def c_flags(compiler: str | None = None) -> tuple[str, ...]:
+    """The flags generated C is compiled with: ``-O3 -march=native`` and :data:`BASE_FLAGS`
+    (``-march=native`` left out where the compiler rejects it)."""
+    compiler = compiler or find_compiler()
+    native = ("-march=native",) if _accepts(compiler, "-march=native") else ()
+    return ("-O3",) + native + BASE_FLAGS
+
+
+def _accepts(compiler: str, flag: str) -> bool:
+    with tempfile.TemporaryDirectory() as work:
+        src = Path(work) / "probe.c"
+        src.write_text("int pp_probe(int x) { return x + 1; }\n")
+        result = subprocess.run([compiler, flag, "-c", "-o", str(Path(work) / "probe.o"),
+                                 str(src)], capture_output=True, text=True)
+    return result.returncode == 0
+
+
+@functools.lru_cache(maxsize=None)
+def host_id() -> str:
+    """What ``-march=native`` depends on: the machine and its CPU's model and features (a
+    library built for one host is not loaded on another that shares the cache)."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            lines = [line for line in info if line.startswith(("model name", "flags",
+                                                                "Features", "CPU part"))]
+        text += "".join(sorted(set(lines)))
+    except OSError:
+        text += platform.processor()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def c_flags_text() -> str:
+    """The flags and why, for reports."""
+    flags = c_flags()
+    native = "-march=native" in flags
+    return (f"{' '.join(f for f in flags if f not in ('-fPIC', '-shared', '-w'))}: -O3 "
+            "vectorises loops over independent elements"
+            + (", -march=native for this host's vector width" if native else
+               " (the compiler rejects -march=native)")
+            + "; -ffp-contract=off and no -ffast-math keep every rounding and every sum's "
+            "order Python's")
 
 
 def cache_key(*parts: str) -> str:
@@ -57,10 +108,13 @@ def find_compiler() -> str:
         "compiles generated C: install gcc or clang, or set CC to a compiler's path")
 
 
-def compile_shared_library(source: str, flags: tuple[str, ...] = C_FLAGS) -> Path:
-    """Compile ``source`` to a shared library in the cache (or reuse the cached one)."""
+def compile_shared_library(source: str, flags: tuple[str, ...] | None = None) -> Path:
+    """Compile ``source`` to a shared library in the cache (or reuse the cached one), with
+    ``flags`` or :func:`c_flags`."""
     compiler = find_compiler()
-    key = cache_key(source, compiler, *flags)
+    flags = c_flags(compiler) if flags is None else flags
+    key = cache_key(source, compiler, *flags,
+                    *((host_id(),) if "-march=native" in flags else ()))
     directory = cache_dir()
     library = directory / f"pp_{key}.so"
     if library.exists():
@@ -82,9 +136,10 @@ KERNEL_ARGTYPES = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_v
 
 
 def load_kernel(source: str, symbol: str = "pp_kernel", argtypes=KERNEL_ARGTYPES,
-                restype=None):
-    """The ctypes function for ``symbol`` in ``source``, compiled once per process and source."""
-    library = compile_shared_library(source)
+                restype=None, flags: tuple[str, ...] | None = None):
+    """The ctypes function for ``symbol`` in ``source``, compiled once per process, source and
+    flags (default :func:`c_flags`)."""
+    library = compile_shared_library(source, flags)
     handle = _loaded.get(str(library))
     if handle is None:
         handle = ctypes.CDLL(str(library))

@@ -237,6 +237,20 @@ def scheduled_counts(kernel: ScheduledKernel, binding) -> ScheduledCounts:
                            l2, tuple(inexact))
 
 
+def program_operations(program, params) -> tuple[int, bool]:
+    """(arithmetic operations of all the program's statement instances at ``params``, whether
+    isl counted every domain exactly): what a benchmark's GFLOP/s divides (the operations of
+    :func:`_instance_cost`, every operation of the value and an augmented assignment's)."""
+    from polypipe.analysis.counting import count_points
+
+    total, exact = 0, True
+    for statement in program.statements:
+        count = count_points(statement.domain, params)
+        total += count.value * _instance_cost(program, statement)[1]
+        exact &= count.exact
+    return total, exact
+
+
 def _instance_cost(program, statement) -> tuple[int, int]:
     """(instructions at least, arithmetic operations) of one instance: see above."""
     from polypipe import ir
