@@ -337,7 +337,7 @@ class CudaPrinter(CPrinter):
     def _zero_filled_group(self, instance: StatementInstance, iterator: str, lanes: int,
                            group_bytes: int, size: int, depth: int) -> list[str]:
         """A group of a zero-filling copy (polypipe.gpu_pad): its lanes that read are a prefix
-        of it (``analysis.warp_proof`` proves that), counted in ``pp_valid``; the cp.async of
+        of it (``analysis.pad_proof`` proves that), counted in ``pp_valid``; the cp.async of
         each 16 bytes reads those of its bytes, zero-filling the others, and is given the
         array's first element when it reads none (any address it is given must be one)."""
         target, source = self._addresses(instance)
