@@ -11,7 +11,9 @@ each whole tile it runs. That changes nothing the kernel stores when
    elements outside the nest, whose registers (the ownership is one register per element,
    ``warp_proof``) nothing copies out;
 2. **prefixes**: in each 16-byte group of a zero-filling copy the elements that read the array
-   are a prefix of the group's lanes, which is what the printed ``pp_valid`` count assumes.
+   are a prefix of the group's lanes, which is what the printed ``pp_valid`` count assumes;
+   and the copy instances of the whole tiles CUDA copies without a per-element test
+   (``gpu_pad.whole_tiles``) all read.
 
 Both are exact isl computations on the kernel's program. A failure is an internal error: the
 lowering broke its own invariant, not the user's program.
@@ -23,7 +25,7 @@ import islpy as isl
 
 from polypipe.analysis.gpu_proof import _block_located, _describe_point, _fail
 from polypipe.errors import InternalError
-from polypipe.gpu_pad import element_of_update, fills_with_zeros
+from polypipe.gpu_pad import element_of_update, fills_with_zeros, whole_tiles
 
 
 def prove_padding(kernel) -> str:
@@ -53,6 +55,9 @@ def prove_padding(kernel) -> str:
         if reading is None:
             raise InternalError(f"{kernel.name}: the padding reads {op.shared}, whose copy "
                                 f"{copy.name} does not zero-fill")
+        if not whole_tiles(copy).is_subset(reading):     # CUDA copies those without a test
+            raise InternalError(f"{kernel.name}: {copy.name}'s whole tiles include elements "
+                                "it zero-fills")
         seen = to_load.apply_range(to_copy)
         nonzero = seen.intersect_range(isl.UnionSet.from_set(reading))
         if not nonzero.is_empty():

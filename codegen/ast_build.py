@@ -15,7 +15,7 @@ import islpy as isl
 
 from polypipe import ir
 from polypipe.errors import InternalError
-from polypipe.gpu_pad import fills_with_zeros
+from polypipe.gpu_pad import fills_with_zeros, whole_tiles
 
 ITERATOR_PREFIX = "pp_c"
 
@@ -43,6 +43,9 @@ class StatementInstance:
     # every instance here reads its source, False where none does, else the test that it
     # does (None: not such a copy).
     reads_where: "isl.AstExpr | bool | None" = None
+    # The same for the copy's instances whose whole tile reads (gpu_pad.whole_tiles): a test
+    # of the tile alone, printed first.
+    whole_tile: "isl.AstExpr | bool | None" = None
 
 
 def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
@@ -93,7 +96,8 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
         instance = StatementInstance(stmt, accesses, iterators, dims,
                                      _membership(build, (unbound or {}).get(stmt.name)),
                                      tuple(bindings.items()),
-                                     _reads_where(build, fills_with_zeros(stmt), context))
+                                     _reads_where(build, fills_with_zeros(stmt), context),
+                                     _reads_where(build, whole_tiles(stmt), context))
         return node.set_annotation(isl.Id(f"pp_{stmt.name}", user=instance, context=ctx))
 
     def guarded(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:

@@ -322,12 +322,15 @@ class CudaPrinter(CPrinter):
         if group_bytes < 16:   # a proved 4- or 8-byte cp.async group (analysis.alignment)
             function = f"pp_cp_async<{group_bytes}>"
         self._emit(depth, "{")
-        if instance.reads_where is None or instance.reads_where is True:
-            lines = [f"{function}((char *){target} + {offset}, (const char *){source} + "
-                     f"{offset});" for offset in range(0, group_bytes, 16)]
-        else:
-            lines = self._zero_filled_group(instance, iterator, lanes, group_bytes,
-                                            _SIZE[ctype], depth + 1)
+        lines = [f"{function}((char *){target} + {offset}, (const char *){source} + "
+                 f"{offset});" for offset in range(0, group_bytes, 16)]
+        if ((_is_test(instance.reads_where) or instance.reads_where is False)
+                and instance.whole_tile is not True):
+            zero_filled = self._zero_filled_group(instance, iterator, lanes, group_bytes,
+                                                  _SIZE[ctype])
+            lines = zero_filled if not _is_test(instance.whole_tile) else [
+                f"if ({self.expr(instance.whole_tile)}) {{", *lines, "} else {", *zero_filled,
+                "}"]
         # First: the guards and the instance's bound locals may use the lane iterator.
         self._emit(depth + 1, f"const {self.index_type} {iterator} = 0;")
         self._guarded(instance, depth + 1, lines)
@@ -335,24 +338,21 @@ class CudaPrinter(CPrinter):
         return True
 
     def _zero_filled_group(self, instance: StatementInstance, iterator: str, lanes: int,
-                           group_bytes: int, size: int, depth: int) -> list[str]:
+                           group_bytes: int, size: int) -> list[str]:
         """A group of a zero-filling copy (polypipe.gpu_pad): its lanes that read are a prefix
         of it (``analysis.pad_proof`` proves that), counted in ``pp_valid``; the cp.async of
         each 16 bytes reads those of its bytes, zero-filling the others, and is given the
         array's first element when it reads none (any address it is given must be one)."""
         target, source = self._addresses(instance)
         if instance.reads_where is False:
-            self._emit(depth, "const unsigned pp_valid = 0;")
+            lines = ["const unsigned pp_valid = 0;"]
         else:
-            self._emit(depth, "unsigned pp_valid = 0;")
-            self._emit(depth, "#pragma unroll")
-            self._emit(depth, f"for (int pp_e = 0; pp_e < {lanes}; pp_e += 1) {{")
-            self._emit(depth + 1, f"const {self.index_type} {iterator} = pp_e;")
-            self._emit(depth + 1, f"pp_valid += ({self.expr(instance.reads_where)}) ? 1u : 0u;")
-            self._emit(depth, "}")
+            lines = ["unsigned pp_valid = 0;", "#pragma unroll",
+                     f"for (int pp_e = 0; pp_e < {lanes}; pp_e += 1) {{",
+                     f"  const {self.index_type} {iterator} = pp_e;",
+                     f"  pp_valid += ({self.expr(instance.reads_where)}) ? 1u : 0u;", "}"]
         base = c_name("array", instance.statement.reads[0].array)
         chunk = min(group_bytes, 16)
-        lines = []
         for offset in range(0, group_bytes, chunk):
             have = f"({size}u * pp_valid - {offset}u)"
             valid = (f"({size}u * pp_valid > {offset}u ? ({have} < {chunk}u ? {have} : "
@@ -493,6 +493,8 @@ class CudaPrinter(CPrinter):
         reading = replace(instance, statement=replace(stmt, value=stmt.value.then),
                           reads_where=None)
         zero = f"{self.target(instance)} = 0;"
+        if instance.whole_tile is True:
+            instance = replace(instance, reads_where=True)
         if instance.reads_where is False:
             return zero
         if stmt.kind == "async_copy" and self._element_bytes(stmt) >= 4:
@@ -502,7 +504,10 @@ class CudaPrinter(CPrinter):
             copy = self.statement(reading) + ";"
         if instance.reads_where is True:
             return copy
-        return f"if ({self.expr(instance.reads_where)}) {{ {copy} }} else {{ {zero} }}"
+        test = self.expr(instance.reads_where)
+        if _is_test(instance.whole_tile):     # the tile's test first: interior tiles
+            test = f"({self.expr(instance.whole_tile)}) || ({test})"
+        return f"if ({test}) {{ {copy} }} else {{ {zero} }}"
 
     def _element_bytes(self, stmt) -> int:
         """Bytes of the copied element. cp.async moves 4, 8 or 16 bytes: a single 16-bit
@@ -551,6 +556,12 @@ class _Axis:
     @property
     def thread(self) -> bool:
         return self.extent > 0
+
+
+def _is_test(where) -> bool:
+    """Whether a StatementInstance.reads_where / whole_tile is an AST test (not None, True or
+    False: compared by identity, since an AST expression does not compare with them)."""
+    return where is not None and where is not True and where is not False
 
 
 def _product(values) -> int:

@@ -82,6 +82,25 @@ def fills_with_zeros(stmt) -> isl.Set | None:
     return None
 
 
+def whole_tiles(stmt) -> isl.Set | None:
+    """The instances of zero-filling copy ``stmt`` whose whole tile (the dimensions up to
+    ``pp_t``: block, outer reduction value, reduction tile) reads its source: a test of the
+    tile alone, which CUDA prints before the per-element one so that interior tiles copy
+    without it. None for other statements."""
+    reading = fills_with_zeros(stmt)
+    if reading is None:
+        return None
+    dims = list(stmt.iterators)
+    tile = dims[:dims.index("pp_t") + 1]
+    names = [reading.get_dim_name(isl.dim_type.param, p)
+             for p in range(reading.dim(isl.dim_type.param))]
+    prefix = f"[{', '.join(names)}] -> " if names else ""
+    to_tile = isl.Map(f"{prefix}{{ {stmt.name}[{', '.join(dims)}] -> "
+                      f"pp_tile[{', '.join(tile)}] }}")
+    partial = stmt.domain.subtract(reading).apply(to_tile)
+    return stmt.domain.subtract(to_tile.intersect_range(partial).domain())
+
+
 def proof_view(kernel):
     """``kernel`` with its update restricted to the nest's instances: what the dataflow,
     barrier and wait proofs check (the padding's instances are proved apart)."""
