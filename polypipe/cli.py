@@ -27,12 +27,14 @@ Exit status:
     3  an internal error (``polypipe.errors.InternalError``): a bug in polypipe, not in the
        input; ``polypipe: internal error: ...`` on stderr
     130  interrupted (Ctrl-C)
+    141  the output's reader went away (``polypipe run ... | head``), as for SIGPIPE
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +46,7 @@ from .errors import InternalError, PolypipeError
 from .kernel import Kernel, kernel
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141                # 128 + SIGPIPE, what a shell reports for one
 DTYPES = ("float64", "float32", "int64", "int32", "float16", "bfloat16")
 DEFAULT_DTYPE = "float64"        # NumPy's default, for run, pipeline and demo alike
 MAX_TIMELINE_TILES = 256         # pipeline: no timeline beyond this many reduction tiles
@@ -173,6 +176,10 @@ def run_and_check(k: Kernel, sizes: dict[str, int], dtype: str = DEFAULT_DTYPE, 
         def call(*arguments, backend=backend):
             optimized.run(*arguments, backend=backend, source=source)
     else:
+        from .codegen.cpu import c_flags_text
+
+        print(f"  flags {c_flags_text()}", file=out)
+
         def call(*arguments, backend=backend):
             k(*arguments, backend=backend)
     first = _timed(lambda: call(*args, backend=backend))
@@ -569,6 +576,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("polypipe: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of the output went away (`polypipe run ... | head`): stop quietly, as
+        # Unix tools do, and keep Python from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # noqa: BLE001 - anything else escaping polypipe is its bug
         import traceback
 

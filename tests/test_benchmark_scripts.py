@@ -263,8 +263,11 @@ def test_fused_bert_block_matches_python_on_the_cpu_runtime(capsys):
 def test_dry_run_lists_tensor_core_plans_and_builds_them(capsys, monkeypatch):
     import gpu_half
 
+    import gpu_half_builds
+
     # One of the session's configurations built (each build proves a kernel: seconds).
-    monkeypatch.setattr(gpu_half, "SESSION_TC_CONFIGS", gpu_half.SESSION_TC_CONFIGS[:1])
+    for module in (gpu_half, gpu_half_builds):
+        monkeypatch.setattr(module, "SESSION_TC_CONFIGS", gpu_half.SESSION_TC_CONFIGS[:1])
     assert gpu.main(["--dry-run", "--half", "--session", "--only", "square-4096"]) == 0
     out = capsys.readouterr().out
     assert "== tensor-core plans" in out and "not built yet" not in out
@@ -333,7 +336,9 @@ def test_forked_builds_keep_order_stop_the_slow_and_report_failures(monkeypatch)
     import polypipe as pp
     import gpu_half
 
-    monkeypatch.setattr(gpu_half, "tc_build", _fake_build)
+    import gpu_half_builds
+
+    monkeypatch.setattr(gpu_half_builds, "tc_build", _fake_build)
     configs = [pp.GpuConfig(block=block, warps=(2, 2), reduction=32, mma="m16n8k16")
                for block in ((64, 128), (128, 128), (256, 128))]
     workload = gpu_workloads.half_workloads()[0]
@@ -347,14 +352,14 @@ def test_forked_builds_keep_order_stop_the_slow_and_report_failures(monkeypatch)
 
 
 def test_sass_is_compared_with_the_plan():
-    import gpu_half
+    import gpu_half_builds
     from polypipe.codegen.sass import InstructionMix
 
     counts = {"mma": 32, "ldmatrix_a": 4, "ldmatrix_b": 8, "cp_async_16": 4}
-    row, differences = gpu_half.sass_against_plan(
+    row, differences = gpu_half_builds.sass_against_plan(
         InstructionMix(hmma=32, ldsm=48, ldgsts=((128, 4),), bar=1), counts)
     assert differences == [] and row.endswith(": matches")
-    row, differences = gpu_half.sass_against_plan(
+    row, differences = gpu_half_builds.sass_against_plan(
         InstructionMix(hmma=32, ldsm=72, ldgsts=((128, 4), (32, 2)), lds=((32, 3),)), counts)
     assert differences == ["LDSM matrices 72 vs 48 (+24)"]
     assert "(also LDGSTS 4x128 2x32, LDS 3x32)" in row and row.endswith("differs: " +

@@ -522,3 +522,16 @@ def test_cli_pipeline_of_a_scheduled_nest_and_a_file_with_a_dataclass(tmp_path, 
     assert "no buffers and no pipeline" in out
     assert main(["run", f"{source}:sweep", "--size", "tsteps=3,N=30", "--backend", "emulate",
                  "--check"]) == 0
+
+
+def test_cli_stops_quietly_when_its_reader_goes_away():
+    """``polypipe run ... | head -1``: exit status 141 (as for SIGPIPE), nothing on stderr,
+    no internal error."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "polypipe.cli", "run", str(EXAMPLES / "gemm.py"), "--size",
+         "NI=8,NJ=8,NK=8", "--check", "--repeat", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().startswith("gemm: sizes")
+    child.stdout.close()
+    assert child.wait(timeout=120) == cli.EXIT_BROKEN_PIPE
+    assert child.stderr.read() == ""

@@ -25,6 +25,16 @@ def test_the_flags_vectorise_and_keep_pythons_rounding():
     assert "-O3" in text and "keep every rounding" in text
 
 
+def test_polypipe_run_says_which_flags_and_why(capsys):
+    from polypipe.cli import main
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    assert main(["run", str(examples / "gemm.py"), "--size", "NI=8,NJ=8,NK=8", "--check",
+                 "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"flags {cpu.c_flags_text()}" in out and "matches the Python result" in out
+
+
 def test_a_native_build_is_cached_per_host(monkeypatch):
     source = "double pp_twice(double x) { return 2.0 * x; }\n"
     if "-march=native" not in cpu.c_flags():
