@@ -25,7 +25,7 @@ import islpy as isl
 
 from polypipe.analysis.gpu_proof import _block_located, _describe_point, _fail
 from polypipe.errors import InternalError
-from polypipe.gpu_pad import element_of_update, fills_with_zeros, whole_tiles
+from polypipe.gpu_pad import element_of_update, fills_with_zeros, prefix_gaps, whole_tiles
 
 
 def prove_padding(kernel) -> str:
@@ -95,20 +95,10 @@ def _prove_prefixes(kernel) -> int:
         if layout.copy_order[-1].name != lane:    # the lane is the innermost copied index
             raise InternalError(f"{kernel.name}: the groups of {name} do not run along its "
                                 "innermost copied index")
-        dims = list(stmt.iterators)
-        earlier = [f"{d} - 1" if d == lane else d for d in dims]
-        previous = isl.Map(f"{_params(reading)}{{ {name}[{', '.join(dims)}] -> "
-                           f"{name}[{', '.join(earlier)}] : ({layout.linear()}) mod {vector} "
-                           "> 0 }")
-        gaps = previous.intersect_domain(reading).subtract_range(reading)
+        gaps = prefix_gaps(stmt, lane, vector, layout.linear())
         if not gaps.is_empty():
             raise _fail(f"{kernel.name}: a 16-byte group of {name} reads an element after one "
                         "it zero-fills", isl.UnionMap.from_map(gaps), _describe_point,
                         InternalError)
         count += 1
     return count
-
-
-def _params(s: isl.Set) -> str:
-    names = [s.get_dim_name(isl.dim_type.param, p) for p in range(s.dim(isl.dim_type.param))]
-    return f"[{', '.join(names)}] -> " if names else ""

@@ -101,6 +101,24 @@ def whole_tiles(stmt) -> isl.Set | None:
     return stmt.domain.subtract(to_tile.intersect_range(partial).domain())
 
 
+def prefix_gaps(stmt, lane: str, vector: int, linear: str) -> isl.Map:
+    """``{ instance -> the one before it in its group }`` where the first reads its source
+    and the second does not, for zero-filling copy ``stmt`` whose groups of ``vector``
+    consecutive values of ``linear`` run along its index ``lane``: empty when each group's
+    reading elements are a prefix of it, which a 16-byte zero-filling cp.async (it reads the
+    first bytes it is told to) needs. The lowering copies a copy with gaps element by
+    element; ``analysis.pad_proof`` checks every 16-byte group against this."""
+    reading = fills_with_zeros(stmt)
+    dims = list(stmt.iterators)
+    earlier = [f"{d} - 1" if d == lane else d for d in dims]
+    names = [reading.get_dim_name(isl.dim_type.param, p)
+             for p in range(reading.dim(isl.dim_type.param))]
+    prefix = f"[{', '.join(names)}] -> " if names else ""
+    previous = isl.Map(f"{prefix}{{ {stmt.name}[{', '.join(dims)}] -> "
+                       f"{stmt.name}[{', '.join(earlier)}] : ({linear}) mod {vector} > 0 }}")
+    return previous.intersect_domain(reading).subtract_range(reading)
+
+
 def proof_view(kernel):
     """``kernel`` with its update restricted to the nest's instances: what the dataflow,
     barrier and wait proofs check (the padding's instances are proved apart)."""

@@ -19,7 +19,7 @@ from .errors import ScheduleError
 from .gpu_ir import Draft, LoopPlacement, Operand, Phase, Slot, TileLayout
 from .gpu_layout import tile_layout
 from .gpu_mapping import TileMapping, name_dims, uses
-from .gpu_pad import zero_filled
+from .gpu_pad import prefix_gaps, zero_filled
 
 
 def select_operands(tx: TileMapping, draft: Draft) -> None:
@@ -127,11 +127,17 @@ def promote_to_shared(tx: TileMapping, draft: Draft, op: Operand, position: int)
         lane=f"({linear}) mod {layout.vector}" if layout.vector > 1 else None,
         vector=layout.vector))
     draft.copy_layouts.append((name, layout))
-    if layout.vector > 1:
-        draft.vector_groups.append((name, layout.copy_order[-1].name, layout.vector))
+    lane = layout.copy_order[-1].name
+    # A zero-filling 16-byte copy reads a prefix of its group: a tile whose reading elements
+    # are not (the nest starts inside a group) is copied element by element.
+    gaps = (layout.vector > 1 and padded
+            and not prefix_gaps(stmt, lane, layout.vector, linear).is_empty())
+    if layout.vector > 1 and not gaps:
+        draft.vector_groups.append((name, lane, layout.vector))
     draft.log.append(f"promote_to_shared: {op.array} -> {op.shared} x{tx.S} stages, stored "
                      f"({', '.join(d.name for d in layout.order)}) + {layout.padding} padding, "
-                     f"{layout.vector}-element copies by {name}")
+                     f"{layout.vector}-element copies by {name}"
+                     + (" (element by element: the nest starts inside a group)" if gaps else ""))
     return layout
 
 

@@ -136,6 +136,56 @@ def test_infinities_next_to_the_padding_stay_where_python_puts_them():
     assert np.all(np.abs(C[finite] - want[finite]) <= 2 * bound[finite])
 
 
+@pp.kernel
+def accumulate(C, A, B):
+    """C += A B: the accumulator copied in (its padding's registers start at zero)."""
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            for k in range(K):
+                C[i, j] += np.float32(A[i, k]) * B[k, j]
+
+
+@pp.kernel
+def from_one_then_scaled(D, C, A, B):
+    """k starts at 1, inside the first 16-byte group of a row (zero-filling copies of a
+    prefix cannot hold it: those tiles are copied element by element), and an epilogue."""
+    M, N = C.shape
+    K = A.shape[1]
+    for i in range(M):
+        for j in range(N):
+            C[i, j] = 0.0
+            for k in range(1, K):
+                C[i, j] += np.float32(A[i, k]) * B[k, j]
+            D[i, j] = 2.0 * C[i, j]
+
+
+def test_an_accumulator_copied_in_at_partial_sizes():
+    opt = _optimized(accumulate, _config(block=(32, 32), reduction=32))
+    rng = np.random.default_rng(17)
+    M, N, K = 37, 45, 50
+    A, B = _random(rng, (M, K), "float16"), _random(rng, (K, N), "float16")
+    before = rng.standard_normal((M, N)).astype(np.float32)
+    C = before.copy()
+    opt.run(C, A, B)
+    want = before + A.astype(np.float64) @ B.astype(np.float64)
+    assert np.all(np.abs(C - want) <= _bound(K, A, B, "ik,kj->ij") + 2.0 ** -23 * np.abs(want))
+
+
+def test_a_reduction_starting_inside_a_group_and_an_epilogue():
+    opt = _optimized(from_one_then_scaled, _config(block=(32, 32), reduction=32))
+    assert any("element by element: the nest starts inside a group" in line
+               for line in opt.kernels[0].log)
+    rng = np.random.default_rng(18)
+    M, N, K = 37, 45, 50
+    A, B = _random(rng, (M, K), "bfloat16"), _random(rng, (K, N), "bfloat16")
+    C, D = (np.full((M, N), np.nan, np.float32) for _ in range(2))
+    opt.run(D, C, A, B)
+    want = A[:, 1:].astype(np.float64) @ B[1:].astype(np.float64)
+    assert np.all(np.abs(C - want) <= _bound(K, A, B, "ik,kj->ij")) and np.all(D == 2 * C)
+
+
 def test_the_proof_reports_the_padding():
     opt = _optimized(matmul, _config(block=(32, 32), reduction=32))
     (proof,) = opt.proofs
