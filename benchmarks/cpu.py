@@ -1,7 +1,8 @@
 """The CPU benchmark (issue 18): polypipe's compiled C beside numba and NumPy on PolyBench.
 
     python benchmarks/cpu.py [--only NAMES] [--scale small|medium|large] [--repeat N]
-                             [--out FILE.json]
+                             [--out FILE.json]      # and FILE.png where matplotlib is
+    python benchmarks/cpu.py --chart FILE.json
 
 Per kernel of ``tests/kernels/polybench.py`` (:data:`MEDIUM` lists the ones measured), at
 PolyBench 4.2.1's MEDIUM_DATASET sizes by default, in one process and on the same inputs:
@@ -158,6 +159,37 @@ def row(record: dict) -> str:
     return f"{record['name']:15s} " + " ".join(cells)
 
 
+def chart(path: Path) -> Path | None:
+    """Bars of GFLOP/s per kernel and implementation (log scale), next to the JSON."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"matplotlib not importable: run `python benchmarks/cpu.py --chart {path}` "
+              "where it is")
+        return None
+    records = json.loads(Path(path).read_text())
+    fig, ax = plt.subplots(figsize=(max(8, len(records) * 0.7), 5))
+    width = 0.8 / len(IMPLS)
+    for index, impl in enumerate(IMPLS):
+        xs = [n + (index - (len(IMPLS) - 1) / 2) * width for n in range(len(records))]
+        ax.bar(xs, [r["impls"][impl].get("gflops", 0.0) for r in records], width, label=impl)
+    ax.set_xticks(range(len(records)))
+    ax.set_xticklabels([r["name"] for r in records], rotation=60, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("GFLOP/s (float64, isl's operation count)")
+    scale = records[0]["scale"] if records else ""
+    ax.set_title(f"PolyBench {scale} on {os.cpu_count()} cores")
+    ax.legend()
+    fig.tight_layout()
+    png = Path(path).with_suffix(".png")
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
+    return png
+
+
 def geomean(values) -> float:
     values = list(values)
     return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
@@ -169,8 +201,13 @@ def main(argv=None) -> int:
                                                    "of MEDIUM)")
     parser.add_argument("--scale", default="medium", choices=("small", "medium", "large"))
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=None, help="write the records as JSON")
+    parser.add_argument("--out", default=None, help="write the records as JSON (and a chart "
+                                                   "beside it)")
+    parser.add_argument("--chart", default=None, metavar="FILE.json",
+                        help="only draw the chart of records written before")
     options = parser.parse_args(argv)
+    if options.chart:
+        return 0 if chart(Path(options.chart)) else 1
     names = [n for n in options.only.split(",") if n] or list(MEDIUM)
     unknown = [n for n in names if n not in MEDIUM]
     if unknown:
@@ -194,6 +231,7 @@ def main(argv=None) -> int:
         print(f"numba absent: {why}")
     if options.out:
         Path(options.out).write_text(json.dumps(records, indent=1) + "\n")
+        chart(Path(options.out))
     return 1 if failures else 0
 
 

@@ -82,3 +82,9 @@ def test_the_cpu_benchmark_checks_and_records(tmp_path, capsys):
     assert gemm["impls"]["polypipe"]["ratio"] == 1.0
     assert all(e.get("ok", True) for r in records for e in r["impls"].values())
     assert "absent" in records[1]["impls"]["numpy"]     # seidel has no NumPy equivalent
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:4] == b"\x89PNG" and f"wrote {png}" in text
