@@ -40,6 +40,19 @@ def test_matmul_at_sizes_that_do_not_divide_the_tiles(fields):
     _check_matmul(opt, rng, (1, 1, 1), "float16")
 
 
+@pytest.mark.parametrize("sizes", [(0, 5, 5), (5, 0, 5), (5, 5, 0)])
+def test_empty_sizes_give_pythons_result(sizes):
+    """No tile at all (M or N zero), or no reduction (K zero: C is all zeros)."""
+    opt = _optimized(matmul, _config(block=(32, 32), reduction=32))
+    M, N, K = sizes
+    A, B = np.ones((M, K), np.float16), np.ones((K, N), np.float16)
+    C = np.full((M, N), np.nan, np.float32)
+    opt.run(C, A, B)
+    want = np.full((M, N), np.nan, np.float32)
+    matmul.python(want, A, B)
+    assert np.array_equal(C, want)
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_batched_attention_scores_at_partial_sizes(dtype):
     opt = _optimized(scores, _config(block=(32, 32), reduction=32))
