@@ -63,6 +63,10 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
     schedule = schedule if schedule is not None else program.schedule
     context = context if context is not None else program.context
     by_name = {s.name: s for s in (*program.statements, *program.syncs)}
+    # Zero-filling copies: (instances that read, those whose whole tile reads), once each
+    # rather than at every leaf.
+    zero_filled = {s.name: (fills_with_zeros(s), whole_tiles(s)) for s in program.statements
+                   if fills_with_zeros(s) is not None}
     ctx = context.get_ctx()
 
     def at_each_domain(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:
@@ -96,8 +100,8 @@ def build_ast(program: ir.Program, schedule: isl.Schedule | None = None,
         instance = StatementInstance(stmt, accesses, iterators, dims,
                                      _membership(build, (unbound or {}).get(stmt.name)),
                                      tuple(bindings.items()),
-                                     _reads_where(build, fills_with_zeros(stmt), context),
-                                     _reads_where(build, whole_tiles(stmt), context))
+                                     *(_reads_where(build, part, context)
+                                       for part in zero_filled.get(stmt.name, (None, None))))
         return node.set_annotation(isl.Id(f"pp_{stmt.name}", user=instance, context=ctx))
 
     def guarded(node: isl.AstNode, build: isl.AstBuild) -> isl.AstNode:

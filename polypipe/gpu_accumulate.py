@@ -28,8 +28,15 @@ class Accumulator:
     of_element: isl.Map     # { C[o] -> C_r[thread, fragment] }
 
     def access(self, tx: TileMapping, stmt: ir.Statement, access: ir.Access) -> ir.Access:
-        relation = tx.c.element_of[stmt.name].apply_range(self.of_element)
-        return replace(access, array=self.buffer, indices=(), relation=relation)
+        """``access`` of the nest's accumulator by ``stmt``, onto the registers, over the
+        instances the kernel runs (with tensor cores the update's whole tiles,
+        polypipe.gpu_pad; the nest's own relation covers only its domain)."""
+        if stmt.name == tx.c.update and tx.pads_tiles:
+            element_of = element_of_update(tx).intersect_domain(tx.run_domain)
+        else:
+            element_of = tx.c.element_of[stmt.name]
+        return replace(access, array=self.buffer, indices=(),
+                       relation=element_of.apply_range(self.of_element))
 
 
 def place_accumulator(tx: TileMapping, draft: Draft) -> Accumulator:
@@ -49,26 +56,20 @@ def rewrite_update(tx: TileMapping, draft: Draft, acc: Accumulator,
     """The update reads its operands' fragments and accumulates into registers, ``R - 1``
     reduction steps after the loads."""
     update = tx.update
-    # Over the instances the kernel runs (with tensor cores, whole tiles: polypipe.gpu_pad).
-    padded = tx.pads_tiles
-    element_of = (element_of_update(tx).intersect_domain(tx.run_domain) if padded
-                  else tx.c.element_of[update.name])
-    in_registers = element_of.apply_range(acc.of_element)
     reads = []
     for index, access in enumerate(update.reads):
         if index in register_reads:
             reads.append(register_reads[index])
         elif access.array == tx.c.accumulator:
-            reads.append(replace(access, array=acc.buffer, indices=(), relation=in_registers))
-        elif padded:
+            reads.append(acc.access(tx, update, access))
+        elif tx.pads_tiles:   # whole tiles (polypipe.gpu_pad) would read past the nest
             raise InternalError(f"{update.name} reads {access} on tensor cores, which run "
                                 "only the two operands and the accumulator")
         else:
             reads.append(access)
     mapping = {id(old): new for old, new in zip(update.reads, reads)}
-    target = replace(update.target, array=acc.buffer, indices=(), relation=in_registers)
-    stmt = replace(update, domain=tx.run_domain, target=target, reads=tuple(reads),
-                   value=ir.replace_reads(update.value, mapping))
+    stmt = replace(update, domain=tx.run_domain, target=acc.access(tx, update, update.target),
+                   reads=tuple(reads), value=ir.replace_reads(update.value, mapping))
     o_u = tx.update_element()
     # ``R - 1`` register slots (of ``kg`` steps each) after the loads; with tensor cores a
     # k-step's updates are one group (a warp mark: CUDA prints the warp's mma.sync), its

@@ -92,10 +92,7 @@ def whole_tiles(stmt) -> isl.Set | None:
         return None
     dims = list(stmt.iterators)
     tile = dims[:dims.index("pp_t") + 1]
-    names = [reading.get_dim_name(isl.dim_type.param, p)
-             for p in range(reading.dim(isl.dim_type.param))]
-    prefix = f"[{', '.join(names)}] -> " if names else ""
-    to_tile = isl.Map(f"{prefix}{{ {stmt.name}[{', '.join(dims)}] -> "
+    to_tile = isl.Map(f"{_params(reading)}{{ {stmt.name}[{', '.join(dims)}] -> "
                       f"pp_tile[{', '.join(tile)}] }}")
     partial = stmt.domain.subtract(reading).apply(to_tile)
     return stmt.domain.subtract(to_tile.intersect_range(partial).domain())
@@ -111,12 +108,15 @@ def prefix_gaps(stmt, lane: str, vector: int, linear: str) -> isl.Map:
     reading = fills_with_zeros(stmt)
     dims = list(stmt.iterators)
     earlier = [f"{d} - 1" if d == lane else d for d in dims]
-    names = [reading.get_dim_name(isl.dim_type.param, p)
-             for p in range(reading.dim(isl.dim_type.param))]
-    prefix = f"[{', '.join(names)}] -> " if names else ""
-    previous = isl.Map(f"{prefix}{{ {stmt.name}[{', '.join(dims)}] -> "
+    previous = isl.Map(f"{_params(reading)}{{ {stmt.name}[{', '.join(dims)}] -> "
                        f"{stmt.name}[{', '.join(earlier)}] : ({linear}) mod {vector} > 0 }}")
     return previous.intersect_domain(reading).subtract_range(reading)
+
+
+def _params(s: isl.Set) -> str:
+    """``[N, M] -> `` of ``s``'s parameters, to write maps over its space as text."""
+    names = [s.get_dim_name(isl.dim_type.param, p) for p in range(s.dim(isl.dim_type.param))]
+    return f"[{', '.join(names)}] -> " if names else ""
 
 
 def proof_view(kernel):
