@@ -14,7 +14,7 @@ import polypipe as pp
 from polypipe.errors import InternalError, ScheduleError
 
 from .test_tensor_cores import (ONE_WARP, WARPS, _bound, _config, _optimized, _random, at_b,
-                                matmul, scores, two_mm)
+                                check_convolution, matmul, scores, two_mm)
 
 CONFIGS = [fields for fields, _ in ONE_WARP] + [fields for fields, _, _ in WARPS]
 
@@ -93,6 +93,8 @@ CI = 5
 
 @pp.kernel
 def conv3x3_odd(Y, Xp, Wt):
+    """test_tensor_cores.conv3x3 over this module's OH, OW and CI (polypipe reads a kernel's
+    constants from its module)."""
     P, CO = Y.shape
     RSC = Wt.shape[0]
     for p in range(P):
@@ -108,19 +110,7 @@ def test_implicit_gemm_convolution_at_partial_sizes(dtype):
     """45 taps x channels over reduction tiles of 32, 2 x 9 output pixels over 32 rows, 24
     output channels over 32 columns."""
     opt = _optimized(conv3x3_odd, _config(block=(32, 32), reduction=32))
-    rng = np.random.default_rng(14)
-    batch, co = 2, 24
-    Xp = _random(rng, (batch, OH + 2, OW + 2, CI), dtype)
-    Wt = _random(rng, (9 * CI, co), dtype)
-    Y = np.full((batch * OH * OW, co), np.nan, np.float32)
-    opt.run(Y, Xp, Wt)
-    want = np.zeros_like(Y)
-    conv3x3_odd.python(want, Xp, Wt)
-    gathered = np.stack([Xp[p // (OH * OW), (p // OW) % OH + r // (3 * CI),
-                            p % OW + (r // CI) % 3, r % CI]
-                         for p in range(Y.shape[0]) for r in range(9 * CI)]).reshape(
-        Y.shape[0], 9 * CI)
-    assert np.all(np.abs(Y - want) <= 2 * _bound(9 * CI, gathered, Wt, "pr,rc->pc"))
+    check_convolution(opt, conv3x3_odd, (OH, OW, CI), batch=2, co=24, dtype=dtype, seed=14)
 
 
 def test_infinities_next_to_the_padding_stay_where_python_puts_them():

@@ -200,21 +200,29 @@ def conv3x3(Y, Xp, Wt):
                                           p % OW + (r // CI) % 3, r % CI]) * Wt[r, co]
 
 
+def check_convolution(opt, kernel, image: tuple[int, int, int], batch: int, co: int,
+                      dtype: str, seed: int) -> None:
+    """Run ``kernel`` (conv3x3's body, ``image`` = its module's OH, OW, CI) optimized as
+    ``opt`` against the function itself (float32 sums in its order), within twice the K
+    bound of the gathered operands."""
+    oh, ow, ci = image
+    rng = np.random.default_rng(seed)
+    Xp, Wt = _random(rng, (batch, oh + 2, ow + 2, ci), dtype), _random(rng, (9 * ci, co), dtype)
+    Y = np.full((batch * oh * ow, co), np.nan, np.float32)
+    opt.run(Y, Xp, Wt)
+    want = np.zeros_like(Y)
+    kernel.python(want, Xp, Wt)
+    gathered = np.stack([Xp[p // (oh * ow), (p // ow) % oh + r // (3 * ci),
+                            p % ow + (r // ci) % 3, r % ci]
+                         for p in range(Y.shape[0]) for r in range(9 * ci)]).reshape(
+        Y.shape[0], 9 * ci)
+    assert np.all(np.abs(Y - want) <= 2 * _bound(9 * ci, gathered, Wt, "pr,rc->pc"))
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_implicit_gemm_convolution(dtype):
     opt = _optimized(conv3x3, _config(block=(32, 32), reduction=16, register_stages=1))
-    rng = np.random.default_rng(8)
-    batch, co = 2, 32
-    Xp, Wt = _random(rng, (batch, OH + 2, OW + 2, CI), dtype), _random(rng, (9 * CI, co), dtype)
-    Y = np.full((batch * OH * OW, co), np.nan, np.float32)
-    opt.run(Y, Xp, Wt)
-    want = np.zeros_like(Y)
-    conv3x3.python(want, Xp, Wt)       # the function itself: float32 sums in its order
-    gathered = np.stack([Xp[p // (OH * OW), (p // OW) % OH + r // (3 * CI),
-                            p % OW + (r // CI) % 3, r % CI]
-                         for p in range(Y.shape[0]) for r in range(9 * CI)]).reshape(
-        Y.shape[0], 9 * CI)
-    assert np.all(np.abs(Y - want) <= 2 * _bound(9 * CI, gathered, Wt, "pr,rc->pc"))
+    check_convolution(opt, conv3x3, (OH, OW, CI), batch=2, co=32, dtype=dtype, seed=8)
 
 
 # -- the printed collectives are what computes: mutations give wrong results ----------------
