@@ -161,33 +161,15 @@ def row(record: dict) -> str:
 
 def chart(path: Path) -> Path | None:
     """Bars of GFLOP/s per kernel and implementation (log scale), next to the JSON."""
-    try:
-        import matplotlib
+    from charts import grouped_bars
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib not importable: run `python benchmarks/cpu.py --chart {path}` "
-              "where it is")
-        return None
-    records = json.loads(Path(path).read_text())
-    fig, ax = plt.subplots(figsize=(max(8, len(records) * 0.7), 5))
-    width = 0.8 / len(IMPLS)
-    for index, impl in enumerate(IMPLS):
-        xs = [n + (index - (len(IMPLS) - 1) / 2) * width for n in range(len(records))]
-        ax.bar(xs, [r["impls"][impl].get("gflops", 0.0) for r in records], width, label=impl)
-    ax.set_xticks(range(len(records)))
-    ax.set_xticklabels([r["name"] for r in records], rotation=60, ha="right", fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("GFLOP/s (float64, isl's operation count)")
-    scale = records[0]["scale"] if records else ""
-    ax.set_title(f"PolyBench {scale} on {os.cpu_count()} cores")
-    ax.legend()
-    fig.tight_layout()
-    png = Path(path).with_suffix(".png")
-    fig.savefig(png, dpi=110)
-    print(f"wrote {png}")
-    return png
+    records = {r["name"]: r for r in json.loads(Path(path).read_text())}
+    scale = next(iter(records.values()))["scale"] if records else ""
+    return grouped_bars(Path(path).with_suffix(".png"), list(records), list(IMPLS),
+                        lambda name, impl: records[name]["impls"][impl].get("gflops", 0.0),
+                        "GFLOP/s (float64, isl's operation count)",
+                        f"PolyBench {scale} on {os.cpu_count()} cores",
+                        f"python benchmarks/cpu.py --chart {path}", log_scale=True)
 
 
 def geomean(values) -> float:

@@ -485,15 +485,8 @@ def summarise(records: list[dict], log) -> None:
 
 def chart(path: Path) -> Path | None:
     """A grouped bar chart of TFLOP/s per workload and implementation, next to the JSON."""
-    try:
-        import matplotlib
+    from charts import grouped_bars
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib not importable: run `python benchmarks/gpu.py --chart {path}` "
-              "where it is")
-        return None
     records = json.loads(Path(path).read_text())
     names = list(dict.fromkeys(r["name"] for r in records))
     dtypes = list(dict.fromkeys(r.get("dtype", "float32") for r in records))
@@ -507,22 +500,11 @@ def chart(path: Path) -> Path | None:
                    key=lambda i: (order.index(i.split()[0]) if i.split()[0] in order
                                   else len(order), i))
     value = {(r["name"], label(r)): r["tflops"] for r in records}
-    fig, ax = plt.subplots(figsize=(max(8, len(names) * 0.8), 5))
-    width = 0.8 / len(impls)
-    for index, impl in enumerate(impls):
-        xs = [n + (index - (len(impls) - 1) / 2) * width for n in range(len(names))]
-        ax.bar(xs, [value.get((name, impl), 0.0) for name in names], width, label=impl)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
     kind = "FP32" if dtypes == ["float32"] else "/".join(dtypes) + " (FP32 accumulation)"
-    ax.set_ylabel(f"TFLOP/s ({kind})")
-    ax.set_title(f"{kind} on {records[0]['device']}" if records else kind)
-    ax.legend()
-    fig.tight_layout()
-    png = Path(path).with_suffix(".png")
-    fig.savefig(png, dpi=120)
-    print(f"wrote {png}")
-    return png
+    return grouped_bars(Path(path).with_suffix(".png"), names, impls,
+                        lambda name, impl: value.get((name, impl), 0.0), f"TFLOP/s ({kind})",
+                        f"{kind} on {records[0]['device']}" if records else kind,
+                        f"python benchmarks/gpu.py --chart {path}")
 
 
 def shared_load_mix(ptx: str) -> dict:

@@ -457,14 +457,9 @@ def time_polypipe(run: Run, pairs: list[tuple], torch, timer, generator,
     configs = CUDACORE_CONFIGS[:1] if session else CUDACORE_CONFIGS
     for workload, dtype in pairs:
         label = f"  {workload.name} {dtype}: polypipe-cudacore"
-        reason = bfloat16_reason() if dtype == "bfloat16" else None
-        if reason or run.left() < POLYPIPE_NEEDS_S:
-            log(f"{label} skipped: {reason or f'{run.left():.0f} s left of the session'}")
-            continue
-        try:
-            hs = HalfSession(workload, dtype, torch, timer, generator)
-        except Exception as exc:
-            log(f"{label}: no tensors: {first_line(exc)}")
+        hs = _half_session(run, workload, dtype, label, POLYPIPE_NEEDS_S, torch, timer,
+                           generator)
+        if hs is None:
             continue
         best = None
         for config in configs:
@@ -617,17 +612,10 @@ def time_tensorcore(run: Run, pairs: list[tuple], torch, timer, generator, sessi
                                generator, buildable)
     for workload, dtype in pairs:
         label = f"  {workload.name} {dtype}: polypipe-tensorcore"
-        reason = bfloat16_reason() if dtype == "bfloat16" else None
-        if reason or run.left() < TENSORCORE_NEEDS_S:
-            log(f"{label} skipped: {reason or f'{run.left():.0f} s left of the session'}")
-            continue
-        if not candidates.get(workload.op):
-            log(f"{label} skipped: no configuration of the search ran")
-            continue
-        try:
-            hs = HalfSession(workload, dtype, torch, timer, generator)
-        except Exception as exc:
-            log(f"{label}: no tensors: {first_line(exc)}")
+        hs = _half_session(run, workload, dtype, label, TENSORCORE_NEEDS_S, torch, timer,
+                           generator, None if candidates.get(workload.op)
+                           else "no configuration of the search ran")
+        if hs is None:
             continue
         best = None
         for config in candidates[workload.op]:
@@ -648,6 +636,25 @@ def time_tensorcore(run: Run, pairs: list[tuple], torch, timer, generator, sessi
         torch.cuda.empty_cache()
         run.save()
     log(f"polypipe-tensorcore: optimize + proof time {builds.proof_seconds:.1f} s")
+
+
+def _half_session(run: Run, workload: Workload, dtype: str, label: str, needs_s: float,
+                  torch, timer, generator, why_not: str | None = None):
+    """The HalfSession a polypipe entry times, or None (and the log says why) where bfloat16
+    cannot be bound here, fewer than ``needs_s`` seconds of the session are left, ``why_not``
+    says so, or the tensors cannot be made."""
+    reason = bfloat16_reason() if dtype == "bfloat16" else None
+    if reason or run.left() < needs_s:
+        log(f"{label} skipped: {reason or f'{run.left():.0f} s left of the session'}")
+        return None
+    if why_not:
+        log(f"{label} skipped: {why_not}")
+        return None
+    try:
+        return HalfSession(workload, dtype, torch, timer, generator)
+    except Exception as exc:
+        log(f"{label}: no tensors: {first_line(exc)}")
+        return None
 
 
 def _estimate(opt, hs: HalfSession, device: str) -> float | None:

@@ -183,7 +183,7 @@ def check_plan(plan: list[Step], wheels: Path) -> bool:
                "benchmarks/gpu_sanitize.py",
                "benchmarks/gpu_triton.py",
                "benchmarks/gpu_workloads.py", "benchmarks/gpu_polybench.py",
-               "benchmarks/gpu_fused.py", *GPU_TESTS]
+               "benchmarks/gpu_fused.py", "benchmarks/charts.py", *GPU_TESTS]
     for script in scripts:
         path = ROOT / script
         try:   # syntax only: no byte code written
